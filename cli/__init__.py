@@ -1,0 +1,1 @@
+"""The `iotcare` command line: operators' entry point to every process."""

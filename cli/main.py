@@ -1,0 +1,48 @@
+"""The `iotcare` command: database, seeding, users, devices and the demo."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+from sqlalchemy.exc import OperationalError
+
+from cli import context, db, demo, devices, seed, users
+from core.errors import IotCareError
+
+app = typer.Typer(
+    name="iotcare",
+    help="IoT Care: watch over older people living alone or in care homes.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+app.add_typer(db.app, name="db")
+app.add_typer(seed.app, name="seed")
+app.add_typer(users.app, name="users")
+app.add_typer(devices.app, name="devices")
+app.command("demo")(demo.demo)
+
+
+def _fail(message: str) -> None:
+    typer.secho(message, fg=typer.colors.RED, err=True)
+    sys.exit(1)
+
+
+def run() -> None:
+    """Entry point: run a command, turning known failures into one readable line."""
+    try:
+        app()
+    except IotCareError as error:
+        _fail(str(error))
+    except OperationalError as error:
+        detail = str(error.orig).strip().splitlines()[0] if error.orig else str(error)
+        _fail(context.ctx().t("cli.errors.database_unreachable", detail=detail))
+    except KeyboardInterrupt:
+        _fail(context.ctx().t("cli.errors.interrupted"))
+    finally:
+        context.reset()
+
+
+if __name__ == "__main__":
+    run()

@@ -1,0 +1,1 @@
+"""IoT Care shared library: settings, database, logging, contract, rules, queries."""

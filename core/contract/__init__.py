@@ -1,0 +1,1 @@
+"""The MQTT contract v1: catalogue of metrics, events and device types; topics; payloads."""

@@ -1,0 +1,77 @@
+"""Database engine (one per process), session factory and a transactional session scope."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.orm import Session, sessionmaker
+
+from core.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+def make_engine(settings: Settings, url: str | URL | None = None, **kwargs: Any) -> Engine:
+    """Create the process's engine: pooled PostgreSQL, or SQLite in WAL mode with a busy timeout."""
+    db_url = make_url(url or settings.database_url)
+    if db_url.get_backend_name() == "sqlite":
+        return _sqlite_engine(db_url, settings, **kwargs)
+    options: dict[str, Any] = {
+        "pool_pre_ping": True,
+        "pool_size": settings.database_pool_size,
+        "max_overflow": settings.database_max_overflow,
+        "pool_timeout": settings.database_pool_timeout.total_seconds(),
+        "pool_recycle": 1800,
+        "connect_args": {"application_name": "iotcare", "connect_timeout": 10},
+    }
+    options.update(kwargs)
+    return create_engine(db_url, **options)
+
+
+def _sqlite_engine(db_url: URL, settings: Settings, **kwargs: Any) -> Engine:
+    database = db_url.database
+    if database and database != ":memory:" and not database.startswith("file:"):
+        Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+    busy_ms = int(settings.sqlite_busy_timeout.total_seconds() * 1000)
+    options: dict[str, Any] = {
+        "connect_args": {"timeout": busy_ms / 1000, "check_same_thread": False},
+    }
+    options.update(kwargs)
+    engine = create_engine(db_url, **options)
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # WAL lets the app read while ingest writes; foreign keys are off by default in SQLite.
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute(f"PRAGMA busy_timeout={busy_ms}")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
+
+    return engine
+
+
+def make_session_factory(engine: Engine) -> sessionmaker[Session]:
+    """Session factory bound to the engine; objects stay readable after commit."""
+    return sessionmaker(bind=engine, expire_on_commit=False)
+
+
+@contextlib.contextmanager
+def session_scope(factory: sessionmaker[Session]) -> Iterator[Session]:
+    """A session that commits when the block succeeds and rolls back when it raises."""
+    session = factory()
+    try:
+        yield session
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    finally:
+        session.close()

@@ -1,0 +1,58 @@
+"""Translations of everything a person reads, English and Korean, from TOML catalogues."""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Callable
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+LANGUAGES = ("en", "ko")
+DEFAULT_LANGUAGE = "en"
+_DIR = Path(__file__).resolve().parent
+
+
+def _flatten(prefix: str, table: dict[str, Any], out: dict[str, str]) -> None:
+    for key, value in table.items():
+        name = f"{prefix}.{key}" if prefix else key
+        if isinstance(value, dict):
+            _flatten(name, value, out)
+        else:
+            out[name] = str(value)
+
+
+@cache
+def catalogue(language: str) -> dict[str, str]:
+    """All messages of one language, keyed by dotted name."""
+    with open(_DIR / f"{language}.toml", "rb") as handle:
+        data = tomllib.load(handle)
+    messages: dict[str, str] = {}
+    _flatten("", data, messages)
+    return messages
+
+
+def normalize_language(language: str | None) -> str:
+    """Map 'ko_KR.UTF-8', 'ko-KR', 'KO' to 'ko'; anything unknown to English."""
+    if not language:
+        return DEFAULT_LANGUAGE
+    code = language.replace("-", "_").split("_")[0].split(".")[0].lower()
+    return code if code in LANGUAGES else DEFAULT_LANGUAGE
+
+
+def translate(key: str, language: str | None = None, **params: Any) -> str:
+    """The message `key` in `language` (English when missing), with {params} filled in."""
+    lang = normalize_language(language)
+    template = catalogue(lang).get(key) or catalogue(DEFAULT_LANGUAGE).get(key)
+    if template is None:
+        raise KeyError(f"no message '{key}' in the catalogue")
+    return template.format(**params) if params else template
+
+
+def translator(language: str | None) -> Callable[..., str]:
+    """A `t(key, **params)` bound to one language."""
+
+    def t(key: str, **params: Any) -> str:
+        return translate(key, language, **params)
+
+    return t

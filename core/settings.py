@@ -1,0 +1,283 @@
+"""The one settings class every IoT Care process reads (environment variables and .env)."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from enum import StrEnum
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated, Any
+from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import (
+    BeforeValidator,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
+from core.errors import ConfigError
+
+ENV_PREFIX = "IOTCARE_"
+
+# Values that mean "somebody copied .env.example and did not fill it in".
+_PLACEHOLDERS = {"", "changeme", "change-me", "secret", "password", "xxx", "todo", "<secret>"}
+
+_DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
+_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, None: 1}
+
+
+def parse_duration(value: Any) -> Any:
+    """Accept '200ms', '30s', '5m', '2h', '1d' or plain seconds besides ISO 8601."""
+    if isinstance(value, str):
+        match = _DURATION_RE.match(value)
+        if match:
+            return timedelta(seconds=float(match.group(1)) * _UNITS[match.group(2)])
+    return value
+
+
+Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
+
+
+class Environment(StrEnum):
+    """Where a process runs; anything but development demands real secrets."""
+
+    DEVELOPMENT = "development"
+    TEST = "test"
+    PRODUCTION = "production"
+
+
+class LogFormat(StrEnum):
+    """How log records are written."""
+
+    CONSOLE = "console"
+    JSON = "json"
+
+
+class Language(StrEnum):
+    """Languages every text a person reads is available in."""
+
+    EN = "en"
+    KO = "ko"
+
+
+class Settings(BaseSettings):
+    """Every setting of every IoT Care process, read from IOTCARE_* variables and .env."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        validate_default=True,
+    )
+
+    # --- general
+    environment: Environment = Field(
+        Environment.DEVELOPMENT, description="development, test or production."
+    )
+    data_dir: Path = Field(
+        Path("var"), description="Directory for local state: SQLite file, spool, secrets."
+    )
+    secret_key: SecretStr | None = Field(
+        None,
+        description="Key that signs sessions and one-click links. Required outside development "
+        "(in development one is generated and kept in data_dir).",
+    )
+    language: Language = Field(
+        Language.EN, description="Default language for CLI messages and new users (en or ko)."
+    )
+    default_timezone: str = Field(
+        "Asia/Seoul", description="IANA timezone for new sites when none is given."
+    )
+
+    # --- database
+    database_url: str = Field(
+        "sqlite:///var/iotcare.db",
+        description="SQLAlchemy URL of the system of record: sqlite:///path or "
+        "postgresql+psycopg2://user:password@host:5432/db.",
+    )
+    database_pool_size: int = Field(5, ge=1, le=200, description="PostgreSQL pool size.")
+    database_max_overflow: int = Field(
+        10, ge=0, le=200, description="Extra PostgreSQL connections beyond the pool."
+    )
+    database_pool_timeout: Duration = Field(
+        timedelta(seconds=30), description="How long to wait for a pooled connection."
+    )
+    sqlite_busy_timeout: Duration = Field(
+        timedelta(seconds=10), description="How long SQLite waits on a locked database."
+    )
+
+    # --- MQTT
+    mqtt_url: str | None = Field(
+        None,
+        description="Broker URL, mqtt://user:password@host:1883 or mqtts:// for TLS. "
+        "Unset: `make demo` starts the embedded broker.",
+    )
+    mqtt_topic_root: str = Field(
+        "care", pattern=r"^[A-Za-z0-9_-]{1,64}$", description="First level of every topic."
+    )
+
+    # --- InfluxDB (optional long-term sink)
+    influx_url: str | None = Field(None, description="InfluxDB 2.x URL; unset disables the sink.")
+    influx_token: SecretStr | None = Field(None, description="InfluxDB API token.")
+    influx_org: str = Field("iotcare", description="InfluxDB organisation.")
+    influx_bucket: str = Field("telemetry", description="InfluxDB bucket for raw telemetry.")
+
+    # --- logging
+    log_level: str = Field("INFO", description="DEBUG, INFO, WARNING, ERROR.")
+    log_format: LogFormat = Field(LogFormat.CONSOLE, description="console or json.")
+    log_dir: Path | None = Field(
+        None, description="When set, logs also go to rotating files in this directory."
+    )
+    log_max_bytes: int = Field(10_000_000, ge=10_000, description="Size of one log file.")
+    log_backup_count: int = Field(5, ge=0, le=1000, description="Rotated log files kept.")
+
+    # --- app
+    app_base_url: str = Field(
+        "http://localhost:8501", description="Public URL of the Streamlit app (for links)."
+    )
+    app_port: int = Field(8501, ge=1, le=65535, description="Port the Streamlit app listens on.")
+    session_timeout: Duration = Field(
+        timedelta(hours=8), description="Signed-in session lifetime in the app."
+    )
+
+    @field_validator("database_url")
+    @classmethod
+    def _check_database_url(cls, value: str) -> str:
+        try:
+            url = make_url(value)
+        except ArgumentError:
+            raise ValueError(
+                "not a database URL; use sqlite:///path/to/file.db or "
+                "postgresql+psycopg2://user:password@host:5432/dbname"
+            ) from None
+        if url.get_backend_name() not in {"sqlite", "postgresql"}:
+            raise ValueError(
+                f"unsupported database '{url.get_backend_name()}'; use sqlite or postgresql"
+            )
+        if url.get_backend_name() == "postgresql" and not url.host and not url.query:
+            raise ValueError("a PostgreSQL URL needs a host")
+        return value
+
+    @field_validator("mqtt_url")
+    @classmethod
+    def _check_mqtt_url(cls, value: str | None) -> str | None:
+        if value in (None, ""):
+            return None
+        parts = urlsplit(value)
+        if parts.scheme not in {"mqtt", "mqtts", "tcp", "ssl"} or not parts.hostname:
+            raise ValueError("use mqtt://[user:password@]host[:port] or mqtts:// for TLS")
+        try:
+            parts.port  # noqa: B018  (raises on a bad port)
+        except ValueError:
+            raise ValueError("the port is not a number between 1 and 65535") from None
+        return value
+
+    @field_validator("influx_url", "app_base_url")
+    @classmethod
+    def _check_http_url(cls, value: str | None) -> str | None:
+        if value in (None, ""):
+            return None
+        parts = urlsplit(value)
+        if parts.scheme not in {"http", "https"} or not parts.hostname:
+            raise ValueError("use http://host:port or https://host")
+        return value.rstrip("/")
+
+    @field_validator("log_level")
+    @classmethod
+    def _check_log_level(cls, value: str) -> str:
+        level = value.upper()
+        if level not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
+            raise ValueError("use DEBUG, INFO, WARNING, ERROR or CRITICAL")
+        return level
+
+    @field_validator("default_timezone")
+    @classmethod
+    def _check_timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(
+                f"unknown timezone '{value}' (use an IANA name such as Asia/Seoul)"
+            ) from None
+        return value
+
+    @model_validator(mode="after")
+    def _check_secrets(self) -> Settings:
+        if self.environment is Environment.DEVELOPMENT:
+            return self
+        if _is_placeholder(self.secret_key):
+            raise ValueError(
+                f"{ENV_PREFIX}SECRET_KEY must be set to a long random value outside development"
+            )
+        if self.influx_url and _is_placeholder(self.influx_token):
+            raise ValueError(
+                f"{ENV_PREFIX}INFLUX_TOKEN must be set when {ENV_PREFIX}INFLUX_URL is set"
+            )
+        return self
+
+    @property
+    def is_sqlite(self) -> bool:
+        """Whether the system of record is a SQLite file."""
+        return make_url(self.database_url).get_backend_name() == "sqlite"
+
+    def resolve_secret_key(self) -> str:
+        """The signing key: the configured one, or in development one kept in data_dir."""
+        if not _is_placeholder(self.secret_key):
+            assert self.secret_key is not None
+            return self.secret_key.get_secret_value()
+        if self.environment is not Environment.DEVELOPMENT:
+            raise ConfigError(f"{ENV_PREFIX}SECRET_KEY is not set")
+        return _development_secret(self.data_dir)
+
+
+def _is_placeholder(value: SecretStr | None) -> bool:
+    if value is None:
+        return True
+    text = value.get_secret_value().strip()
+    return text.lower() in _PLACEHOLDERS or len(text) < 16
+
+
+def _development_secret(data_dir: Path) -> str:
+    import secrets
+
+    path = data_dir / "secret_key"
+    if path.exists():
+        return path.read_text().strip()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_urlsafe(48)
+    path.write_text(key)
+    path.chmod(0o600)
+    return key
+
+
+def describe_validation_error(error: ValidationError) -> str:
+    """One line naming the first bad setting, for people rather than programmers."""
+    first = error.errors()[0]
+    loc = [str(part) for part in first.get("loc", ()) if part != "__root__"]
+    message = first.get("msg", "invalid value").removeprefix("Value error, ")
+    if loc:
+        return f"Invalid setting {ENV_PREFIX}{loc[0].upper()}: {message}"
+    return f"Invalid settings: {message}"
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Build settings, turning validation errors into a ConfigError that names the setting."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as error:
+        raise ConfigError(describe_validation_error(error)) from None
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings (read once; tests clear the cache to override)."""
+    return load_settings()

@@ -1,0 +1,23 @@
+"""UTC, timezone-aware time helpers used everywhere instead of naive datetimes."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
+
+
+def utcnow() -> datetime:
+    """The current time, timezone-aware in UTC."""
+    return datetime.now(UTC)
+
+
+def ensure_utc(value: datetime) -> datetime:
+    """Convert an aware datetime to UTC; refuse naive ones (their zone is a guess)."""
+    if value.tzinfo is None or value.tzinfo.utcoffset(value) is None:
+        raise ValueError(f"naive datetime {value.isoformat()} (timezone-aware UTC required)")
+    return value.astimezone(UTC)
+
+
+def to_local(value: datetime, timezone: str) -> datetime:
+    """Express a UTC instant in a site's or resident's local time."""
+    return ensure_utc(value).astimezone(ZoneInfo(timezone))

@@ -1,0 +1,64 @@
+"""SQLAlchemy ORM of IoT Care; importing this package registers every table on Base.metadata."""
+
+from models.alerts import Alert, AlertHistory
+from models.audit import AuditEntry
+from models.base import Base
+from models.commands import Command
+from models.dead_letters import DeadLetter
+from models.devices import Device
+from models.enums import (
+    AlertStatus,
+    Channel,
+    CommandStatus,
+    DeviceStatus,
+    NotificationPurpose,
+    NotificationStatus,
+    Role,
+    RollupPeriod,
+    RuleKind,
+    ScopeType,
+    Severity,
+)
+from models.events import Event
+from models.notifications import Notification
+from models.quality import QualityResult, QualityRun
+from models.readings import Reading
+from models.residents import CaregiverAssignment, Resident
+from models.rollups import Rollup
+from models.rules import AlertRule, RuleOverride
+from models.sites import Site
+from models.users import ContactChannel, User
+
+__all__ = [
+    "Alert",
+    "AlertHistory",
+    "AlertRule",
+    "AlertStatus",
+    "AuditEntry",
+    "Base",
+    "CaregiverAssignment",
+    "Channel",
+    "Command",
+    "CommandStatus",
+    "ContactChannel",
+    "DeadLetter",
+    "Device",
+    "DeviceStatus",
+    "Event",
+    "Notification",
+    "NotificationPurpose",
+    "NotificationStatus",
+    "QualityResult",
+    "QualityRun",
+    "Reading",
+    "Resident",
+    "Role",
+    "Rollup",
+    "RollupPeriod",
+    "RuleKind",
+    "RuleOverride",
+    "ScopeType",
+    "Severity",
+    "Site",
+    "User",
+]

@@ -1,0 +1,40 @@
+"""The device registry: what is installed where, and what it last said."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import Boolean, ForeignKey, Integer, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from core.timeutil import utcnow
+from models.base import Base, StrEnumType, UTCDateTime
+from models.enums import DeviceStatus
+
+
+class Device(Base):
+    """A sensor or actuator; its id is the {device} level of its MQTT topics."""
+
+    __tablename__ = "devices"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    site_id: Mapped[str] = mapped_column(ForeignKey("sites.id", ondelete="CASCADE"), index=True)
+    resident_id: Mapped[int | None] = mapped_column(
+        ForeignKey("residents.id", ondelete="SET NULL"), index=True
+    )
+    # One of the contract's device types (core.contract); unknown devices have None.
+    type: Mapped[str | None] = mapped_column(String(32))
+    name: Mapped[str | None] = mapped_column(String(200))
+    room: Mapped[str | None] = mapped_column(String(64))
+    status: Mapped[DeviceStatus] = mapped_column(
+        StrEnumType(DeviceStatus, 16), default=DeviceStatus.UNKNOWN
+    )
+    last_seen: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    battery: Mapped[int | None] = mapped_column(Integer)
+    rssi: Mapped[int | None] = mapped_column(Integer)
+    firmware: Mapped[str | None] = mapped_column(String(64))
+    # Devices that spoke before an operator registered them: kept, but flagged.
+    quarantined: Mapped[bool] = mapped_column(Boolean, default=False, index=True)
+    mqtt_username: Mapped[str | None] = mapped_column(String(128), unique=True)
+    credentials_hash: Mapped[str | None] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
