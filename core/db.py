@@ -47,6 +47,9 @@ def _sqlite_engine(db_url: URL, settings: Settings, **kwargs: Any) -> Engine:
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Let SQLAlchemy, not the sqlite3 module, decide when transactions begin, so that
+        # savepoints and transactional DDL (migrations) behave as on PostgreSQL.
+        dbapi_connection.isolation_level = None
         # WAL lets the app read while ingest writes; foreign keys are off by default in SQLite.
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
@@ -54,6 +57,10 @@ def _sqlite_engine(db_url: URL, settings: Settings, **kwargs: Any) -> Engine:
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection: Any) -> None:
+        connection.exec_driver_sql("BEGIN")
 
     return engine
 

@@ -91,7 +91,7 @@ class ConsoleFormatter(logging.Formatter):
 def configure_logging(settings: Settings, process: str) -> None:
     """Configure the root logger for a process once, from settings."""
     formatter: logging.Formatter = (
-        JsonFormatter() if settings.log_format is LogFormat.JSON else ConsoleFormatter()
+        JsonFormatter() if settings.log_format == LogFormat.JSON else ConsoleFormatter()
     )
     handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
     if settings.log_dir is not None:

@@ -1,0 +1,1 @@
+"""The Streamlit app for caregivers, operators and admins."""

@@ -1,0 +1,1 @@
+"""Great Expectations suites for the data-quality flow, kept as code."""

@@ -1,0 +1,1 @@
+"""The MQTT ingest service: subscribe, parse, batch, write durably, then acknowledge."""

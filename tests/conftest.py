@@ -1,0 +1,139 @@
+"""Fixtures every test module can use: settings, databases on SQLite and PostgreSQL, factories.
+
+Database tests take `db_session` (or `engine`) and so run once per backend: SQLite always,
+PostgreSQL when IOTCARE_TEST_DATABASE_URL is set (and in CI, where it must be).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session
+
+from core import schema
+from core.db import make_engine
+from core.settings import Settings, get_settings
+from tests.factories import Factory
+from tests.support.databases import BACKENDS, throwaway_database
+
+TEST_SECRET = "test-secret-key-not-for-production-0123456789"
+
+
+def make_test_settings(tmp: Path, **overrides: Any) -> Settings:
+    """Settings for tests: test environment, state in a temp dir, no .env file read."""
+    values: dict[str, Any] = {
+        "environment": "test",
+        "data_dir": tmp,
+        "secret_key": TEST_SECRET,
+        "database_url": f"sqlite:///{tmp / 'iotcare.db'}",
+    }
+    values.update(overrides)
+    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+
+
+@pytest.fixture(autouse=True)
+def _isolated_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
+    """No test reads the developer's .env or IOTCARE_* variables by accident."""
+    import os
+
+    for name in list(os.environ):
+        if name.startswith("IOTCARE_") and not name.startswith("IOTCARE_TEST_"):
+            monkeypatch.delenv(name)
+    monkeypatch.chdir(tmp_path)
+    get_settings.cache_clear()
+    yield
+    get_settings.cache_clear()
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    """Test settings (override fields with `settings.model_copy(update=...)`)."""
+    return make_test_settings(tmp_path)
+
+
+@pytest.fixture
+def override_settings(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> Callable[..., Settings]:
+    """Make `get_settings()` return test settings with the given overrides, process-wide."""
+
+    def apply(**overrides: Any) -> Settings:
+        built = make_test_settings(tmp_path, **overrides)
+        get_settings.cache_clear()
+        monkeypatch.setattr("core.settings.get_settings", lambda: built)
+        for key, value in built.model_dump(mode="json").items():
+            if value is not None:
+                monkeypatch.setenv(f"IOTCARE_{key.upper()}", str(value))
+        secret = built.secret_key.get_secret_value() if built.secret_key else TEST_SECRET
+        monkeypatch.setenv("IOTCARE_SECRET_KEY", secret)
+        return built
+
+    return apply
+
+
+@pytest.fixture(scope="session", params=BACKENDS)
+def db_backend(request: pytest.FixtureRequest) -> str:
+    """Each database test runs on every backend."""
+    return str(request.param)
+
+
+@pytest.fixture(scope="session")
+def database_url(db_backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A database for the whole session on this backend, created and dropped by the tests."""
+    with throwaway_database(db_backend, tmp_path_factory.mktemp("db")) as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def engine(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
+    """Engine on the session database, migrated to head."""
+    settings = make_test_settings(tmp_path_factory.mktemp("settings"), database_url=database_url)
+    engine = make_engine(settings)
+    schema.upgrade(engine)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def db_session(engine: Engine) -> Iterator[Session]:
+    """A session whose work is rolled back after the test (commits become savepoints)."""
+    connection = engine.connect()
+    transaction = connection.begin()
+    session = Session(
+        bind=connection, join_transaction_mode="create_savepoint", expire_on_commit=False
+    )
+    try:
+        yield session
+    finally:
+        session.close()
+        transaction.rollback()
+        connection.close()
+
+
+@pytest.fixture
+def factory(db_session: Session) -> Factory:
+    """Data factory on the test's session."""
+    return Factory(db_session)
+
+
+@pytest.fixture
+def empty_database(
+    db_backend: str, tmp_path: Path
+) -> Iterator[str]:
+    """A fresh empty database of this backend for one test (migration tests), dropped after."""
+    with throwaway_database(db_backend, tmp_path) as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def mqtt_url() -> str:
+    """The real broker the tests publish through (Mosquitto in CI)."""
+    from tests.support.services import TEST_MQTT_URL, require
+
+    require(TEST_MQTT_URL is not None, "An MQTT broker", "IOTCARE_TEST_MQTT_URL")
+    assert TEST_MQTT_URL is not None
+    return TEST_MQTT_URL
