@@ -16,7 +16,8 @@ from core.errors import SchemaError
 log = logging.getLogger(__name__)
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
-# The schema a database had before IoT Care used Alembic is the initial revision's.
+# Each revision module lists the tables it creates in TABLES; that is how a database created
+# without Alembic is matched to a revision.
 INITIAL_REVISION = "0001"
 
 
@@ -77,23 +78,34 @@ def upgrade(engine: Engine, revision: str = "head") -> str:
 
 
 def _adopt_legacy(engine: Engine, present: set[str]) -> None:
-    """Stamp a pre-Alembic database at the initial revision, after checking it is complete."""
-    from alembic.script import ScriptDirectory  # local: only needed on this rare path
-
-    script = ScriptDirectory.from_config(alembic_config())
-    initial_tables = _tables_created_by(script, INITIAL_REVISION)
-    missing = sorted(initial_tables - present)
-    if missing:
+    """Stamp a pre-Alembic database at the newest revision whose tables it already has."""
+    revision = legacy_revision(present)
+    if revision is None:
+        script = ScriptDirectory.from_config(alembic_config())
+        missing = sorted(_tables_created_by(script, INITIAL_REVISION) - present)
         raise SchemaError(
             "The database has some IoT Care tables but no migration version, and these are "
             f"missing: {', '.join(missing)}. Refusing to guess; restore the tables or use an "
             "empty database."
         )
     log.warning(
-        "database predates Alembic: stamping revision %s without changing any table",
-        INITIAL_REVISION,
+        "database predates Alembic: stamping revision %s without changing any table", revision
     )
-    _run(engine, "stamp", INITIAL_REVISION)
+    _run(engine, "stamp", revision)
+
+
+def legacy_revision(present: set[str]) -> str | None:
+    """The newest table-creating revision whose tables (and all earlier ones') all exist."""
+    script = ScriptDirectory.from_config(alembic_config())
+    candidate = None
+    for rev in reversed(list(script.walk_revisions("base", "heads"))):
+        created = _tables_created_by(script, rev.revision)
+        if not created:
+            continue
+        if not created <= present:
+            break
+        candidate = rev.revision
+    return candidate
 
 
 def _tables_created_by(script: ScriptDirectory, revision: str) -> set[str]:

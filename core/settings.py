@@ -61,6 +61,13 @@ class LogFormat(StrEnum):
     JSON = "json"
 
 
+class MqttProtocol(StrEnum):
+    """MQTT protocol version spoken to the broker."""
+
+    V5 = "5"
+    V311 = "3.1.1"
+
+
 class Language(StrEnum):
     """Languages every text a person reads is available in."""
 
@@ -124,6 +131,81 @@ class Settings(BaseSettings):
     mqtt_topic_root: str = Field(
         "care", pattern=r"^[A-Za-z0-9_-]{1,64}$", description="First level of every topic."
     )
+    mqtt_protocol: MqttProtocol = Field(
+        MqttProtocol.V5, description="MQTT protocol version: 5 or 3.1.1."
+    )
+    mqtt_client_id: str | None = Field(
+        None,
+        pattern=r"^[A-Za-z0-9_.-]{1,128}$",
+        description="Client id of this ingest replica; unset: iotcare-ingest-<hostname>. Must be "
+        "stable across restarts (the broker keeps the session under it).",
+    )
+    mqtt_shared_group: str | None = Field(
+        "ingest",
+        pattern=r"^[A-Za-z0-9_-]{1,64}$",
+        description="Shared-subscription group, so replicas split the load; empty: no sharing.",
+    )
+    mqtt_keepalive: int = Field(30, ge=5, le=3600, description="Keepalive, seconds.")
+    mqtt_session_expiry: Duration = Field(
+        timedelta(days=7),
+        description="How long the broker keeps this replica's session and queued messages "
+        "while it is away (MQTT 5).",
+    )
+    mqtt_reconnect_min: Duration = Field(
+        timedelta(seconds=1), description="First reconnect delay (doubles, with jitter)."
+    )
+    mqtt_reconnect_max: Duration = Field(
+        timedelta(seconds=60), description="Longest reconnect delay."
+    )
+    mqtt_tls_ca_file: Path | None = Field(
+        None, description="CA bundle for mqtts:// (unset: the system's trust store)."
+    )
+    mqtt_tls_insecure: bool = Field(
+        False, description="Skip broker certificate hostname checks (testing only)."
+    )
+
+    # --- ingest
+    ingest_batch_size: int = Field(
+        5000, ge=1, le=100_000, description="Flush a write batch at this many rows."
+    )
+    ingest_flush_interval: Duration = Field(
+        timedelta(milliseconds=200), description="Flush a write batch at least this often."
+    )
+    ingest_inflight_window: int = Field(
+        20,
+        ge=1,
+        le=65535,
+        description="Unacknowledged messages the broker lets us hold (Mosquitto "
+        "max_inflight_messages, MQTT 5 receive maximum). A batch is flushed as soon as this many "
+        "messages wait, so set it to the broker's limit; raise both for throughput.",
+    )
+    ingest_max_payload_bytes: int = Field(
+        262_144, ge=1024, description="Larger payloads are dead-lettered as oversized."
+    )
+    ingest_dead_letter_payload_bytes: int = Field(
+        16_384, ge=256, description="Raw payload kept per dead letter (the rest is cut)."
+    )
+    ingest_max_future_skew: Duration = Field(
+        timedelta(minutes=5), description="Timestamps further ahead than this are dead-lettered."
+    )
+    ingest_retry_max: Duration = Field(
+        timedelta(seconds=30),
+        description="Longest wait between write retries while a store is down.",
+    )
+    ingest_heartbeat_interval: Duration = Field(
+        timedelta(seconds=10),
+        description="How often a replica records its state in the database.",
+    )
+    metrics_host: str = Field("127.0.0.1", description="Address of the metrics/health endpoint.")
+    metrics_port: int = Field(
+        9108, ge=0, le=65535, description="Port of /metrics and /healthz (0: off)."
+    )
+    spool_max_bytes: int = Field(
+        1_073_741_824,
+        ge=1_048_576,
+        description="Disk the InfluxDB spool may use before ingest stops acknowledging "
+        "(back-pressure).",
+    )
 
     # --- InfluxDB (optional long-term sink)
     influx_url: str | None = Field(None, description="InfluxDB 2.x URL; unset disables the sink.")
@@ -180,6 +262,11 @@ class Settings(BaseSettings):
         except ValueError:
             raise ValueError("the port is not a number between 1 and 65535") from None
         return value
+
+    @field_validator("mqtt_shared_group", "mqtt_client_id", mode="before")
+    @classmethod
+    def _empty_is_none(cls, value: str | None) -> str | None:
+        return value or None
 
     @field_validator("influx_url", "app_base_url")
     @classmethod

@@ -20,6 +20,7 @@ from models.enums import (
     Severity,
 )
 from models.events import Event
+from models.ingest import IngestReplica
 from models.notifications import Notification
 from models.quality import QualityResult, QualityRun
 from models.readings import Reading
@@ -45,6 +46,7 @@ __all__ = [
     "Device",
     "DeviceStatus",
     "Event",
+    "IngestReplica",
     "Notification",
     "NotificationPurpose",
     "NotificationStatus",

@@ -65,6 +65,16 @@ def test_database_predating_alembic_is_stamped_and_keeps_rows(fresh_engine) -> N
         assert conn.scalar(text("SELECT count(*) FROM readings")) == 2
 
 
+def test_legacy_database_at_the_initial_schema_gets_later_migrations(fresh_engine) -> None:
+    initial_tables = [t for name, t in models.Base.metadata.tables.items()
+                      if name != "ingest_replicas"]
+    models.Base.metadata.create_all(fresh_engine, tables=initial_tables)
+    assert schema.legacy_revision(set(inspect(fresh_engine).get_table_names())) == "0001"
+    assert schema.upgrade(fresh_engine) == "stamped"
+    assert "ingest_replicas" in inspect(fresh_engine).get_table_names()
+    assert schema.current_revision(fresh_engine) == schema.head_revision()
+
+
 def test_partial_legacy_schema_is_refused(fresh_engine) -> None:
     models.Site.__table__.create(fresh_engine)
     with pytest.raises(SchemaError, match="missing"):
