@@ -7,7 +7,7 @@ import sys
 import typer
 from sqlalchemy.exc import OperationalError
 
-from cli import context, db, demo, devices, seed, users
+from cli import context, db, demo, devices, ingest, seed, users
 from core.errors import IotCareError
 
 app = typer.Typer(
@@ -22,6 +22,7 @@ app.add_typer(seed.app, name="seed")
 app.add_typer(users.app, name="users")
 app.add_typer(devices.app, name="devices")
 app.command("demo")(demo.demo)
+app.command("ingest")(ingest.ingest)
 
 
 def _fail(message: str) -> None:

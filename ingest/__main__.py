@@ -1,0 +1,59 @@
+"""`python -m ingest`: run one ingest replica until SIGTERM or Ctrl-C (composition root)."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+import threading
+from types import FrameType
+
+from core import schema
+from core.db import make_engine
+from core.errors import IotCareError, SchemaError
+from core.logging import configure_logging
+from core.settings import get_settings
+from ingest.service import IngestService
+
+log = logging.getLogger("ingest")
+
+
+def run_until_signalled(mqtt_url: str | None = None) -> None:
+    """Build the service from settings, run it, stop cleanly on SIGTERM/SIGINT."""
+    settings = get_settings()
+    configure_logging(settings, "ingest")
+    engine = make_engine(settings)
+    try:
+        current, head = schema.current_revision(engine), schema.head_revision()
+        if current != head:
+            raise SchemaError(
+                f"The database schema is at {current or 'nothing'}, ingest needs "
+                f"{head}: run `iotcare db upgrade` first."
+            )
+        service = IngestService(settings, engine, mqtt_url=mqtt_url)
+        stop = threading.Event()
+
+        def on_signal(signum: int, _frame: FrameType | None) -> None:
+            log.info("received %s", signal.Signals(signum).name)
+            stop.set()
+
+        signal.signal(signal.SIGTERM, on_signal)
+        signal.signal(signal.SIGINT, on_signal)
+        service.start()
+        stop.wait()
+        service.stop()
+    finally:
+        engine.dispose()
+
+
+def main() -> None:
+    """Entry point with readable errors."""
+    try:
+        run_until_signalled()
+    except IotCareError as error:
+        sys.stderr.write(f"{error}\n")
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,259 @@
+"""paho-mqtt lifecycle for ingest: persistent session, QoS1, manual ack, backoff with jitter."""
+
+from __future__ import annotations
+
+import logging
+import random
+import ssl
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+from paho.mqtt.subscribeoptions import SubscribeOptions
+
+from core.contract.payloads import status_payload
+from core.contract.topics import INBOUND, subscription
+from core.errors import ConfigError
+from ingest.metrics import IngestMetrics
+from ingest.pipeline import Delivery
+
+log = logging.getLogger(__name__)
+
+OnMessage = Callable[[str, bytes, Delivery], None]
+
+
+@dataclass(frozen=True, slots=True)
+class BrokerAddress:
+    """Where and how to reach the broker, parsed from IOTCARE_MQTT_URL."""
+
+    host: str
+    port: int
+    tls: bool
+    username: str | None
+    password: str | None
+
+    @classmethod
+    def from_url(cls, url: str) -> BrokerAddress:
+        """mqtt://user:pass@host:1883 or mqtts://host:8883."""
+        parts = urlsplit(url)
+        tls = parts.scheme in ("mqtts", "ssl")
+        if not parts.hostname:
+            raise ConfigError("Invalid setting IOTCARE_MQTT_URL: no host")
+        return cls(
+            host=parts.hostname,
+            port=parts.port or (8883 if tls else 1883),
+            tls=tls,
+            username=unquote(parts.username) if parts.username else None,
+            password=unquote(parts.password) if parts.password else None,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class ClientConfig:
+    """Connection behaviour, from settings."""
+
+    address: BrokerAddress
+    client_id: str
+    topic_root: str = "care"
+    shared_group: str | None = "ingest"
+    mqtt5: bool = True
+    keepalive: int = 30
+    session_expiry: int = 7 * 86400
+    receive_maximum: int = 20
+    reconnect_min: float = 1.0
+    reconnect_max: float = 60.0
+    tls_ca_file: str | None = None
+    tls_insecure: bool = False
+
+
+def backoff_delay(attempt: int, minimum: float, maximum: float) -> float:
+    """Exponential backoff (minimum doubling to maximum) with jitter in its upper half."""
+    ceiling = min(maximum, minimum * (2 ** min(attempt, 30)))
+    return random.uniform(ceiling / 2, ceiling)  # noqa: S311 - jitter, not security
+
+
+class IngestClient:
+    """One broker connection; messages go to `on_message` and are acknowledged via `ack`."""
+
+    def __init__(self, config: ClientConfig, on_message: OnMessage, metrics: IngestMetrics) -> None:
+        self.config = config
+        self.on_message = on_message
+        self.metrics = metrics
+        self.connected = threading.Event()
+        self.state = "starting"
+        self._stopping = threading.Event()
+        self._generation = 0
+        self._thread: threading.Thread | None = None
+        self.client = self._make_client()
+
+    @property
+    def status_topic(self) -> str:
+        """This replica's own retained status topic (also its last will)."""
+        return f"{self.config.topic_root}/ingest/{self.config.client_id}/status"
+
+    def _make_client(self) -> mqtt.Client:
+        config = self.config
+        if config.mqtt5:
+            client = mqtt.Client(
+                mqtt.CallbackAPIVersion.VERSION2,
+                client_id=config.client_id,
+                protocol=mqtt.MQTTv5,
+                manual_ack=True,
+            )
+        else:
+            client = mqtt.Client(
+                mqtt.CallbackAPIVersion.VERSION2,
+                client_id=config.client_id,
+                protocol=mqtt.MQTTv311,
+                clean_session=False,
+                manual_ack=True,
+            )
+        if config.address.username:
+            client.username_pw_set(config.address.username, config.address.password)
+        if config.address.tls:
+            client.tls_set(ca_certs=config.tls_ca_file, cert_reqs=ssl.CERT_REQUIRED)
+            client.tls_insecure_set(config.tls_insecure)
+        client.will_set(self.status_topic, status_payload(False), qos=1, retain=True)
+        client.on_connect = self._on_connect
+        client.on_disconnect = self._on_disconnect
+        client.on_message = self._on_message
+        # Our own publishes (status) are few; never let paho's outgoing queue grow unbounded.
+        client.max_queued_messages_set(1000)
+        return client
+
+    # --- paho callbacks (run on the network thread)
+
+    def _on_connect(
+        self, client: mqtt.Client, _userdata: Any, _flags: Any, reason_code: Any, properties: Any
+    ) -> None:
+        if reason_code.is_failure:
+            self.state = f"refused: {reason_code}"
+            log.error("broker refused the connection: %s", reason_code)
+            return
+        session_present = bool(getattr(_flags, "session_present", False))
+        self.connected.set()
+        self.state = "connected"
+        self.metrics.connected.set(1)
+        log.info(
+            "connected to broker %s:%d (session present: %s)",
+            self.config.address.host,
+            self.config.address.port,
+            session_present,
+        )
+        options: Any = SubscribeOptions(qos=1) if self.config.mqtt5 else 1
+        topics = [
+            (subscription(self.config.topic_root, kind, self.config.shared_group), options)
+            for kind in INBOUND
+        ]
+        client.subscribe(topics)
+        client.publish(self.status_topic, status_payload(True), qos=1, retain=True)
+
+    def _on_disconnect(
+        self, _client: mqtt.Client, _userdata: Any, _flags: Any, reason_code: Any, _properties: Any
+    ) -> None:
+        # Acks for messages of the old connection must not be sent on the next one: the broker
+        # redelivers them (same session) and idempotent writes absorb the duplicates.
+        self._generation += 1
+        self.connected.clear()
+        self.metrics.connected.set(0)
+        if not self._stopping.is_set():
+            self.state = "disconnected"
+            log.warning("disconnected from broker: %s", reason_code)
+
+    def _on_message(self, _client: mqtt.Client, _userdata: Any, message: mqtt.MQTTMessage) -> None:
+        self.on_message(
+            message.topic, message.payload, Delivery(message.mid, message.qos, self._generation)
+        )
+
+    # --- acknowledgement (called from the flusher thread)
+
+    def ack(self, deliveries: Sequence[Delivery]) -> None:
+        """Acknowledge written messages that arrived on the current connection."""
+        generation = self._generation
+        client = self.client
+        for delivery in deliveries:
+            if delivery.generation == generation:
+                client.ack(delivery.mid, delivery.qos)
+
+    # --- lifecycle
+
+    def start(self) -> None:
+        """Connect and run the network loop in a thread, reconnecting until stopped."""
+        self._thread = threading.Thread(target=self._run, name="ingest-mqtt", daemon=True)
+        self._thread.start()
+
+    def _connect_properties(self) -> Properties | None:
+        if not self.config.mqtt5:
+            return None
+        props = Properties(PacketTypes.CONNECT)
+        props.SessionExpiryInterval = self.config.session_expiry
+        # The broker sends at most this many unacknowledged messages: our in-flight window.
+        props.ReceiveMaximum = self.config.receive_maximum
+        return props
+
+    def _run(self) -> None:
+        attempt = 0
+        first = True
+        client = self.client
+        address = self.config.address
+        while not self._stopping.is_set():
+            self.metrics.reconnects.inc()
+            try:
+                if first:
+                    kwargs: dict[str, Any] = {"keepalive": self.config.keepalive}
+                    if self.config.mqtt5:
+                        kwargs.update(clean_start=False, properties=self._connect_properties())
+                    client.connect(address.host, address.port, **kwargs)
+                    first = False
+                else:
+                    client.reconnect()
+            except (OSError, ssl.SSLError) as error:
+                delay = backoff_delay(attempt, self.config.reconnect_min, self.config.reconnect_max)
+                attempt += 1
+                self.state = f"unreachable: {error}"
+                log.warning(
+                    "broker %s:%d unreachable (%s); retrying in %.1f s",
+                    address.host,
+                    address.port,
+                    error,
+                    delay,
+                )
+                self._stopping.wait(delay)
+                continue
+            rc = mqtt.MQTT_ERR_SUCCESS
+            while not self._stopping.is_set() and rc == mqtt.MQTT_ERR_SUCCESS:
+                rc = client.loop(timeout=0.5)
+                if self.connected.is_set():
+                    attempt = 0
+            if self._stopping.is_set():
+                return
+            delay = backoff_delay(attempt, self.config.reconnect_min, self.config.reconnect_max)
+            attempt += 1
+            log.warning(
+                "connection lost (%s); reconnecting in %.1f s", mqtt.error_string(rc), delay
+            )
+            self._stopping.wait(delay)
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Publish offline status, disconnect cleanly and stop the network thread."""
+        if self.connected.is_set():
+            try:
+                info = self.client.publish(
+                    self.status_topic, status_payload(False), qos=1, retain=True
+                )
+                # The network thread still runs and completes the publish.
+                info.wait_for_publish(timeout=2)
+            except (RuntimeError, ValueError) as error:
+                log.debug("offline status not published: %s", error)
+        self._stopping.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+        self.client.disconnect()
+        self.connected.clear()
+        self.metrics.connected.set(0)
+        self.state = "stopped"

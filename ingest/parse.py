@@ -1,0 +1,84 @@
+"""Turning one MQTT message into batch rows (pure: no I/O, no clock, no globals)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from core.contract.errors import ContractError, Reason
+from core.contract.payloads import (
+    decode,
+    parse_command_ack,
+    parse_event,
+    parse_status,
+    parse_telemetry,
+)
+from core.contract.topics import TopicKind, parse_topic
+from ingest.batch import AckRow, Batch, DeadLetterRow, EventRow, ReadingRow, StatusRow
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """What the contract tolerates, from settings."""
+
+    root: str = "care"
+    max_payload_bytes: int = 262_144
+    dead_letter_payload_bytes: int = 16_384
+    max_future_skew: timedelta = timedelta(minutes=5)
+
+
+def dead_letter(
+    batch: Batch, topic: str, payload: bytes, error: ContractError, now: datetime, limits: Limits
+) -> None:
+    """Record a message (or the broken part of one) for an operator, with its reason."""
+    batch.dead_letters.append(
+        DeadLetterRow(
+            topic=topic[:1024],
+            payload=bytes(payload[: limits.dead_letter_payload_bytes]),
+            payload_size=len(payload),
+            reason=error.reason.value,
+            detail=error.detail[:1000],
+            received_at=now,
+        )
+    )
+
+
+def apply_message(batch: Batch, topic: str, payload: bytes, now: datetime, limits: Limits) -> None:
+    """Parse, validate and route one message into the batch; contract breaks become dead letters."""
+    batch.messages += 1
+    try:
+        where = parse_topic(topic, limits.root)
+        data = decode(payload, limits.max_payload_bytes)
+        kind = where.kind
+        if kind is TopicKind.TELEMETRY:
+            telemetry = parse_telemetry(data, now, limits.max_future_skew)
+            for sample in telemetry.samples:
+                for metric, value in sample.readings.items():
+                    batch.readings.append(
+                        ReadingRow(where.device, metric, sample.ts, value, where.site)
+                    )
+                if batch.oldest_ts is None or sample.ts < batch.oldest_ts:
+                    batch.oldest_ts = sample.ts
+            if telemetry.rejected:
+                # Good readings are kept; the broken ones are shown to an operator.
+                first = telemetry.rejected[0]
+                detail = "; ".join(e.detail for e in telemetry.rejected[:10])
+                dead_letter(batch, topic, payload, ContractError(first.reason, detail), now, limits)
+        elif kind is TopicKind.EVENT:
+            event = parse_event(data, now, limits.max_future_skew)
+            batch.events.append(
+                EventRow(where.device, where.site, event.type.value, event.ts, event.data)
+            )
+        elif kind is TopicKind.STATUS:
+            batch.statuses[where.device] = StatusRow(
+                where.device, where.site, parse_status(data), now
+            )
+        elif kind is TopicKind.CMD_ACK:
+            ack = parse_command_ack(data)
+            batch.acks.append(AckRow(ack.id, where.device, ack.ok, ack.detail, now))
+        else:
+            raise ContractError(Reason.UNKNOWN_TOPIC, f"devices do not publish on '{kind.value}'")
+    except ContractError as error:
+        dead_letter(batch, topic, payload, error, now, limits)
+        return
+    batch.seen[where.device] = (where.site, now)

@@ -1,0 +1,215 @@
+"""Batching, durable writes and acknowledgement after the write.
+
+The MQTT thread parses each message into the current batch. A flusher thread swaps the batch out
+when it is full (rows), when the broker's in-flight window is full (messages), or when its oldest
+message has waited the flush interval; writes it to every sink; and only then acknowledges its
+messages. While a store is down the batch is retried with backoff and nothing is acknowledged,
+so the broker keeps (and stops sending) the rest: back-pressure with memory bounded by the window.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from core.timeutil import utcnow
+from ingest.batch import Batch
+from ingest.metrics import IngestMetrics
+from ingest.parse import Limits, apply_message
+from ingest.sinks.base import Sink
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """What is needed to acknowledge one message: its id, QoS and the connection it came on."""
+
+    mid: int
+    qos: int
+    generation: int
+
+
+Acker = Callable[[Sequence[Delivery]], None]
+
+
+@dataclass(frozen=True, slots=True)
+class PipelineConfig:
+    """Flush triggers and retry bounds."""
+
+    batch_size: int = 5000
+    flush_interval: float = 0.2
+    inflight_window: int = 20
+    retry_initial: float = 0.1
+    retry_max: float = 30.0
+    limits: Limits = field(default_factory=Limits)
+
+
+class Pipeline:
+    """Parse → batch → write to every sink → acknowledge."""
+
+    def __init__(
+        self,
+        sinks: Sequence[Sink],
+        acker: Acker,
+        config: PipelineConfig,
+        metrics: IngestMetrics,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self.sinks = list(sinks)
+        self.acker = acker
+        self.config = config
+        self.metrics = metrics
+        self.clock = clock
+        self._cond = threading.Condition()
+        self._batch = Batch()
+        self._deliveries: list[Delivery] = []
+        self._first_at: float | None = None
+        self._stopping = False
+        self._thread: threading.Thread | None = None
+        self.last_error: str | None = None
+        self.failing_since: float | None = None
+        self.last_write_at: float | None = None
+
+    # --- called from the MQTT thread
+
+    def submit(self, topic: str, payload: bytes, delivery: Delivery | None) -> None:
+        """Add one message; wakes the flusher when a flush trigger is reached."""
+        now = self.clock()
+        with self._cond:
+            apply_message(self._batch, topic, payload, now, self.config.limits)
+            if delivery is not None and delivery.qos > 0:
+                self._deliveries.append(delivery)
+            if self._first_at is None:
+                self._first_at = time.monotonic()
+                self._cond.notify()
+            if (
+                self._batch.messages >= self.config.inflight_window
+                or self._batch.rows() >= self.config.batch_size
+            ):
+                self._cond.notify()
+        self.metrics.received.inc()
+
+    def pending(self) -> int:
+        """Messages received and not yet acknowledged (current batch only)."""
+        return self._batch.messages
+
+    # --- the flusher
+
+    def start(self) -> None:
+        """Start the flusher thread."""
+        self._thread = threading.Thread(target=self._run, name="ingest-flusher", daemon=True)
+        self._thread.start()
+
+    def alive(self) -> bool:
+        """Whether the flusher thread runs."""
+        return self._thread is not None and self._thread.is_alive()
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Flush what was received, acknowledge what was written, stop the flusher."""
+        with self._cond:
+            self._stopping = True
+            self._cond.notify()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def _take(self) -> tuple[Batch, list[Delivery], float | None] | None:
+        config = self.config
+        with self._cond:
+            while True:
+                batch = self._batch
+                if batch.messages:
+                    assert self._first_at is not None
+                    waited = time.monotonic() - self._first_at
+                    if (
+                        self._stopping
+                        or batch.messages >= config.inflight_window
+                        or batch.rows() >= config.batch_size
+                        or waited >= config.flush_interval
+                    ):
+                        break
+                    self._cond.wait(config.flush_interval - waited)
+                elif self._stopping:
+                    return None
+                else:
+                    self._cond.wait()
+            taken = (self._batch, self._deliveries, self._first_at)
+            self._batch, self._deliveries, self._first_at = Batch(), [], None
+            return taken
+
+    def _run(self) -> None:
+        while True:
+            taken = self._take()
+            if taken is None:
+                return
+            batch, deliveries, first_at = taken
+            if not self._write(batch):
+                return  # stopping during an outage: unacknowledged messages are redelivered
+            self.acker(deliveries)
+            self._account(batch, first_at)
+
+    def _write(self, batch: Batch) -> bool:
+        """Write to every sink, retrying each failing one; False if asked to stop meanwhile."""
+        remaining = list(self.sinks)
+        delay = self.config.retry_initial
+        started = time.perf_counter()
+        while remaining:
+            sink = remaining[0]
+            try:
+                sink.write(batch)
+            except Exception as error:
+                self._note_failure(sink.name, error, delay)
+                with self._cond:
+                    if self._stopping:
+                        log.warning(
+                            "stopping while %s is failing: %d message(s) left "
+                            "unacknowledged for redelivery",
+                            sink.name,
+                            batch.messages,
+                        )
+                        return False
+                    # Jitter, so replicas do not hammer a recovering database in step.
+                    self._cond.wait(delay * random.uniform(0.5, 1.0))  # noqa: S311
+                delay = min(delay * 2, self.config.retry_max)
+                continue
+            remaining.pop(0)
+        if self.failing_since is not None:
+            log.info(
+                "stores reachable again after %.1f s; catching up",
+                time.monotonic() - self.failing_since,
+            )
+        self.failing_since = None
+        self.last_error = None
+        self.last_write_at = time.monotonic()
+        self.metrics.batch_seconds.observe(time.perf_counter() - started)
+        return True
+
+    def _note_failure(self, sink: str, error: Exception, delay: float) -> None:
+        first = self.failing_since is None
+        if first:
+            self.failing_since = time.monotonic()
+        self.last_error = f"{sink}: {type(error).__name__}: {str(error).splitlines()[0][:300]}"
+        self.metrics.write_failures.labels(sink=sink).inc()
+        level = logging.WARNING if first or delay >= self.config.retry_max else logging.DEBUG
+        log.log(
+            level,
+            "write to %s failed, retrying in up to %.1f s without acknowledging: %s",
+            sink,
+            delay,
+            self.last_error,
+        )
+
+    def _account(self, batch: Batch, first_at: float | None) -> None:
+        metrics = self.metrics
+        metrics.written.labels(kind="reading").inc(len(batch.readings))
+        metrics.written.labels(kind="event").inc(len(batch.events))
+        for dead in batch.dead_letters:
+            metrics.dead_letters.labels(reason=dead.reason).inc()
+        if first_at is not None:
+            metrics.lag_seconds.set(time.monotonic() - first_at)
+        metrics.spool_bytes.set(sum(s.backlog_bytes() for s in self.sinks))

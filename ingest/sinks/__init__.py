@@ -1,0 +1,1 @@
+"""Where a batch is written: the SQL system of record and the optional InfluxDB sink."""

@@ -1,0 +1,310 @@
+"""The system of record: one transaction per batch, bulk and idempotent, never row by row."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from datetime import datetime, timedelta
+
+from sqlalchemy import Connection, Engine, bindparam, func, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from core.timeutil import utcnow
+from ingest.batch import Batch, ReadingRow
+from ingest.instant_rules import InstantRules, NoInstantRules, StoredEvent
+from ingest.registry_cache import KnownDevice, RegistryCache
+from models import Command, CommandStatus, DeadLetter, Device, DeviceStatus, Event, Site
+
+log = logging.getLogger(__name__)
+
+# last_seen is written at most this often per device: it is for "is it alive", not a log.
+LAST_SEEN_GRANULARITY = timedelta(seconds=15)
+
+_PG_READINGS = (
+    "INSERT INTO readings (device_id, metric, ts, value) "
+    "SELECT * FROM unnest(%s::varchar[], %s::varchar[], %s::timestamptz[], %s::float8[]) "
+    "ON CONFLICT DO NOTHING"
+)
+
+
+class SqlSink:
+    """Writes a batch to PostgreSQL or SQLite; registers unknown devices as quarantined."""
+
+    name = "sql"
+
+    def __init__(
+        self,
+        engine: Engine,
+        cache: RegistryCache,
+        default_timezone: str,
+        rules: InstantRules | None = None,
+    ) -> None:
+        self.engine = engine
+        self.cache = cache
+        self.default_timezone = default_timezone
+        self.rules: InstantRules = rules or NoInstantRules()
+        self._dialect = engine.dialect.name
+        self._last_seen_written: dict[str, datetime] = {}
+
+    def write(self, batch: Batch) -> None:
+        """Write everything in the batch in one transaction; raise to have it retried."""
+        alert_ids: list[uuid.UUID] = []
+        with self.engine.connect() as connection:
+            self.cache.refresh_if_stale(connection)
+            with Session(bind=connection) as session, session.begin():
+                conn = session.connection()
+                self._register_unknown(conn, batch)
+                if batch.readings:
+                    self._insert_readings(conn, batch.readings)
+                if batch.dead_letters:
+                    conn.execute(
+                        insert(DeadLetter),
+                        [
+                            {
+                                "topic": d.topic,
+                                "payload": d.payload,
+                                "payload_size": d.payload_size,
+                                "reason": d.reason,
+                                "detail": d.detail,
+                                "received_at": d.received_at,
+                            }
+                            for d in batch.dead_letters
+                        ],
+                    )
+                if batch.statuses:
+                    self._update_statuses(conn, batch)
+                self._update_last_seen(conn, batch)
+                if batch.acks:
+                    self._record_command_acks(conn, batch)
+                if batch.events:
+                    stored = self._insert_events(conn, batch)
+                    if stored:
+                        alert_ids = self.rules.on_events(session, stored)
+        self._remember_last_seen(batch)
+        if alert_ids:
+            self.rules.after_commit(alert_ids)
+
+    def backlog_bytes(self) -> int:
+        """Writes go straight to the database: no backlog."""
+        return 0
+
+    def close(self) -> None:
+        """Nothing buffered; the engine belongs to the composition root."""
+
+    # --- registry
+
+    def _register_unknown(self, conn: Connection, batch: Batch) -> None:
+        unknown = self.cache.unknown(batch.seen)
+        if not unknown:
+            return
+        # Another replica or an operator may have registered them since the cache was loaded.
+        for row in conn.execute(
+            select(
+                Device.id, Device.site_id, Device.resident_id, Device.type, Device.quarantined
+            ).where(Device.id.in_(unknown))
+        ):
+            self.cache.remember(
+                row.id, KnownDevice(row.site_id, row.resident_id, row.type, row.quarantined)
+            )
+        unknown = self.cache.unknown(unknown)
+        if not unknown:
+            return
+        now = utcnow()
+        sites = {batch.seen[d][0] for d in unknown if not self.cache.has_site(batch.seen[d][0])}
+        if sites:
+            existing = set(conn.scalars(select(Site.id).where(Site.id.in_(sites))))
+            new_sites = sorted(sites - existing)
+            if new_sites:
+                log.warning("messages from unregistered sites; registering them: %s", new_sites)
+                self._insert_ignore(
+                    conn,
+                    Site,
+                    [
+                        {
+                            "id": s,
+                            "name": f"Unregistered site {s}",
+                            "timezone": self.default_timezone,
+                            "created_at": now,
+                        }
+                        for s in new_sites
+                    ],
+                )
+        log.warning(
+            "quarantining %d unknown device(s) for an operator to accept: %s",
+            len(unknown),
+            unknown[:20],
+        )
+        self._insert_ignore(
+            conn,
+            Device,
+            [
+                {
+                    "id": d,
+                    "site_id": batch.seen[d][0],
+                    "quarantined": True,
+                    "status": DeviceStatus.UNKNOWN.value,
+                    "created_at": now,
+                }
+                for d in unknown
+            ],
+        )
+        for d in unknown:
+            self.cache.remember(d, KnownDevice(batch.seen[d][0], None, None, True))
+
+    def _insert_ignore(self, conn: Connection, model: type, rows: list[dict]) -> None:
+        dialect_insert = postgresql.insert if self._dialect == "postgresql" else sqlite.insert
+        conn.execute(dialect_insert(model).on_conflict_do_nothing(), rows)
+
+    def _update_statuses(self, conn: Connection, batch: Batch) -> None:
+        rows = []
+        for row in batch.statuses.values():
+            status = row.status
+            rows.append(
+                {
+                    "b_id": row.device_id,
+                    "b_status": (
+                        DeviceStatus.ONLINE if status.online else DeviceStatus.OFFLINE
+                    ).value,
+                    "b_firmware": status.firmware,
+                    "b_battery": status.battery,
+                    "b_rssi": status.rssi,
+                    "b_seen": row.received_at,
+                }
+            )
+        table = Device.__table__
+        conn.execute(
+            update(table)
+            .where(table.c.id == bindparam("b_id"))
+            .values(
+                status=bindparam("b_status"),
+                firmware=_coalesce("b_firmware", table.c.firmware),
+                battery=_coalesce("b_battery", table.c.battery),
+                rssi=_coalesce("b_rssi", table.c.rssi),
+                last_seen=bindparam("b_seen"),
+            ),
+            rows,
+        )
+
+    def _update_last_seen(self, conn: Connection, batch: Batch) -> None:
+        written = self._last_seen_written
+        due = [
+            {"b_id": device, "b_seen": seen}
+            for device, (_site, seen) in batch.seen.items()
+            if device not in batch.statuses
+            and (device not in written or seen - written[device] >= LAST_SEEN_GRANULARITY)
+        ]
+        if not due:
+            return
+        table = Device.__table__
+        conn.execute(
+            update(table)
+            .where(table.c.id == bindparam("b_id"))
+            .values(last_seen=bindparam("b_seen")),
+            due,
+        )
+
+    def _remember_last_seen(self, batch: Batch) -> None:
+        written = self._last_seen_written
+        for device, (_site, seen) in batch.seen.items():
+            if device not in written or seen - written[device] >= LAST_SEEN_GRANULARITY:
+                written[device] = seen
+
+    def _record_command_acks(self, conn: Connection, batch: Batch) -> None:
+        table = Command.__table__
+        conn.execute(
+            update(table)
+            .where(
+                table.c.id == bindparam("b_id"),
+                table.c.device_id == bindparam("b_device"),
+                table.c.status.in_([CommandStatus.PENDING.value, CommandStatus.SENT.value]),
+            )
+            .values(
+                status=bindparam("b_status"),
+                acked_at=bindparam("b_at"),
+                ack_detail=bindparam("b_detail"),
+            ),
+            [
+                {
+                    "b_id": a.command_id,
+                    "b_device": a.device_id,
+                    "b_status": (CommandStatus.ACKED if a.ok else CommandStatus.FAILED).value,
+                    "b_at": a.received_at,
+                    "b_detail": a.detail,
+                }
+                for a in batch.acks
+            ],
+        )
+
+    # --- time series and events
+
+    def _insert_readings(self, conn: Connection, readings: list[ReadingRow]) -> None:
+        if self._dialect == "postgresql":
+            # One statement for the whole batch: arrays unnested server-side.
+            cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+            try:
+                cursor.execute(
+                    _PG_READINGS,
+                    (
+                        [r.device_id for r in readings],
+                        [r.metric for r in readings],
+                        [r.ts for r in readings],
+                        [r.value for r in readings],
+                    ),
+                )
+            finally:
+                cursor.close()
+            return
+        conn.exec_driver_sql(
+            "INSERT OR IGNORE INTO readings (device_id, metric, ts, value) VALUES (?, ?, ?, ?)",
+            [(r.device_id, r.metric, _sqlite_ts(r.ts), r.value) for r in readings],
+        )
+
+    def _insert_events(self, conn: Connection, batch: Batch) -> list[StoredEvent]:
+        table = Event.__table__
+        now = utcnow()
+        stored: list[StoredEvent] = []
+        dialect_insert = postgresql.insert if self._dialect == "postgresql" else sqlite.insert
+        for event in batch.events:
+            known = self.cache.get(event.device_id)
+            resident = known.resident_id if known else None
+            # One statement per event: events are rare next to readings, and RETURNING tells
+            # which are new, so a redelivered fall never raises a second alert.
+            new_id = conn.execute(
+                dialect_insert(table)
+                .values(
+                    device_id=event.device_id,
+                    site_id=event.site_id,
+                    resident_id=resident,
+                    type=event.type,
+                    ts=event.ts,
+                    data=event.data,
+                    received_at=now,
+                )
+                .on_conflict_do_nothing()
+                .returning(table.c.id)
+            ).scalar()
+            if new_id is not None:
+                stored.append(
+                    StoredEvent(
+                        id=new_id,
+                        device_id=event.device_id,
+                        site_id=event.site_id,
+                        resident_id=resident,
+                        device_type=known.type if known else None,
+                        type=event.type,
+                        ts=event.ts,
+                        data=event.data,
+                        received_at=now,
+                    )
+                )
+        return stored
+
+
+def _coalesce(param: str, column: object) -> object:
+    return func.coalesce(bindparam(param), column)
+
+
+def _sqlite_ts(ts: datetime) -> str:
+    # Same text form SQLAlchemy's DateTime uses on SQLite (naive UTC), so queries compare right.
+    return ts.replace(tzinfo=None).isoformat(sep=" ", timespec="microseconds")
