@@ -1,0 +1,182 @@
+"""The ingest service end to end: real broker, real database (SQLite and PostgreSQL)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import orjson
+import pytest
+from sqlalchemy import Engine, func, select
+
+from core import schema
+from core.contract.catalogue import EventType
+from core.contract.payloads import event_payload, status_payload, telemetry_payload
+from core.db import make_engine, make_session_factory, session_scope
+from core.settings import Settings
+from ingest.service import IngestService
+from models import DeadLetter, Device, DeviceStatus, Event, IngestReplica, Reading
+from tests.conftest import TEST_SECRET, make_test_settings
+from tests.factories import Factory
+from tests.support.publisher import publish_all, wait_for_retained
+from tests.support.waiting import wait_until
+
+BASE = datetime(2026, 11, 22, 0, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def ingest_engine(empty_database: str, tmp_path: Path) -> Iterator[Engine]:
+    """A migrated database with one site, a resident and a wearable, fall detector."""
+    engine = make_engine(make_test_settings(tmp_path, database_url=empty_database))
+    schema.upgrade(engine)
+    with session_scope(make_session_factory(engine)) as session:
+        factory = Factory(session)
+        site = factory.site("home")
+        resident = factory.resident(site)
+        factory.device("wearable", site=site, resident=resident, device_id="wear1")
+        factory.device("fall_detector", site=site, resident=resident, device_id="fall1")
+    yield engine
+    engine.dispose()
+
+
+def service_settings(tmp_path: Path, database_url: str, mqtt_url: str, **extra) -> Settings:
+    return make_test_settings(
+        tmp_path,
+        database_url=database_url,
+        mqtt_url=mqtt_url,
+        mqtt_topic_root=f"t{uuid.uuid4().hex[:10]}",
+        mqtt_client_id=f"ingest-{uuid.uuid4().hex[:8]}",
+        mqtt_shared_group=None,
+        metrics_port=0,
+        ingest_flush_interval="50ms",
+        **extra,
+    )
+
+
+def count(engine: Engine, model, *where) -> int:
+    with engine.connect() as conn:
+        return conn.scalar(select(func.count()).select_from(model).where(*where))
+
+
+def topic(settings: Settings, device: str, kind: str, site: str = "home") -> str:
+    return f"{settings.mqtt_topic_root}/v1/{site}/{device}/{kind}"
+
+
+def test_messages_are_stored_once_and_bad_ones_dead_lettered(
+    ingest_engine: Engine, mqtt_url: str, tmp_path: Path
+) -> None:
+    settings = service_settings(tmp_path, str(ingest_engine.url.render_as_string(False)), mqtt_url)
+    service = IngestService(settings, ingest_engine)
+    service.start()
+    try:
+        wait_until(service.client.connected.is_set, message="ingest connected")
+        good = [
+            (
+                topic(settings, "wear1", "telemetry"),
+                telemetry_payload(
+                    BASE + timedelta(seconds=i),
+                    {"heart_rate": 60 + i % 40, "spo2": 97, "body_temp_c": 36.6},
+                ),
+            )
+            for i in range(300)
+        ]
+        bad = [
+            (topic(settings, "wear1", "telemetry"), b"{not json"),
+            (
+                topic(settings, "wear1", "telemetry"),
+                orjson.dumps({"ts": "2026-11-22T00:00:00Z", "readings": {"steps": 3}}),
+            ),
+            (
+                topic(settings, "wear1", "telemetry"),
+                orjson.dumps({"ts": "2099-01-01T00:00:00Z", "readings": {"spo2": 97}}),
+            ),
+            (topic(settings, "wear1", "telemetry"), b"{" + b" " * 300_000 + b"}"),
+            (f"{settings.mqtt_topic_root}/v1/home/wear1/telemetry/x", b"{}"),
+        ]
+        extras = [
+            (topic(settings, "fall1", "event"), event_payload(BASE, EventType.FALL_DETECTED)),
+            (topic(settings, "fall1", "status"), status_payload(True, "2.1.0", 64, -55)),
+            (
+                topic(settings, "stranger", "telemetry"),
+                telemetry_payload(BASE, {"temperature_c": 21.5}),
+            ),
+        ]
+        # Everything twice: the second copy is what a redelivery looks like.
+        publish_all(mqtt_url, good + bad + extras + good[:50] + extras[:1])
+        wait_until(
+            lambda: count(ingest_engine, Reading) == 900 + 1, timeout=30, message="all readings"
+        )
+        wait_until(lambda: count(ingest_engine, DeadLetter) == 4, message="dead letters")
+        wait_until(lambda: count(ingest_engine, Event) == 1, message="event")
+    finally:
+        service.stop()
+
+    with ingest_engine.connect() as conn:
+        reasons = sorted(conn.scalars(select(DeadLetter.reason)))
+        fall = conn.execute(select(Device).where(Device.id == "fall1")).one()
+        stranger = conn.execute(select(Device).where(Device.id == "stranger")).one()
+        replica = conn.execute(select(IngestReplica)).one()
+    # The wildcard subscription never matches the 6-level topic; the rest each have a reason.
+    assert reasons == ["future_timestamp", "invalid_json", "oversized", "unknown_metric"]
+    assert fall.status == DeviceStatus.ONLINE and fall.firmware == "2.1.0"
+    assert fall.battery == 64 and fall.last_seen is not None
+    assert stranger.quarantined and stranger.site_id == "home"
+    assert replica.client_id == settings.mqtt_client_id and replica.written >= 901
+
+
+def test_sigterm_flushes_and_exits_cleanly(
+    ingest_engine: Engine, mqtt_url: str, tmp_path: Path
+) -> None:
+    url = ingest_engine.url.render_as_string(False)
+    settings = service_settings(tmp_path, url, mqtt_url)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("IOTCARE_")}
+    env.update(
+        {
+            "IOTCARE_ENVIRONMENT": "test",
+            "IOTCARE_SECRET_KEY": TEST_SECRET,
+            "IOTCARE_DATABASE_URL": url,
+            "IOTCARE_MQTT_URL": mqtt_url,
+            "IOTCARE_MQTT_TOPIC_ROOT": settings.mqtt_topic_root,
+            "IOTCARE_MQTT_CLIENT_ID": settings.mqtt_client_id or "",
+            "IOTCARE_MQTT_SHARED_GROUP": "",
+            "IOTCARE_METRICS_PORT": "0",
+            # A long interval: only the SIGTERM flush can write these in time.
+            "IOTCARE_INGEST_FLUSH_INTERVAL": "60s",
+            "IOTCARE_INGEST_INFLIGHT_WINDOW": "1000",
+        }
+    )
+    process = subprocess.Popen(
+        [sys.executable, "-m", "ingest"], env=env, cwd=tmp_path, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        # The replica publishes its retained online status once subscribed.
+        wait_for_retained(
+            mqtt_url,
+            f"{settings.mqtt_topic_root}/ingest/{settings.mqtt_client_id}/status",
+            status_payload(True),
+        )
+        publish_all(
+            mqtt_url,
+            [
+                (
+                    topic(settings, "wear1", "telemetry"),
+                    telemetry_payload(BASE + timedelta(seconds=i), {"spo2": 96}),
+                )
+                for i in range(40)
+            ],
+        )
+        wait_until(lambda: process.poll() is None, timeout=1)
+        process.send_signal(signal.SIGTERM)
+        _, stderr = process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 0, stderr
+    assert count(ingest_engine, Reading) == 40
+    assert "stopped" in stderr

@@ -1,0 +1,154 @@
+"""The pipeline acknowledges a message only after every sink has written it."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Sequence
+
+import orjson
+
+from ingest.batch import Batch
+from ingest.metrics import IngestMetrics
+from ingest.pipeline import Delivery, Pipeline, PipelineConfig
+
+TOPIC = "care/v1/s1/d1/telemetry"
+
+
+def payload(i: int) -> bytes:
+    return orjson.dumps({"ts": 1_763_800_000_000 + i, "readings": {"heart_rate": 60 + i % 50}})
+
+
+class RecordingSink:
+    """Keeps written batches; can be told to fail, like a database that went away."""
+
+    name = "recording"
+
+    def __init__(self) -> None:
+        self.batches: list[Batch] = []
+        self.failing = threading.Event()
+        self.attempts = 0
+
+    def write(self, batch: Batch) -> None:
+        self.attempts += 1
+        if self.failing.is_set():
+            raise ConnectionError("database unreachable")
+        self.batches.append(batch)
+
+    def backlog_bytes(self) -> int:
+        return 0
+
+    def close(self) -> None:
+        pass
+
+    def rows(self) -> int:
+        return sum(len(b.readings) for b in self.batches)
+
+
+class Acks:
+    def __init__(self) -> None:
+        self.mids: list[int] = []
+        self.event = threading.Event()
+
+    def __call__(self, deliveries: Sequence[Delivery]) -> None:
+        self.mids.extend(d.mid for d in deliveries)
+        self.event.set()
+
+
+def make(window: int = 1000, interval: float = 10.0, batch_size: int = 5000):
+    sink, acks = RecordingSink(), Acks()
+    pipeline = Pipeline(
+        [sink],
+        acks,
+        PipelineConfig(
+            batch_size=batch_size,
+            flush_interval=interval,
+            inflight_window=window,
+            retry_initial=0.01,
+            retry_max=0.05,
+        ),
+        IngestMetrics(),
+    )
+    pipeline.start()
+    return pipeline, sink, acks
+
+
+def wait_for(predicate, timeout: float = 5.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.005)
+    return False
+
+
+def test_full_inflight_window_flushes_at_once() -> None:
+    pipeline, sink, acks = make(window=20, interval=30.0)
+    for i in range(20):
+        pipeline.submit(TOPIC, payload(i), Delivery(i + 1, 1, 0))
+    assert wait_for(lambda: len(acks.mids) == 20, timeout=2.0)
+    assert sink.rows() == 20
+    pipeline.stop()
+
+
+def test_batch_size_triggers_a_flush() -> None:
+    pipeline, _sink, acks = make(window=10_000, interval=30.0, batch_size=5)
+    for i in range(5):
+        pipeline.submit(TOPIC, payload(i), Delivery(i + 1, 1, 0))
+    assert wait_for(lambda: len(acks.mids) == 5, timeout=2.0)
+    pipeline.stop()
+
+
+def test_flush_interval_bounds_the_wait() -> None:
+    pipeline, _sink, acks = make(window=10_000, interval=0.05, batch_size=5000)
+    started = time.monotonic()
+    pipeline.submit(TOPIC, payload(1), Delivery(1, 1, 0))
+    assert wait_for(lambda: acks.mids == [1], timeout=2.0)
+    assert time.monotonic() - started < 1.0
+    pipeline.stop()
+
+
+def test_nothing_is_acknowledged_while_the_store_is_down() -> None:
+    pipeline, sink, acks = make(window=5, interval=0.01)
+    sink.failing.set()
+    for i in range(5):
+        pipeline.submit(TOPIC, payload(i), Delivery(i + 1, 1, 0))
+    assert wait_for(lambda: sink.attempts >= 5)
+    assert acks.mids == []
+    assert pipeline.failing_since is not None and "unreachable" in (pipeline.last_error or "")
+    sink.failing.clear()
+    assert wait_for(lambda: len(acks.mids) == 5)
+    assert sink.rows() == 5 and pipeline.failing_since is None
+    pipeline.stop()
+
+
+def test_stop_flushes_and_acknowledges_the_rest() -> None:
+    pipeline, sink, acks = make(window=1000, interval=60.0)
+    for i in range(7):
+        pipeline.submit(TOPIC, payload(i), Delivery(i + 1, 1, 0))
+    pipeline.stop()
+    assert sorted(acks.mids) == list(range(1, 8))
+    assert sink.rows() == 7
+
+
+def test_stop_during_outage_leaves_messages_for_redelivery() -> None:
+    pipeline, sink, acks = make(window=3, interval=0.01)
+    sink.failing.set()
+    for i in range(3):
+        pipeline.submit(TOPIC, payload(i), Delivery(i + 1, 1, 0))
+    assert wait_for(lambda: sink.attempts >= 2)
+    pipeline.stop(timeout=5)
+    assert not pipeline.alive()
+    assert acks.mids == []
+
+
+def test_qos0_and_dead_letters_are_accounted() -> None:
+    pipeline, sink, acks = make(window=2, interval=0.01)
+    pipeline.submit(TOPIC, b"garbage", Delivery(1, 1, 0))
+    pipeline.submit(TOPIC, payload(1), Delivery(2, 0, 0))
+    assert wait_for(lambda: acks.event.is_set())
+    pipeline.stop()
+    assert acks.mids == [1]  # QoS0 needs no acknowledgement
+    dead = [d for b in sink.batches for d in b.dead_letters]
+    assert [d.reason for d in dead] == ["invalid_json"]
+    assert pipeline.metrics.total(pipeline.metrics.dead_letters) == 1
