@@ -118,5 +118,11 @@ def configure_logging(settings: Settings, process: str) -> None:
     root.setLevel(settings.log_level)
     # Chatty libraries stay at WARNING unless we are debugging.
     if settings.log_level != "DEBUG":
-        for name in ("sqlalchemy.engine", "alembic.runtime.migration", "httpx", "amqtt"):
+        for name in (
+            "sqlalchemy.engine",
+            "alembic.runtime.migration",
+            "httpx",
+            "amqtt",
+            "transitions",
+        ):
             logging.getLogger(name).setLevel(logging.WARNING)

@@ -58,11 +58,11 @@ JSONType = JSON().with_variant(JSONB(), "postgresql")
 class StrEnumType(TypeDecorator[Any]):
     """An enum stored as its plain string value in a VARCHAR column (readable by hand)."""
 
-    impl = String(32)
+    impl = String
     cache_ok = True
 
     def __init__(self, enum_class: type[enum.StrEnum], length: int = 32) -> None:
-        super().__init__(length)
+        super().__init__(length=length)
         self.enum_class = enum_class
 
     def process_bind_param(self, value: Any, dialect: Dialect) -> str | None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Float, Index, String
+from sqlalchemy import Float, PrimaryKeyConstraint, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from models.base import Base, UTCDateTime
@@ -15,14 +15,15 @@ class Reading(Base):
 
     __tablename__ = "readings"
     __table_args__ = (
-        # "Last N hours of a device" across its metrics.
-        Index("ix_readings_device_id_ts", "device_id", "ts"),
+        # One index serves both uniqueness and "the last N hours of a device" (all its metrics,
+        # or one: a device has at most a handful). A second index would double the write cost.
+        PrimaryKeyConstraint("device_id", "ts", "metric"),
     )
 
     # No foreign key to devices on purpose: this is the hot write path, and ingest
     # registers unknown devices (quarantined) before it writes their readings.
-    device_id: Mapped[str] = mapped_column(String(64), primary_key=True)
-    metric: Mapped[str] = mapped_column(String(32), primary_key=True)
-    ts: Mapped[datetime] = mapped_column(UTCDateTime, primary_key=True)
+    device_id: Mapped[str] = mapped_column(String(64))
+    metric: Mapped[str] = mapped_column(String(32))
+    ts: Mapped[datetime] = mapped_column(UTCDateTime)
     # Booleans (motion, door_open, bed_occupied) are stored as 0.0 / 1.0.
     value: Mapped[float] = mapped_column(Float)

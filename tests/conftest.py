@@ -56,9 +56,7 @@ def settings(tmp_path: Path) -> Settings:
 
 
 @pytest.fixture
-def override_settings(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> Callable[..., Settings]:
+def override_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Callable[..., Settings]:
     """Make `get_settings()` return test settings with the given overrides, process-wide."""
 
     def apply(**overrides: Any) -> Settings:
@@ -121,9 +119,7 @@ def factory(db_session: Session) -> Factory:
 
 
 @pytest.fixture
-def empty_database(
-    db_backend: str, tmp_path: Path
-) -> Iterator[str]:
+def empty_database(db_backend: str, tmp_path: Path) -> Iterator[str]:
     """A fresh empty database of this backend for one test (migration tests), dropped after."""
     with throwaway_database(db_backend, tmp_path) as url:
         yield url
@@ -137,3 +133,81 @@ def mqtt_url() -> str:
     require(TEST_MQTT_URL is not None, "An MQTT broker", "IOTCARE_TEST_MQTT_URL")
     assert TEST_MQTT_URL is not None
     return TEST_MQTT_URL
+
+
+@pytest.fixture
+def private_mosquitto() -> Iterator[Callable[..., Any]]:
+    """Factory `private_mosquitto(**PrivateMosquitto options)`: started brokers, removed after."""
+    from tests.support.mosquitto import MOSQUITTO_ENV, PrivateMosquitto, find_mosquitto
+    from tests.support.services import require
+
+    require(find_mosquitto() is not None, "The mosquitto binary", MOSQUITTO_ENV)
+    brokers: list[PrivateMosquitto] = []
+
+    def start(**options: Any) -> PrivateMosquitto:
+        broker = PrivateMosquitto(**options)
+        brokers.append(broker)
+        return broker.start()
+
+    try:
+        yield start
+    finally:
+        for broker in brokers:
+            broker.close()
+
+
+@pytest.fixture
+def private_postgres() -> Iterator[Any]:
+    """A started PostgreSQL server of the test's own (PrivatePostgres), removed after the test."""
+    import os
+    import pwd
+
+    from tests.support.postgres_instance import PG_BIN_ENV, RUN_AS, PrivatePostgres, find_pg_bin
+    from tests.support.services import require
+
+    usable = find_pg_bin() is not None
+    if usable and os.name == "posix" and os.geteuid() == 0:
+        try:
+            pwd.getpwnam(RUN_AS)
+        except KeyError:
+            usable = False
+    require(usable, "PostgreSQL server binaries (initdb, postgres)", PG_BIN_ENV)
+    server = PrivatePostgres()
+    try:
+        yield server.start()
+    finally:
+        server.close()
+
+
+@pytest.fixture
+def tcp_proxy() -> Iterator[Callable[[str, int], Any]]:
+    """Factory: `tcp_proxy(host, port)` starts a TcpProxy to that server; all closed after."""
+    from tests.support.tcp_proxy import TcpProxy
+
+    proxies: list[TcpProxy] = []
+
+    def start(host: str, port: int) -> TcpProxy:
+        proxy = TcpProxy(host, port)
+        proxies.append(proxy)
+        return proxy.start()
+
+    try:
+        yield start
+    finally:
+        for proxy in proxies:
+            proxy.close()
+
+
+@pytest.fixture
+def postgres_proxy(tcp_proxy: Callable[[str, int], Any]) -> Any:
+    """The test PostgreSQL server behind a TcpProxy (ProxiedDatabase: `.url`, `.proxy.cut()`)."""
+    from sqlalchemy.engine import make_url
+
+    from tests.support.services import TEST_DATABASE_URL, require
+    from tests.support.tcp_proxy import ProxiedDatabase, proxied_url
+
+    require(TEST_DATABASE_URL is not None, "PostgreSQL", "IOTCARE_TEST_DATABASE_URL")
+    assert TEST_DATABASE_URL is not None
+    server = make_url(TEST_DATABASE_URL)
+    proxy = tcp_proxy(server.host or "127.0.0.1", server.port or 5432)
+    return ProxiedDatabase(proxy=proxy, url=proxied_url(TEST_DATABASE_URL, proxy))

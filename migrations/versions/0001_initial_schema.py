@@ -106,16 +106,14 @@ def upgrade() -> None:
         sa.Column("metric", sa.String(length=32), nullable=False),
         sa.Column("ts", sa.DateTime(timezone=True), nullable=False),
         sa.Column("value", sa.Float(), nullable=False),
-        sa.PrimaryKeyConstraint("device_id", "metric", "ts", name=op.f("pk_readings")),
+        sa.PrimaryKeyConstraint("device_id", "ts", "metric", name=op.f("pk_readings")),
     )
-    with op.batch_alter_table("readings", schema=None) as batch_op:
-        batch_op.create_index("ix_readings_device_id_ts", ["device_id", "ts"], unique=False)
 
     op.create_table(
         "rollups",
         sa.Column("device_id", sa.String(length=64), nullable=False),
         sa.Column("metric", sa.String(length=32), nullable=False),
-        sa.Column("period", sa.String(length=32), nullable=False),
+        sa.Column("period", sa.String(length=8), nullable=False),
         sa.Column("bucket", sa.DateTime(timezone=True), nullable=False),
         sa.Column("count", sa.Integer(), nullable=False),
         sa.Column("min", sa.Float(), nullable=False),
@@ -190,7 +188,7 @@ def upgrade() -> None:
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("username", sa.String(length=64), nullable=False),
         sa.Column("display_name", sa.String(length=200), nullable=False),
-        sa.Column("role", sa.String(length=32), nullable=False),
+        sa.Column("role", sa.String(length=16), nullable=False),
         sa.Column("password_hash", sa.String(length=255), nullable=False),
         sa.Column("language", sa.String(length=8), nullable=False),
         sa.Column("timezone", sa.String(length=64), nullable=True),
@@ -217,8 +215,8 @@ def upgrade() -> None:
             sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"),
             nullable=False,
         ),
-        sa.Column("severity", sa.String(length=32), nullable=False),
-        sa.Column("scope_type", sa.String(length=32), nullable=False),
+        sa.Column("severity", sa.String(length=16), nullable=False),
+        sa.Column("scope_type", sa.String(length=16), nullable=False),
         sa.Column("site_id", sa.String(length=64), nullable=True),
         sa.Column("resident_id", sa.Integer(), nullable=True),
         sa.Column("device_type", sa.String(length=32), nullable=True),
@@ -314,7 +312,7 @@ def upgrade() -> None:
         "contact_channels",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("user_id", sa.Integer(), nullable=False),
-        sa.Column("channel", sa.String(length=32), nullable=False),
+        sa.Column("channel", sa.String(length=16), nullable=False),
         sa.Column("address", sa.String(length=500), nullable=False),
         sa.Column("enabled", sa.Boolean(), nullable=False),
         sa.ForeignKeyConstraint(
@@ -342,7 +340,7 @@ def upgrade() -> None:
         sa.Column("type", sa.String(length=32), nullable=True),
         sa.Column("name", sa.String(length=200), nullable=True),
         sa.Column("room", sa.String(length=64), nullable=True),
-        sa.Column("status", sa.String(length=32), nullable=False),
+        sa.Column("status", sa.String(length=16), nullable=False),
         sa.Column("last_seen", sa.DateTime(timezone=True), nullable=True),
         sa.Column("battery", sa.Integer(), nullable=True),
         sa.Column("rssi", sa.Integer(), nullable=True),
@@ -373,8 +371,8 @@ def upgrade() -> None:
         sa.Column("id", sa.Uuid(), nullable=False),
         sa.Column("rule_id", sa.Integer(), nullable=True),
         sa.Column("kind", sa.String(length=32), nullable=False),
-        sa.Column("severity", sa.String(length=32), nullable=False),
-        sa.Column("status", sa.String(length=32), nullable=False),
+        sa.Column("severity", sa.String(length=16), nullable=False),
+        sa.Column("status", sa.String(length=16), nullable=False),
         sa.Column("subject_type", sa.String(length=32), nullable=False),
         sa.Column("subject_id", sa.String(length=64), nullable=False),
         sa.Column("dedupe_key", sa.String(length=200), nullable=False),
@@ -506,7 +504,7 @@ def upgrade() -> None:
         sa.Column("requested_by", sa.Integer(), nullable=True),
         sa.Column("reason", sa.Text(), nullable=True),
         sa.Column("alert_id", sa.Uuid(), nullable=True),
-        sa.Column("status", sa.String(length=32), nullable=False),
+        sa.Column("status", sa.String(length=16), nullable=False),
         sa.Column("attempts", sa.Integer(), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("sent_at", sa.DateTime(timezone=True), nullable=True),
@@ -543,10 +541,10 @@ def upgrade() -> None:
         sa.Column("idempotency_key", sa.String(length=200), nullable=False),
         sa.Column("alert_id", sa.Uuid(), nullable=True),
         sa.Column("recipient_id", sa.Integer(), nullable=True),
-        sa.Column("channel", sa.String(length=32), nullable=False),
+        sa.Column("channel", sa.String(length=16), nullable=False),
         sa.Column("address", sa.String(length=500), nullable=True),
-        sa.Column("purpose", sa.String(length=32), nullable=False),
-        sa.Column("status", sa.String(length=32), nullable=False),
+        sa.Column("purpose", sa.String(length=16), nullable=False),
+        sa.Column("status", sa.String(length=16), nullable=False),
         sa.Column("subject", sa.String(length=300), nullable=True),
         sa.Column("body", sa.Text(), nullable=True),
         sa.Column(
@@ -655,9 +653,6 @@ def downgrade() -> None:
     op.drop_table("quality_results")
     op.drop_table("sites")
     op.drop_table("rollups")
-    with op.batch_alter_table("readings", schema=None) as batch_op:
-        batch_op.drop_index("ix_readings_device_id_ts")
-
     op.drop_table("readings")
     with op.batch_alter_table("quality_runs", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_quality_runs_suite"))

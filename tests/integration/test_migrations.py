@@ -34,9 +34,15 @@ def test_models_and_migrations_agree(fresh_engine) -> None:
     assert diff == [], f"models and migrations differ: {diff}"
 
 
+def test_readings_key_serves_device_time_ranges(fresh_engine) -> None:
+    schema.upgrade(fresh_engine)
+    key = inspect(fresh_engine).get_pk_constraint("readings")["constrained_columns"]
+    assert key == ["device_id", "ts", "metric"]
+
+
 def test_upgrade_downgrade_upgrade(fresh_engine) -> None:
     assert schema.upgrade(fresh_engine) == "created"
-    assert APP_TABLES <= set(inspect(fresh_engine).get_table_names())
+    assert set(inspect(fresh_engine).get_table_names()) >= APP_TABLES
     schema.downgrade(fresh_engine, "base")
     assert set(inspect(fresh_engine).get_table_names()) & APP_TABLES == set()
     assert schema.upgrade(fresh_engine) == "created"
