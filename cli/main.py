@@ -7,7 +7,7 @@ import sys
 import typer
 from sqlalchemy.exc import OperationalError
 
-from cli import broker, context, db, demo, devices, ingest, seed, users
+from cli import broker, context, db, demo, devices, ingest, seed, simulate, users
 from core.errors import IotCareError
 
 app = typer.Typer(
@@ -24,6 +24,7 @@ app.add_typer(devices.app, name="devices")
 app.command("demo")(demo.demo)
 app.command("ingest")(ingest.ingest)
 app.command("broker")(broker.broker)
+app.command("simulate")(simulate.simulate)
 
 
 def _fail(message: str) -> None:

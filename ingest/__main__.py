@@ -40,7 +40,10 @@ def run_until_signalled(mqtt_url: str | None = None) -> None:
         signal.signal(signal.SIGTERM, on_signal)
         signal.signal(signal.SIGINT, on_signal)
         service.start()
-        stop.wait()
+        # A timed wait: a signal delivered to another thread only runs its Python handler once
+        # the main thread wakes up, which an untimed wait may never do.
+        while not stop.wait(0.5):
+            pass
         service.stop()
     finally:
         engine.dispose()

@@ -6,6 +6,8 @@ import logging
 import random
 import ssl
 import threading
+import time
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -25,6 +27,7 @@ from ingest.pipeline import Delivery
 log = logging.getLogger(__name__)
 
 OnMessage = Callable[[str, bytes, Delivery], None]
+ACK_POLL_SECONDS = 0.02
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +91,9 @@ class IngestClient:
         self.state = "starting"
         self._stopping = threading.Event()
         self._generation = 0
+        # Written batches' deliveries, acknowledged by the network thread itself: paho calls from
+        # another thread would contend for the GIL on every PUBACK and stall both threads.
+        self._to_ack: deque[Sequence[Delivery]] = deque()
         self._thread: threading.Thread | None = None
         self.client = self._make_client()
 
@@ -173,12 +179,19 @@ class IngestClient:
     # --- acknowledgement (called from the flusher thread)
 
     def ack(self, deliveries: Sequence[Delivery]) -> None:
-        """Acknowledge written messages that arrived on the current connection."""
+        """Queue written messages for acknowledgement by the network thread (thread-safe)."""
+        if deliveries:
+            self._to_ack.append(deliveries)
+
+    def _send_acks(self) -> None:
+        """Acknowledge queued deliveries that arrived on the current connection."""
         generation = self._generation
         client = self.client
-        for delivery in deliveries:
-            if delivery.generation == generation:
-                client.ack(delivery.mid, delivery.qos)
+        queue = self._to_ack
+        while queue:
+            for delivery in queue.popleft():
+                if delivery.generation == generation:
+                    client.ack(delivery.mid, delivery.qos)
 
     # --- lifecycle
 
@@ -227,7 +240,10 @@ class IngestClient:
                 continue
             rc = mqtt.MQTT_ERR_SUCCESS
             while not self._stopping.is_set() and rc == mqtt.MQTT_ERR_SUCCESS:
-                rc = client.loop(timeout=0.5)
+                # A short timeout bounds how long a written batch waits for its acks when idle.
+                rc = client.loop(timeout=ACK_POLL_SECONDS)
+                if self._to_ack:
+                    self._send_acks()
                 if self.connected.is_set():
                     attempt = 0
             if self._stopping.is_set():
@@ -240,7 +256,10 @@ class IngestClient:
             self._stopping.wait(delay)
 
     def stop(self, timeout: float = 10.0) -> None:
-        """Publish offline status, disconnect cleanly and stop the network thread."""
+        """Send pending acks, publish offline status, disconnect and stop the network thread."""
+        deadline = time.monotonic() + timeout / 2
+        while self._to_ack and self.connected.is_set() and time.monotonic() < deadline:
+            time.sleep(ACK_POLL_SECONDS)
         if self.connected.is_set():
             try:
                 info = self.client.publish(

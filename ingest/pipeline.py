@@ -1,10 +1,11 @@
 """Batching, durable writes and acknowledgement after the write.
 
 The MQTT thread parses each message into the current batch. A flusher thread swaps the batch out
-when it is full (rows), when the broker's in-flight window is full (messages), or when its oldest
-message has waited the flush interval; writes it to every sink; and only then acknowledges its
-messages. While a store is down the batch is retried with backoff and nothing is acknowledged,
-so the broker keeps (and stops sending) the rest: back-pressure with memory bounded by the window.
+when it is full (rows), when the broker's in-flight window is full (messages), when messages stop
+arriving for a moment, or when its oldest message has waited the flush interval; writes it to
+every sink; and only then acknowledges its messages. While a store is down the batch is retried
+with backoff and nothing is acknowledged, so the broker keeps (and stops sending) the rest:
+back-pressure with memory bounded by the window.
 """
 
 from __future__ import annotations
@@ -45,6 +46,9 @@ class PipelineConfig:
     batch_size: int = 5000
     flush_interval: float = 0.2
     inflight_window: int = 20
+    # No message for this long means the broker stopped sending: either traffic paused or its
+    # in-flight window (which may be smaller than ours) is full. Flush rather than wait.
+    idle_flush: float = 0.005
     retry_initial: float = 0.1
     retry_max: float = 30.0
     limits: Limits = field(default_factory=Limits)
@@ -70,6 +74,7 @@ class Pipeline:
         self._batch = Batch()
         self._deliveries: list[Delivery] = []
         self._first_at: float | None = None
+        self._last_at = 0.0
         self._stopping = False
         self._thread: threading.Thread | None = None
         self.last_error: str | None = None
@@ -85,8 +90,9 @@ class Pipeline:
             apply_message(self._batch, topic, payload, now, self.config.limits)
             if delivery is not None and delivery.qos > 0:
                 self._deliveries.append(delivery)
+            self._last_at = time.monotonic()
             if self._first_at is None:
-                self._first_at = time.monotonic()
+                self._first_at = self._last_at
                 self._cond.notify()
             if (
                 self._batch.messages >= self.config.inflight_window
@@ -125,15 +131,18 @@ class Pipeline:
                 batch = self._batch
                 if batch.messages:
                     assert self._first_at is not None
-                    waited = time.monotonic() - self._first_at
+                    now = time.monotonic()
+                    due = min(
+                        self._first_at + config.flush_interval, self._last_at + config.idle_flush
+                    )
                     if (
                         self._stopping
                         or batch.messages >= config.inflight_window
                         or batch.rows() >= config.batch_size
-                        or waited >= config.flush_interval
+                        or now >= due
                     ):
                         break
-                    self._cond.wait(config.flush_interval - waited)
+                    self._cond.wait(due - now)
                 elif self._stopping:
                     return None
                 else:

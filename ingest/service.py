@@ -22,6 +22,7 @@ from ingest.parse import Limits
 from ingest.pipeline import Pipeline, PipelineConfig
 from ingest.registry_cache import RegistryCache
 from ingest.sinks.base import Sink
+from ingest.sinks.influx import make_influx_sink
 from ingest.sinks.sql import SqlSink
 from models import IngestReplica
 
@@ -58,6 +59,9 @@ class IngestService:
         self.client_id = settings.mqtt_client_id or default_client_id()
         self.sql = SqlSink(engine, self.cache, settings.default_timezone, rules)
         self.sinks: list[Sink] = [self.sql, *(extra_sinks or [])]
+        influx = make_influx_sink(settings, self.cache.lookup)
+        if influx is not None:
+            self.sinks.append(influx)
         self.client = IngestClient(
             ClientConfig(
                 address=BrokerAddress.from_url(url),
@@ -84,6 +88,7 @@ class IngestService:
             PipelineConfig(
                 batch_size=settings.ingest_batch_size,
                 flush_interval=settings.ingest_flush_interval.total_seconds(),
+                idle_flush=settings.ingest_idle_flush.total_seconds(),
                 inflight_window=settings.ingest_inflight_window,
                 retry_max=settings.ingest_retry_max.total_seconds(),
                 limits=Limits(

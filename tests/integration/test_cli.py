@@ -15,16 +15,29 @@ import models
 from tests.conftest import TEST_SECRET
 
 
-def iotcare(*args: str, database_url: str | None = None, env: dict | None = None,
-            input: str | None = None) -> subprocess.CompletedProcess[str]:
+def iotcare(
+    *args: str, database_url: str | None = None, env: dict | None = None, input: str | None = None
+) -> subprocess.CompletedProcess[str]:
     environment = {k: v for k, v in os.environ.items() if not k.startswith("IOTCARE_")}
-    environment.update({"IOTCARE_ENVIRONMENT": "test", "IOTCARE_SECRET_KEY": TEST_SECRET,
-                        "IOTCARE_LOG_LEVEL": "WARNING"})
+    environment.update(
+        {
+            "IOTCARE_ENVIRONMENT": "test",
+            "IOTCARE_SECRET_KEY": TEST_SECRET,
+            "IOTCARE_LOG_LEVEL": "WARNING",
+        }
+    )
     if database_url:
         environment["IOTCARE_DATABASE_URL"] = database_url
     environment.update(env or {})
-    return subprocess.run([sys.executable, "-m", "cli", *args], capture_output=True, text=True,
-                          env=environment, input=input, timeout=120, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "cli", *args],
+        capture_output=True,
+        text=True,
+        env=environment,
+        input=input,
+        timeout=120,
+        check=False,
+    )
 
 
 def test_bad_database_url_stops_with_one_line() -> None:
@@ -36,8 +49,9 @@ def test_bad_database_url_stops_with_one_line() -> None:
 
 
 def test_missing_secret_in_production_stops_start_up() -> None:
-    result = iotcare("db", "current", env={"IOTCARE_ENVIRONMENT": "production",
-                                           "IOTCARE_SECRET_KEY": ""})
+    result = iotcare(
+        "db", "current", env={"IOTCARE_ENVIRONMENT": "production", "IOTCARE_SECRET_KEY": ""}
+    )
     assert result.returncode == 1
     assert "IOTCARE_SECRET_KEY" in result.stderr
     assert "Traceback" not in result.stderr
@@ -52,12 +66,21 @@ def test_unreachable_database_is_explained() -> None:
 
 
 def test_messages_in_korean() -> None:
-    result = iotcare("devices", "add", "x1", "--site", "nope", "--type", "wearable",
-                     env={"IOTCARE_DATABASE_URL": "sqlite:///k.db", "LANG": "ko_KR.UTF-8"})
+    result = iotcare(
+        "devices",
+        "add",
+        "x1",
+        "--site",
+        "nope",
+        "--type",
+        "wearable",
+        env={"IOTCARE_DATABASE_URL": "sqlite:///k.db", "LANG": "ko_KR.UTF-8"},
+    )
     # The service error is English text from core; the CLI's own messages follow LANG.
     assert result.returncode == 1
-    created = iotcare("db", "upgrade", env={"IOTCARE_DATABASE_URL": "sqlite:///k2.db",
-                                             "LANG": "ko_KR.UTF-8"})
+    created = iotcare(
+        "db", "upgrade", env={"IOTCARE_DATABASE_URL": "sqlite:///k2.db", "LANG": "ko_KR.UTF-8"}
+    )
     assert "데이터베이스" in created.stdout
 
 
@@ -65,10 +88,18 @@ def test_db_upgrade_stamps_a_pre_alembic_database(empty_database: str) -> None:
     engine = create_engine(empty_database)
     models.Base.metadata.create_all(engine)
     with engine.begin() as conn:
-        conn.execute(models.Site.__table__.insert(), [
-            {"id": f"s{i}", "name": f"Home {i}", "timezone": "Asia/Seoul",
-             "created_at": datetime(2025, 1, 1, tzinfo=UTC)}
-            for i in range(25)])
+        conn.execute(
+            models.Site.__table__.insert(),
+            [
+                {
+                    "id": f"s{i}",
+                    "name": f"Home {i}",
+                    "timezone": "Asia/Seoul",
+                    "created_at": datetime(2025, 1, 1, tzinfo=UTC),
+                }
+                for i in range(25)
+            ],
+        )
     result = iotcare("db", "upgrade", database_url=empty_database)
     assert result.returncode == 0, result.stderr
     assert "stamped" in result.stdout
@@ -88,20 +119,53 @@ def test_seed_users_and_devices_round_trip(empty_database: str) -> None:
     assert {row[1] for row in logins} >= {"caregiver1", "operator", "admin"}
     assert all(len(row[2]) == 16 for row in logins)
 
-    added = iotcare("users", "add", "nurse.lee", "--role", "caregiver", "--language", "ko",
-                    "--generate-password", database_url=empty_database)
+    added = iotcare(
+        "users",
+        "add",
+        "nurse.lee",
+        "--role",
+        "caregiver",
+        "--language",
+        "ko",
+        "--generate-password",
+        database_url=empty_database,
+    )
     assert added.returncode == 0, added.stderr
     assert "nurse.lee" in added.stdout
-    duplicate = iotcare("users", "add", "nurse.lee", "--role", "caregiver",
-                        "--generate-password", database_url=empty_database)
+    duplicate = iotcare(
+        "users",
+        "add",
+        "nurse.lee",
+        "--role",
+        "caregiver",
+        "--generate-password",
+        database_url=empty_database,
+    )
     assert duplicate.returncode == 1
     assert "exists already" in duplicate.stderr
-    prompted = iotcare("users", "add", "op2", "--role", "operator",
-                       database_url=empty_database, input="long-password-1\nlong-password-1\n")
+    prompted = iotcare(
+        "users",
+        "add",
+        "op2",
+        "--role",
+        "operator",
+        database_url=empty_database,
+        input="long-password-1\nlong-password-1\n",
+    )
     assert prompted.returncode == 0, prompted.stderr
 
-    device = iotcare("devices", "add", "sunrise-hall-motion", "--site", "sunrise", "--type",
-                     "motion_sensor", "--room", "hall", database_url=empty_database)
+    device = iotcare(
+        "devices",
+        "add",
+        "sunrise-hall-motion",
+        "--site",
+        "sunrise",
+        "--type",
+        "motion_sensor",
+        "--room",
+        "hall",
+        database_url=empty_database,
+    )
     assert device.returncode == 0, device.stderr
     listed = iotcare("devices", "list", "--site", "sunrise", database_url=empty_database)
     assert "sunrise-hall-motion" in listed.stdout
@@ -110,9 +174,12 @@ def test_seed_users_and_devices_round_trip(empty_database: str) -> None:
 
 @pytest.mark.parametrize(
     "args",
-    [("devices", "add", "d1", "--site", "s", "--type", "robot"),
-     ("users", "add", "u1", "--role", "king", "--generate-password"),
-     ("db",), ("nonsense",)],
+    [
+        ("devices", "add", "d1", "--site", "s", "--type", "robot"),
+        ("users", "add", "u1", "--role", "king", "--generate-password"),
+        ("db",),
+        ("nonsense",),
+    ],
 )
 def test_bad_arguments_get_usage_not_traceback(args: tuple[str, ...], tmp_path: Path) -> None:
     result = iotcare(*args, database_url=f"sqlite:///{tmp_path / 'x.db'}")

@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import urllib.request
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -25,6 +26,7 @@ from models import DeadLetter, Device, DeviceStatus, Event, IngestReplica, Readi
 from tests.conftest import TEST_SECRET, make_test_settings
 from tests.factories import Factory
 from tests.support.publisher import publish_all, wait_for_retained
+from tests.support.tcp_proxy import free_port
 from tests.support.waiting import wait_until
 
 BASE = datetime(2026, 11, 22, 0, 0, tzinfo=UTC)
@@ -135,6 +137,7 @@ def test_sigterm_flushes_and_exits_cleanly(
 ) -> None:
     url = ingest_engine.url.render_as_string(False)
     settings = service_settings(tmp_path, url, mqtt_url)
+    port = free_port("127.0.0.1")
     env = {k: v for k, v in os.environ.items() if not k.startswith("IOTCARE_")}
     env.update(
         {
@@ -145,9 +148,10 @@ def test_sigterm_flushes_and_exits_cleanly(
             "IOTCARE_MQTT_TOPIC_ROOT": settings.mqtt_topic_root,
             "IOTCARE_MQTT_CLIENT_ID": settings.mqtt_client_id or "",
             "IOTCARE_MQTT_SHARED_GROUP": "",
-            "IOTCARE_METRICS_PORT": "0",
-            # A long interval: only the SIGTERM flush can write these in time.
+            "IOTCARE_METRICS_PORT": str(port),
+            # Nothing but the SIGTERM flush may write these.
             "IOTCARE_INGEST_FLUSH_INTERVAL": "60s",
+            "IOTCARE_INGEST_IDLE_FLUSH": "60s",
             "IOTCARE_INGEST_INFLIGHT_WINDOW": "1000",
         }
     )
@@ -161,6 +165,7 @@ def test_sigterm_flushes_and_exits_cleanly(
             f"{settings.mqtt_topic_root}/ingest/{settings.mqtt_client_id}/status",
             status_payload(True),
         )
+        # Fewer than the broker's in-flight window (20), so all are delivered before the flush.
         publish_all(
             mqtt_url,
             [
@@ -168,15 +173,28 @@ def test_sigterm_flushes_and_exits_cleanly(
                     topic(settings, "wear1", "telemetry"),
                     telemetry_payload(BASE + timedelta(seconds=i), {"spo2": 96}),
                 )
-                for i in range(40)
+                for i in range(15)
             ],
         )
-        wait_until(lambda: process.poll() is None, timeout=1)
+        wait_until(lambda: received(port) == 15, message="15 messages received")
+        assert count(ingest_engine, Reading) == 0
         process.send_signal(signal.SIGTERM)
         _, stderr = process.communicate(timeout=30)
     finally:
         if process.poll() is None:
             process.kill()
     assert process.returncode == 0, stderr
-    assert count(ingest_engine, Reading) == 40
+    assert count(ingest_engine, Reading) == 15
     assert "stopped" in stderr
+
+
+def received(port: int) -> float:
+    """iotcare_ingest_messages_received_total from a replica's /metrics."""
+    try:
+        body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2).read()
+    except OSError:
+        return -1
+    for line in body.decode().splitlines():
+        if line.startswith("iotcare_ingest_messages_received_total"):
+            return float(line.split()[1])
+    return -1

@@ -55,12 +55,17 @@ def test_database_predating_alembic_is_stamped_and_keeps_rows(fresh_engine) -> N
     models.Base.metadata.create_all(fresh_engine)
     now = datetime(2026, 1, 1, tzinfo=UTC)
     with fresh_engine.begin() as conn:
-        conn.execute(models.Site.__table__.insert(), [
-            {"id": "old", "name": "Old home", "timezone": "Asia/Seoul", "created_at": now}])
-        conn.execute(models.Reading.__table__.insert(), [
-            {"device_id": "d1", "metric": "heart_rate", "ts": now, "value": 71.0},
-            {"device_id": "d1", "metric": "spo2", "ts": now, "value": 97.0},
-        ])
+        conn.execute(
+            models.Site.__table__.insert(),
+            [{"id": "old", "name": "Old home", "timezone": "Asia/Seoul", "created_at": now}],
+        )
+        conn.execute(
+            models.Reading.__table__.insert(),
+            [
+                {"device_id": "d1", "metric": "heart_rate", "ts": now, "value": 71.0},
+                {"device_id": "d1", "metric": "spo2", "ts": now, "value": 97.0},
+            ],
+        )
     assert "alembic_version" not in inspect(fresh_engine).get_table_names()
 
     assert schema.upgrade(fresh_engine) == "stamped"
@@ -72,8 +77,9 @@ def test_database_predating_alembic_is_stamped_and_keeps_rows(fresh_engine) -> N
 
 
 def test_legacy_database_at_the_initial_schema_gets_later_migrations(fresh_engine) -> None:
-    initial_tables = [t for name, t in models.Base.metadata.tables.items()
-                      if name != "ingest_replicas"]
+    initial_tables = [
+        t for name, t in models.Base.metadata.tables.items() if name != "ingest_replicas"
+    ]
     models.Base.metadata.create_all(fresh_engine, tables=initial_tables)
     assert schema.legacy_revision(set(inspect(fresh_engine).get_table_names())) == "0001"
     assert schema.upgrade(fresh_engine) == "stamped"
@@ -89,8 +95,21 @@ def test_partial_legacy_schema_is_refused(fresh_engine) -> None:
 
 
 def test_plain_table_names_for_people_querying_by_hand() -> None:
-    expected = {"sites", "residents", "users", "devices", "readings", "events", "alert_rules",
-                "alerts", "notifications", "commands", "rollups", "dead_letters", "audit_log"}
+    expected = {
+        "sites",
+        "residents",
+        "users",
+        "devices",
+        "readings",
+        "events",
+        "alert_rules",
+        "alerts",
+        "notifications",
+        "commands",
+        "rollups",
+        "dead_letters",
+        "audit_log",
+    }
     assert expected <= APP_TABLES
     readings = models.Base.metadata.tables["readings"]
     assert [c.name for c in readings.columns] == ["device_id", "metric", "ts", "value"]

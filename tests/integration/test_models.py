@@ -40,8 +40,10 @@ def test_naive_datetimes_are_refused(db_session: Session) -> None:
 
 def test_readings_are_idempotent_on_device_metric_ts(db_session: Session) -> None:
     ts = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
-    rows = [{"device_id": "w1", "metric": "heart_rate", "ts": ts, "value": 80.0},
-            {"device_id": "w1", "metric": "spo2", "ts": ts, "value": 97.0}]
+    rows = [
+        {"device_id": "w1", "metric": "heart_rate", "ts": ts, "value": 80.0},
+        {"device_id": "w1", "metric": "spo2", "ts": ts, "value": 97.0},
+    ]
     insert_readings_idempotently(db_session, rows)
     insert_readings_idempotently(db_session, rows)  # a redelivery
     assert db_session.scalar(select(func.count()).select_from(Reading)) == 2
@@ -51,9 +53,15 @@ def test_readings_are_idempotent_on_device_metric_ts(db_session: Session) -> Non
 
 def test_one_unresolved_alert_per_dedupe_key(db_session: Session) -> None:
     def alert(status: AlertStatus) -> Alert:
-        return Alert(kind=RuleKind.EVENT, severity=Severity.CRITICAL, status=status,
-                     subject_type="resident", subject_id="1", dedupe_key="rule1:resident:1",
-                     title="Fall")
+        return Alert(
+            kind=RuleKind.EVENT,
+            severity=Severity.CRITICAL,
+            status=status,
+            subject_type="resident",
+            subject_id="1",
+            dedupe_key="rule1:resident:1",
+            title="Fall",
+        )
 
     db_session.add(alert(AlertStatus.RESOLVED))
     db_session.add(alert(AlertStatus.RESOLVED))
@@ -68,7 +76,8 @@ def test_one_unresolved_alert_per_dedupe_key(db_session: Session) -> None:
 def test_enum_columns_store_plain_strings(db_session: Session, factory: Factory) -> None:
     user = factory.user("operator")
     raw = db_session.execute(
-        select(func.lower(func.coalesce(type(user).__table__.c.role, "")))
-        .where(type(user).__table__.c.id == user.id)
+        select(func.lower(func.coalesce(type(user).__table__.c.role, ""))).where(
+            type(user).__table__.c.id == user.id
+        )
     ).scalar_one()
     assert raw == "operator"

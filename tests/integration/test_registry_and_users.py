@@ -15,15 +15,22 @@ from tests.factories import DEFAULT_PASSWORD, Factory
 def test_add_and_list_devices(db_session: Session, factory: Factory) -> None:
     site = factory.site("home1")
     resident = factory.resident(site)
-    registry.add_device(db_session, device_id="home1-wear", site_id="home1",
-                        device_type="wearable", resident_id=resident.id)
+    registry.add_device(
+        db_session,
+        device_id="home1-wear",
+        site_id="home1",
+        device_type="wearable",
+        resident_id=resident.id,
+    )
     factory.device("motion_sensor", site=site, device_id="home1-motion", quarantined=True)
     listed = registry.list_devices(db_session, site_id="home1")
     assert [d.id for d in listed] == ["home1-motion", "home1-wear"]
-    assert [d.id for d in registry.list_devices(db_session, site_id="home1",
-                                                quarantined=True)] == ["home1-motion"]
-    actions = db_session.scalars(select(AuditEntry.target_id)
-                                 .where(AuditEntry.action == "device.add")).all()
+    assert [d.id for d in registry.list_devices(db_session, site_id="home1", quarantined=True)] == [
+        "home1-motion"
+    ]
+    actions = db_session.scalars(
+        select(AuditEntry.target_id).where(AuditEntry.action == "device.add")
+    ).all()
     assert "home1-wear" in actions
 
 
@@ -36,8 +43,9 @@ def test_add_and_list_devices(db_session: Session, factory: Factory) -> None:
         ({"resident_id": 999999}, NotFoundError, "No resident"),
     ],
 )
-def test_add_device_rejects_bad_input(db_session: Session, factory: Factory, kwargs: dict,
-                                      error: type, words: str) -> None:
+def test_add_device_rejects_bad_input(
+    db_session: Session, factory: Factory, kwargs: dict, error: type, words: str
+) -> None:
     factory.site("home2")
     values = {"device_id": "ok-1", "site_id": "home2", "device_type": "wearable", **kwargs}
     with pytest.raises(error, match=words):
@@ -71,8 +79,7 @@ def test_create_user_and_authenticate(db_session: Session, factory: Factory) -> 
     ],
 )
 def test_create_user_rejects_bad_input(db_session: Session, kwargs: dict, words: str) -> None:
-    values = {"username": "valid.name", "password": DEFAULT_PASSWORD, "role": "caregiver",
-              **kwargs}
+    values = {"username": "valid.name", "password": DEFAULT_PASSWORD, "role": "caregiver", **kwargs}
     with pytest.raises(IotCareError, match=words):
         users.create_user(db_session, **values)
 

@@ -31,7 +31,9 @@ def test_seed_demo_creates_a_living_site(db_session: Session) -> None:
     # Every resident has a caregiver on duty and a supervisor.
     tiers = db_session.execute(
         select(CaregiverAssignment.resident_id, func.count()).group_by(
-            CaregiverAssignment.resident_id)).all()
+            CaregiverAssignment.resident_id
+        )
+    ).all()
     assert len(tiers) == DEMO_RESIDENTS and all(n == 2 for _, n in tiers)
 
 

@@ -26,8 +26,15 @@ def test_placeholders_match_across_languages() -> None:
 
 @pytest.mark.parametrize(
     ("given", "expected"),
-    [("ko_KR.UTF-8", "ko"), ("ko-KR", "ko"), ("KO", "ko"), ("en_US", "en"), ("fr", "en"),
-     (None, "en"), ("", "en")],
+    [
+        ("ko_KR.UTF-8", "ko"),
+        ("ko-KR", "ko"),
+        ("KO", "ko"),
+        ("en_US", "en"),
+        ("fr", "en"),
+        (None, "en"),
+        ("", "en"),
+    ],
 )
 def test_normalize_language(given: str | None, expected: str) -> None:
     assert normalize_language(given) == expected

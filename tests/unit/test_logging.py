@@ -46,8 +46,11 @@ def test_file_handler_rotates(settings: Settings, tmp_path: Path) -> None:
         update={"log_dir": tmp_path / "logs", "log_max_bytes": 10_000, "log_backup_count": 2}
     )
     configure_logging(configured, "rot")
-    handlers = [h for h in logging.getLogger().handlers
-                if isinstance(h, logging.handlers.RotatingFileHandler)]
+    handlers = [
+        h
+        for h in logging.getLogger().handlers
+        if isinstance(h, logging.handlers.RotatingFileHandler)
+    ]
     assert len(handlers) == 1
     for i in range(400):
         logging.getLogger("iotcare.test").info("line %d %s", i, "x" * 50)

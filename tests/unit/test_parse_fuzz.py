@@ -16,33 +16,48 @@ NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
 LIMITS = Limits(max_payload_bytes=4096, dead_letter_payload_bytes=512)
 
 json_values = st.recursive(
-    st.none() | st.booleans() | st.integers(-(2**63), 2**63 - 1) | st.floats(allow_nan=False)
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**63), 2**63 - 1)
+    | st.floats(allow_nan=False)
     | st.text(max_size=20),
-    lambda children: st.lists(children, max_size=4)
-    | st.dictionaries(st.text(max_size=10), children, max_size=4),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=10), children, max_size=4)
+    ),
     max_leaves=20,
 )
 readings = st.dictionaries(
     st.sampled_from([*METRICS, "unknown", ""]),
-    st.booleans() | st.integers(-10**6, 10**6) | st.floats(allow_nan=False) | st.text(max_size=5),
+    st.booleans() | st.integers(-(10**6), 10**6) | st.floats(allow_nan=False) | st.text(max_size=5),
     max_size=5,
 )
 telemetry_like = st.fixed_dictionaries(
     {"readings": readings},
-    optional={"ts": st.integers(-10**15, 10**15) | st.text(max_size=30)
-              | st.just("2026-11-22T11:00:00Z"), "seq": json_values},
+    optional={
+        "ts": st.integers(-(10**15), 10**15)
+        | st.text(max_size=30)
+        | st.just("2026-11-22T11:00:00Z"),
+        "seq": json_values,
+    },
 )
-topics = st.sampled_from([
-    "care/v1/s1/d1/telemetry", "care/v1/s1/d1/event", "care/v1/s1/d1/status",
-    "care/v1/s1/d1/cmd/ack", "care/v1/s1/d1/cmd", "care/v1/s1/telemetry", "x/y",
-]) | st.text(max_size=80)
+topics = st.sampled_from(
+    [
+        "care/v1/s1/d1/telemetry",
+        "care/v1/s1/d1/event",
+        "care/v1/s1/d1/status",
+        "care/v1/s1/d1/cmd/ack",
+        "care/v1/s1/d1/cmd",
+        "care/v1/s1/telemetry",
+        "x/y",
+    ]
+) | st.text(max_size=80)
 
 
 def check(topic: str, payload: bytes) -> None:
     batch = Batch()
     apply_message(batch, topic, payload, NOW, LIMITS)
     assert batch.messages == 1
-    stored = (len(batch.readings) + len(batch.events) + len(batch.statuses) + len(batch.acks))
+    stored = len(batch.readings) + len(batch.events) + len(batch.statuses) + len(batch.acks)
     # Either something was stored, or the message is in the dead-letter list with a reason.
     assert stored > 0 or len(batch.dead_letters) == 1
     for dead in batch.dead_letters:
@@ -67,12 +82,13 @@ def test_random_json_never_crashes(topic: str, body: object) -> None:
 
 def test_huge_numbers_are_dead_lettered() -> None:
     check("care/v1/s1/d1/telemetry", b'{"ts": 1e400, "readings": {"spo2": 1e999}}')
-    check("care/v1/s1/d1/telemetry",
-          b'{"ts": 123456789012345678901234567890, "readings": {"spo2": 97}}')
+    check(
+        "care/v1/s1/d1/telemetry",
+        b'{"ts": 123456789012345678901234567890, "readings": {"spo2": 97}}',
+    )
 
 
 @settings(max_examples=400, deadline=None)
-@given(body=telemetry_like | st.fixed_dictionaries({"batch": st.lists(telemetry_like,
-                                                                        max_size=5)}))
+@given(body=telemetry_like | st.fixed_dictionaries({"batch": st.lists(telemetry_like, max_size=5)}))
 def test_telemetry_shaped_json_never_crashes(body: dict) -> None:
     check("care/v1/s1/d1/telemetry", orjson.dumps(body))

@@ -64,7 +64,13 @@ def test_env_file_is_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> No
 @pytest.mark.parametrize("text", ["30s", "5m", "2h", "1d", "200ms", "PT30M", "45"])
 def test_durations_accept_readable_forms(text: str) -> None:
     expected = {
-        "30s": 30, "5m": 300, "2h": 7200, "1d": 86400, "200ms": 0.2, "PT30M": 1800, "45": 45,
+        "30s": 30,
+        "5m": 300,
+        "2h": 7200,
+        "1d": 86400,
+        "200ms": 0.2,
+        "PT30M": 1800,
+        "45": 45,
     }[text]
     assert build(session_timeout=text).session_timeout == timedelta(seconds=expected)
 
