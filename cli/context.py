@@ -23,7 +23,9 @@ class CliContext:
     def settings(self) -> Settings:
         """Settings, validated; a bad one raises ConfigError naming it."""
         settings = get_settings()
-        configure_logging(settings, "cli")
+        # The CLI says what it does in its own words; INFO records would repeat them.
+        quiet = settings.model_copy(update={"log_level": "WARNING"})
+        configure_logging(quiet if settings.log_level == "INFO" else settings, "cli")
         return settings
 
     @cached_property

@@ -2,21 +2,109 @@
 
 from __future__ import annotations
 
+import signal
+import socket
+import threading
+from types import FrameType
+
 import typer
 
 from cli.context import ctx
 from cli.seed import print_logins
+from cli.supervisor import ProcessGroup
 from core import schema
 from core.db import session_scope
-from core.seed import seed_demo
+from core.seed import DEMO_SITE_ID, seed_demo
+from ingest.broker import EmbeddedBroker
+
+DEMO_INGEST_CLIENT = "iotcare-ingest-demo"
 
 
-def demo() -> None:
-    """Migrate, seed the demo site, print the logins, then run every part of the system."""
+def _port_free(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def demo(
+    broker_port: int = typer.Option(
+        1883, "--broker-port", help="Port of the embedded broker (another is used if busy)."
+    ),
+    speed: float = typer.Option(
+        1.0, "--speed", help="Simulator speed: simulated seconds per real second."
+    ),
+    run_for: float | None = typer.Option(
+        None, "--run-for", help="Stop by itself after this many seconds (default: Ctrl-C)."
+    ),
+) -> None:
+    """Migrate, seed the demo site, print the logins, then run broker, ingest and simulator."""
     c = ctx()
-    typer.echo(c.t("cli.demo.database", url=c.engine.url.render_as_string(hide_password=True)))
+    t = c.t
+    settings = c.settings
+    typer.echo(t("cli.demo.database", url=c.engine.url.render_as_string(hide_password=True)))
     outcome = schema.upgrade(c.engine)
-    typer.echo(c.t(f"cli.db.outcome.{outcome}", revision=schema.current_revision(c.engine)))
+    typer.echo(t(f"cli.db.outcome.{outcome}", revision=schema.current_revision(c.engine)))
     with session_scope(c.sessions) as session:
-        result = seed_demo(session, timezone=c.settings.default_timezone)
+        result = seed_demo(session, timezone=settings.default_timezone)
     print_logins(result)
+
+    broker: EmbeddedBroker | None = None
+    mqtt_url = settings.mqtt_url
+    if mqtt_url is None:
+        port = broker_port if _port_free("127.0.0.1", broker_port) else 0
+        broker = EmbeddedBroker("127.0.0.1", port).start()
+        mqtt_url = broker.url
+        typer.echo(t("cli.demo.embedded_broker", url=mqtt_url))
+    else:
+        typer.echo(t("cli.demo.external_broker", url=mqtt_url))
+
+    env = {"IOTCARE_MQTT_URL": mqtt_url}
+    if broker is not None:
+        # The embedded broker speaks MQTT 3.1.1 and has no shared subscriptions.
+        env.update({"IOTCARE_MQTT_PROTOCOL": "3.1.1", "IOTCARE_MQTT_SHARED_GROUP": ""})
+    log_dir = settings.data_dir / "demo-logs"
+    group = ProcessGroup(log_dir)
+    stop = threading.Event()
+
+    def on_signal(_signum: int, _frame: FrameType | None) -> None:
+        stop.set()
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        group.start("ingest", ["ingest"], {**env, "IOTCARE_MQTT_CLIENT_ID": DEMO_INGEST_CLIENT})
+        group.start("simulator", ["simulate", "--site", DEMO_SITE_ID, "--speed", str(speed)], env)
+        if settings.metrics_port:
+            typer.echo(
+                t(
+                    "cli.demo.metrics",
+                    url=f"http://{settings.metrics_host}:{settings.metrics_port}/metrics",
+                )
+            )
+        typer.echo(t("cli.demo.logs", path=str(log_dir)))
+        typer.echo(t("cli.demo.running"))
+        died = group.wait(stop.is_set, run_for)
+        if died is not None:
+            typer.secho(
+                t(
+                    "cli.demo.child_died",
+                    name=died.name,
+                    code=died.process.returncode,
+                    log=str(died.log_path),
+                ),
+                fg=typer.colors.RED,
+                err=True,
+            )
+    finally:
+        typer.echo(t("cli.demo.stopping"))
+        group.stop()
+        if broker is not None:
+            broker.stop()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    typer.echo(t("cli.demo.stopped"))
+    if died is not None:
+        raise typer.Exit(1)

@@ -1,0 +1,74 @@
+"""`iotcare demo` as a newcomer runs it: everything starts, data flows, Ctrl-C stops it all."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from tests.support.waiting import wait_until
+
+
+def readings(db: Path) -> int:
+    if not db.exists():
+        return 0
+    try:
+        with sqlite3.connect(db) as conn:
+            return conn.execute("select count(*) from readings").fetchone()[0]
+    except sqlite3.OperationalError:
+        return 0
+
+
+def children_of(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                found.append(int(entry.name))
+    return found
+
+
+def test_demo_runs_everything_and_stops_on_ctrl_c(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("IOTCARE_")}
+    env.update({"IOTCARE_METRICS_PORT": "0", "LANG": "en_US.UTF-8"})
+    process = subprocess.Popen(
+        [sys.executable, "-m", "cli", "demo", "--broker-port", "0", "--speed", "600"],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        # Replaying the simulated day at 600x fills the database quickly.
+        wait_until(
+            lambda: readings(tmp_path / "var" / "iotcare.db") > 100,
+            timeout=90,
+            message="readings from the simulator through the broker and ingest",
+        )
+        children = children_of(process.pid)
+        assert len(children) == 2  # ingest and simulator
+        process.send_signal(signal.SIGINT)
+        output, _ = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 0, output
+    assert "Logins (role, username, password):" in output
+    assert "caregiver1" in output and "operator" in output and "admin" in output
+    assert "Stopped." in output
+    assert "Traceback" not in output
+    time.sleep(0.5)
+    assert all(
+        not Path(f"/proc/{pid}").exists()
+        or "Z" in Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        for pid in children
+    )
