@@ -19,6 +19,9 @@ def _render_item(type_: str, obj: Any, _autogen_context: Any) -> str | bool:
     """Write our TypeDecorators as their plain SQLAlchemy types, so migrations stand alone."""
     if type_ == "type" and isinstance(obj, TypeDecorator):
         return f"sa.{obj.impl!r}"
+    if type_ == "type":
+        # JSONB's repr names Text() unqualified; make the generated file import it.
+        _autogen_context.imports.add("from sqlalchemy import Text")
     return False
 
 

@@ -21,9 +21,11 @@ from models.enums import (
 )
 from models.events import Event
 from models.ingest import IngestReplica
+from models.jobs import JobWatermark
 from models.notifications import Notification
 from models.quality import QualityResult, QualityRun
 from models.readings import Reading
+from models.reports import CareReport, ResidentRoutine
 from models.residents import CaregiverAssignment, Resident
 from models.rollups import Rollup
 from models.rules import AlertRule, RuleOverride
@@ -37,6 +39,7 @@ __all__ = [
     "AlertStatus",
     "AuditEntry",
     "Base",
+    "CareReport",
     "CaregiverAssignment",
     "Channel",
     "Command",
@@ -47,6 +50,7 @@ __all__ = [
     "DeviceStatus",
     "Event",
     "IngestReplica",
+    "JobWatermark",
     "Notification",
     "NotificationPurpose",
     "NotificationStatus",
@@ -54,6 +58,7 @@ __all__ = [
     "QualityRun",
     "Reading",
     "Resident",
+    "ResidentRoutine",
     "Role",
     "Rollup",
     "RollupPeriod",

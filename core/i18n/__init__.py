@@ -1,4 +1,8 @@
-"""Translations of everything a person reads, English and Korean, from TOML catalogues."""
+"""Translations of everything a person reads, English and Korean, from TOML catalogues.
+
+Each language has a folder (core/i18n/en/, core/i18n/ko/) with one file per area (cli.toml,
+alerts.toml, app.toml, ...); the files of a language are merged, and a key may be defined once.
+"""
 
 from __future__ import annotations
 
@@ -24,11 +28,17 @@ def _flatten(prefix: str, table: dict[str, Any], out: dict[str, str]) -> None:
 
 @cache
 def catalogue(language: str) -> dict[str, str]:
-    """All messages of one language, keyed by dotted name."""
-    with open(_DIR / f"{language}.toml", "rb") as handle:
-        data = tomllib.load(handle)
+    """All messages of one language, keyed by dotted name, from every <language>/*.toml file."""
     messages: dict[str, str] = {}
-    _flatten("", data, messages)
+    for path in sorted((_DIR / language).glob("*.toml")):
+        with open(path, "rb") as handle:
+            data = tomllib.load(handle)
+        found: dict[str, str] = {}
+        _flatten("", data, found)
+        clash = set(found) & set(messages)
+        if clash:
+            raise ValueError(f"{path}: keys defined twice: {sorted(clash)[:5]}")
+        messages.update(found)
     return messages
 
 
