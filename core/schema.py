@@ -113,6 +113,11 @@ def _tables_created_by(script: ScriptDirectory, revision: str) -> set[str]:
     return set(getattr(module, "TABLES", ()))
 
 
+def tables_created_by(revision: str) -> set[str]:
+    """The tables a revision creates (its module's TABLES)."""
+    return _tables_created_by(ScriptDirectory.from_config(alembic_config()), revision)
+
+
 def downgrade(engine: Engine, revision: str) -> None:
     """Migrate down to `revision` ("base" removes every table)."""
     _run(engine, "downgrade", revision)
