@@ -1,0 +1,1 @@
+"""Alerts: opening (deduplicated), acknowledging, resolving and reopening, with full history."""

@@ -1,0 +1,257 @@
+"""The alert lifecycle: open → acknowledged → resolved, one open alert per rule and subject.
+
+Every change writes alert_history and the audit log in the caller's transaction, and calls the
+registered outbox hook so notifications are queued in that same transaction (transactional outbox).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from core import audit
+from core.errors import ConflictError, NotFoundError
+from core.timeutil import utcnow
+from models import (
+    Alert,
+    AlertHistory,
+    AlertRule,
+    AlertStatus,
+    NotificationPurpose,
+    RuleKind,
+    Severity,
+    User,
+)
+
+# Called with (session, alert, purpose) whenever people must hear of an alert change. The
+# notification outbox registers itself here, so this module needs no import of it.
+OutboxHook = Callable[[Session, Alert, NotificationPurpose], None]
+_outbox_hooks: list[OutboxHook] = []
+
+
+def register_outbox(hook: OutboxHook) -> None:
+    """Have `hook` queue notifications for every new, escalated or resolved alert."""
+    if hook not in _outbox_hooks:
+        _outbox_hooks.append(hook)
+
+
+def _notify(session: Session, alert: Alert, purpose: NotificationPurpose) -> None:
+    for hook in _outbox_hooks:
+        hook(session, alert, purpose)
+
+
+@dataclass(frozen=True)
+class Subject:
+    """What an alert is about: a resident, a device or a site, with where it is."""
+
+    type: str
+    id: str
+    site_id: str | None = None
+    resident_id: int | None = None
+    device_id: str | None = None
+
+
+@dataclass(frozen=True)
+class Raised:
+    """The outcome of raising: the alert, and whether it is new (else a repeat)."""
+
+    alert: Alert
+    created: bool
+
+
+def dedupe_key(rule_id: int | None, kind: RuleKind, subject: Subject) -> str:
+    """One open alert per rule (or kind, for rule-less alerts) and subject."""
+    owner = f"rule{rule_id}" if rule_id is not None else f"kind:{kind.value}"
+    return f"{owner}:{subject.type}:{subject.id}"
+
+
+def _history(
+    session: Session,
+    alert: Alert,
+    action: str,
+    actor: User | None = None,
+    note: str | None = None,
+    at: datetime | None = None,
+    **data: Any,
+) -> None:
+    session.add(
+        AlertHistory(
+            alert_id=alert.id,
+            at=at or utcnow(),
+            action=action,
+            actor_id=actor.id if actor else None,
+            note=note,
+            data=data,
+        )
+    )
+
+
+def find_unresolved(session: Session, key: str) -> Alert | None:
+    """The open or acknowledged alert with this dedupe key, locked for update on PostgreSQL."""
+    return session.scalar(
+        select(Alert)
+        .where(Alert.dedupe_key == key, Alert.status != AlertStatus.RESOLVED)
+        .with_for_update()
+    )
+
+
+def raise_alert(
+    session: Session,
+    *,
+    kind: RuleKind,
+    severity: Severity,
+    subject: Subject,
+    title: str,
+    details: dict[str, Any] | None = None,
+    rule: AlertRule | None = None,
+    at: datetime | None = None,
+) -> Raised:
+    """Open an alert, or count a repeat on the unresolved one with the same rule and subject."""
+    now = at or utcnow()
+    key = dedupe_key(rule.id if rule else None, kind, subject)
+    existing = find_unresolved(session, key)
+    if existing is not None:
+        existing.occurrences += 1
+        existing.last_seen_at = max(existing.last_seen_at, now)
+        if details:
+            existing.details = {**existing.details, **details}
+        _history(session, existing, "repeated", at=now, occurrences=existing.occurrences)
+        return Raised(existing, created=False)
+    alert = Alert(
+        id=uuid.uuid4(),
+        rule_id=rule.id if rule else None,
+        kind=kind,
+        severity=severity,
+        status=AlertStatus.OPEN,
+        subject_type=subject.type,
+        subject_id=subject.id,
+        dedupe_key=key,
+        site_id=subject.site_id,
+        resident_id=subject.resident_id,
+        device_id=subject.device_id,
+        title=title,
+        details=details or {},
+        occurrences=1,
+        opened_at=now,
+        last_seen_at=now,
+        escalation_level=1,
+    )
+    try:
+        # A savepoint: another writer may open the same alert at the same moment.
+        with session.begin_nested():
+            session.add(alert)
+            session.flush()
+    except IntegrityError:
+        existing = find_unresolved(session, key)
+        if existing is None:
+            raise
+        existing.occurrences += 1
+        existing.last_seen_at = max(existing.last_seen_at, now)
+        _history(session, existing, "repeated", at=now, occurrences=existing.occurrences)
+        return Raised(existing, created=False)
+    _history(session, alert, "opened", at=now, severity=severity.value)
+    audit.record(
+        session, None, "alert.open", "alert", alert.id, title=title, severity=severity.value
+    )
+    _notify(session, alert, NotificationPurpose.NEW)
+    return Raised(alert, created=True)
+
+
+def get_alert(session: Session, alert_id: uuid.UUID | str) -> Alert:
+    """The alert, locked for update, or NotFoundError."""
+    key = alert_id if isinstance(alert_id, uuid.UUID) else uuid.UUID(str(alert_id))
+    alert = session.scalar(select(Alert).where(Alert.id == key).with_for_update())
+    if alert is None:
+        raise NotFoundError(f"No alert {alert_id}.")
+    return alert
+
+
+def acknowledge(
+    session: Session,
+    alert_id: uuid.UUID | str,
+    user: User,
+    note: str | None = None,
+    at: datetime | None = None,
+) -> Alert:
+    """A person takes the alert on: escalation stops. Acknowledging twice is a no-op."""
+    alert = get_alert(session, alert_id)
+    if alert.status is AlertStatus.RESOLVED:
+        raise ConflictError("This alert is already resolved.")
+    if alert.status is AlertStatus.ACKNOWLEDGED:
+        return alert
+    now = at or utcnow()
+    alert.status = AlertStatus.ACKNOWLEDGED
+    alert.acknowledged_at = now
+    alert.acknowledged_by = user.id
+    alert.ack_note = note
+    alert.next_escalation_at = None
+    _history(session, alert, "acknowledged", user, note, at=now)
+    audit.record(session, user, "alert.acknowledge", "alert", alert.id, note=note)
+    return alert
+
+
+def resolve(
+    session: Session,
+    alert_id: uuid.UUID | str,
+    user: User | None,
+    note: str | None = None,
+    at: datetime | None = None,
+) -> Alert:
+    """Close the alert, by a person or (user None) automatically when the condition cleared."""
+    alert = get_alert(session, alert_id)
+    if alert.status is AlertStatus.RESOLVED:
+        return alert
+    now = at or utcnow()
+    alert.status = AlertStatus.RESOLVED
+    alert.resolved_at = now
+    alert.resolved_by = user.id if user else None
+    alert.resolve_note = note
+    alert.next_escalation_at = None
+    action = "resolved" if user else "auto_resolved"
+    _history(session, alert, action, user, note, at=now)
+    audit.record(session, user, f"alert.{action}", "alert", alert.id, note=note)
+    _notify(session, alert, NotificationPurpose.RESOLVED)
+    return alert
+
+
+def reopen(
+    session: Session,
+    alert_id: uuid.UUID | str,
+    user: User,
+    note: str | None = None,
+    at: datetime | None = None,
+) -> Alert:
+    """Reopen a resolved alert (it was not really over); refused if a newer one is open."""
+    alert = get_alert(session, alert_id)
+    if alert.status is not AlertStatus.RESOLVED:
+        raise ConflictError("Only a resolved alert can be reopened.")
+    if find_unresolved(session, alert.dedupe_key) is not None:
+        raise ConflictError("A newer alert for the same rule and subject is open already.")
+    now = at or utcnow()
+    alert.status = AlertStatus.OPEN
+    alert.resolved_at = alert.resolved_by = alert.resolve_note = None
+    alert.acknowledged_at = alert.acknowledged_by = alert.ack_note = None
+    alert.escalation_level = 1
+    alert.last_seen_at = now
+    _history(session, alert, "reopened", user, note, at=now)
+    audit.record(session, user, "alert.reopen", "alert", alert.id, note=note)
+    _notify(session, alert, NotificationPurpose.NEW)
+    return alert
+
+
+def history(session: Session, alert_id: uuid.UUID) -> list[AlertHistory]:
+    """Every change of an alert, oldest first."""
+    return list(
+        session.scalars(
+            select(AlertHistory)
+            .where(AlertHistory.alert_id == alert_id)
+            .order_by(AlertHistory.at, AlertHistory.id)
+        )
+    )
