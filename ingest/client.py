@@ -9,7 +9,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
@@ -74,6 +74,17 @@ class ClientConfig:
     tls_insecure: bool = False
 
 
+@dataclass
+class _Publish:
+    """A publish handed to the network thread, and the caller's handle on its completion."""
+
+    topic: str
+    payload: bytes
+    retain: bool
+    info: mqtt.MQTTMessageInfo | None = None
+    queued: threading.Event = field(default_factory=threading.Event)
+
+
 def backoff_delay(attempt: int, minimum: float, maximum: float) -> float:
     """Exponential backoff (minimum doubling to maximum) with jitter in its upper half."""
     ceiling = min(maximum, minimum * (2 ** min(attempt, 30)))
@@ -94,6 +105,7 @@ class IngestClient:
         # Written batches' deliveries, acknowledged by the network thread itself: paho calls from
         # another thread would contend for the GIL on every PUBACK and stall both threads.
         self._to_ack: deque[Sequence[Delivery]] = deque()
+        self._to_publish: deque[_Publish] = deque()
         self._thread: threading.Thread | None = None
         self.client = self._make_client()
 
@@ -193,6 +205,29 @@ class IngestClient:
                 if delivery.generation == generation:
                     client.ack(delivery.mid, delivery.qos)
 
+    # --- publishing (commands to devices)
+
+    def send(self, topic: str, payload: bytes, timeout: float = 5.0, retain: bool = False) -> None:
+        """Publish at QoS 1 and wait for the broker's acknowledgement (a CommandSender)."""
+        if not self.connected.is_set():
+            raise ConnectionError("not connected to the broker")
+        request = _Publish(topic, payload, retain)
+        self._to_publish.append(request)
+        if not request.queued.wait(timeout) or request.info is None:
+            raise TimeoutError(f"could not queue {topic} within {timeout:.0f} s")
+        request.info.wait_for_publish(timeout)
+        if not request.info.is_published():
+            raise TimeoutError(f"broker did not acknowledge {topic} within {timeout:.0f} s")
+
+    def _send_publishes(self) -> None:
+        """Publish queued requests from the network thread (paho's writes are not thread-safe)."""
+        while self._to_publish:
+            request = self._to_publish.popleft()
+            request.info = self.client.publish(
+                request.topic, request.payload, qos=1, retain=request.retain
+            )
+            request.queued.set()
+
     # --- lifecycle
 
     def start(self) -> None:
@@ -244,6 +279,8 @@ class IngestClient:
                 rc = client.loop(timeout=ACK_POLL_SECONDS)
                 if self._to_ack:
                     self._send_acks()
+                if self._to_publish:
+                    self._send_publishes()
                 if self.connected.is_set():
                     attempt = 0
             if self._stopping.is_set():
@@ -262,12 +299,8 @@ class IngestClient:
             time.sleep(ACK_POLL_SECONDS)
         if self.connected.is_set():
             try:
-                info = self.client.publish(
-                    self.status_topic, status_payload(False), qos=1, retain=True
-                )
-                # The network thread still runs and completes the publish.
-                info.wait_for_publish(timeout=2)
-            except (RuntimeError, ValueError) as error:
+                self.send(self.status_topic, status_payload(False), timeout=2, retain=True)
+            except (RuntimeError, ValueError, TimeoutError, ConnectionError) as error:
                 log.debug("offline status not published: %s", error)
         self._stopping.set()
         if self._thread is not None:

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
@@ -26,24 +25,21 @@ class StoredEvent:
     received_at: datetime
 
 
+AfterCommit = Callable[[], None]
+
+
 class InstantRules(Protocol):
     """Evaluated synchronously by ingest, inside the transaction that stores the events."""
 
-    def on_events(self, session: Session, events: Sequence[StoredEvent]) -> list[uuid.UUID]:
-        """Open or update alerts for these events; return the ids of alerts to deliver."""
-        ...
-
-    def after_commit(self, alert_ids: Sequence[uuid.UUID]) -> None:
-        """Called once the transaction committed: start delivery of these alerts."""
+    def on_events(self, session: Session, events: Sequence[StoredEvent]) -> AfterCommit | None:
+        """Open or update alerts for these events; return what to do once they are committed
+        (deliver notifications, publish commands), or None."""
         ...
 
 
 class NoInstantRules:
-    """Used until an alert engine is wired in: events are stored, nothing more."""
+    """Used where no alert engine is wired in (tests of ingest alone): events are only stored."""
 
-    def on_events(self, session: Session, events: Sequence[StoredEvent]) -> list[uuid.UUID]:
+    def on_events(self, session: Session, events: Sequence[StoredEvent]) -> AfterCommit | None:
         """No alert is opened."""
-        return []
-
-    def after_commit(self, alert_ids: Sequence[uuid.UUID]) -> None:
-        """Nothing to deliver."""
+        return None

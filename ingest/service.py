@@ -12,10 +12,13 @@ from typing import Any
 from sqlalchemy import Engine
 from sqlalchemy.dialects import postgresql, sqlite
 
+from core.commands import dispatch
+from core.db import make_session_factory
 from core.errors import ConfigError
 from core.settings import MqttProtocol, Settings
 from core.timeutil import utcnow
 from ingest.client import BrokerAddress, ClientConfig, IngestClient
+from ingest.instant_alerts import CriticalEventAlerts, Deliver
 from ingest.instant_rules import InstantRules
 from ingest.metrics import HealthServer, IngestMetrics
 from ingest.parse import Limits
@@ -44,6 +47,7 @@ class IngestService:
         *,
         extra_sinks: list[Sink] | None = None,
         rules: InstantRules | None = None,
+        deliver: Deliver | None = None,
         mqtt_url: str | None = None,
     ) -> None:
         url = mqtt_url or settings.mqtt_url
@@ -57,7 +61,15 @@ class IngestService:
         self.metrics = IngestMetrics()
         self.cache = RegistryCache()
         self.client_id = settings.mqtt_client_id or default_client_id()
-        self.sql = SqlSink(engine, self.cache, settings.default_timezone, rules)
+        self.sessions = make_session_factory(engine)
+        self.instant = rules or CriticalEventAlerts(
+            # Without a deliverer, notifications wait in the outbox for the sweeper flow.
+            deliver=deliver or (lambda _ids: None),
+            dispatch=lambda ids: dispatch(
+                self.sessions, self.client, settings.mqtt_topic_root, command_ids=ids
+            ),
+        )
+        self.sql = SqlSink(engine, self.cache, settings.default_timezone, self.instant)
         self.sinks: list[Sink] = [self.sql, *(extra_sinks or [])]
         influx = make_influx_sink(settings, self.cache.lookup)
         if influx is not None:
@@ -136,6 +148,8 @@ class IngestService:
         self.client.stop()
         for sink in self.sinks[1:]:
             sink.close()
+        if isinstance(self.instant, CriticalEventAlerts):
+            self.instant.close()
         if self.http:
             self.http.stop()
         self._record_state()

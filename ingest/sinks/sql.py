@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import uuid
 from datetime import datetime, timedelta
 
 from sqlalchemy import Connection, Engine, bindparam, func, insert, select, update
@@ -12,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from core.timeutil import utcnow
 from ingest.batch import Batch, ReadingRow
-from ingest.instant_rules import InstantRules, NoInstantRules, StoredEvent
+from ingest.instant_rules import AfterCommit, InstantRules, NoInstantRules, StoredEvent
 from ingest.registry_cache import KnownDevice, RegistryCache
 from models import Command, CommandStatus, DeadLetter, Device, DeviceStatus, Event, Site
 
@@ -49,7 +48,7 @@ class SqlSink:
 
     def write(self, batch: Batch) -> None:
         """Write everything in the batch in one transaction; raise to have it retried."""
-        alert_ids: list[uuid.UUID] = []
+        after_commit: AfterCommit | None = None
         with self.engine.connect() as connection:
             self.cache.refresh_if_stale(connection)
             with Session(bind=connection) as session, session.begin():
@@ -80,10 +79,10 @@ class SqlSink:
                 if batch.events:
                     stored = self._insert_events(conn, batch)
                     if stored:
-                        alert_ids = self.rules.on_events(session, stored)
+                        after_commit = self.rules.on_events(session, stored)
         self._remember_last_seen(batch)
-        if alert_ids:
-            self.rules.after_commit(alert_ids)
+        if after_commit is not None:
+            after_commit()
 
     def backlog_bytes(self) -> int:
         """Writes go straight to the database: no backlog."""

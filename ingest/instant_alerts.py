@@ -1,0 +1,167 @@
+"""Instant rules: critical events open an alert in the transaction that stores them, and after the
+commit their notifications are delivered and any automatic actuator command is published.
+
+Event-kind rules come from the database (operators edit them). As a safety net, a critical event
+(fall, panic button, flame, smoke, gas) that no enabled rule matches still opens a critical alert,
+and flame, smoke or gas still closes the site's gas valves: a disabled rule must not mean a
+missed fall.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from core.alerts import lifecycle
+from core.alerts.lifecycle import Subject
+from core.commands import request_command, site_valves
+from core.contract.catalogue import CRITICAL_EVENTS, EventType
+from ingest.instant_rules import AfterCommit, StoredEvent
+from models import AlertRule, RuleKind, ScopeType, Severity
+
+log = logging.getLogger(__name__)
+
+VALVE_EVENTS = frozenset({EventType.FLAME_DETECTED, EventType.SMOKE_DETECTED, EventType.GAS_LEAK})
+CLOSE_VALVE = "close_valve"
+_TITLES = {
+    EventType.FALL_DETECTED: "Fall detected",
+    EventType.BUTTON_PRESSED: "Panic button pressed",
+    EventType.FLAME_DETECTED: "Flame detected",
+    EventType.SMOKE_DETECTED: "Smoke detected",
+    EventType.GAS_LEAK: "Gas leak",
+    EventType.DOOR_OPENED: "Door opened",
+    EventType.MOTION: "Motion",
+    EventType.WANDERING: "Wandering",
+}
+
+Deliver = Callable[[list[uuid.UUID]], object]
+Dispatch = Callable[[list[uuid.UUID]], object]
+
+
+def rule_matches(rule: AlertRule, event: StoredEvent) -> bool:
+    """Whether an enabled event rule applies to this event (type and scope)."""
+    if not rule.enabled or rule.kind is not RuleKind.EVENT:
+        return False
+    if event.type not in (rule.params or {}).get("event_types", ()):
+        return False
+    if rule.site_id is not None and rule.site_id != event.site_id:
+        return False
+    if rule.scope_type is ScopeType.RESIDENT and rule.resident_id != event.resident_id:
+        return False
+    return not (rule.scope_type is ScopeType.DEVICE_TYPE and rule.device_type != event.device_type)
+
+
+def subject_of(event: StoredEvent) -> Subject:
+    """Alerts about a resident when the device is theirs, else about the device."""
+    if event.resident_id is not None:
+        return Subject(
+            "resident", str(event.resident_id), event.site_id, event.resident_id, event.device_id
+        )
+    return Subject("device", event.device_id, event.site_id, None, event.device_id)
+
+
+class CriticalEventAlerts:
+    """The InstantRules ingest runs: event rules, safety net, automatic valve closing."""
+
+    def __init__(
+        self, deliver: Deliver, dispatch: Dispatch, refresh_seconds: float = 30.0, workers: int = 4
+    ) -> None:
+        self.deliver = deliver
+        self.dispatch = dispatch
+        self.refresh_seconds = refresh_seconds
+        self._rules: list[AlertRule] = []
+        self._loaded_at = 0.0
+        self._lock = threading.Lock()
+        # Delivery talks to SMTP/Telegram/webhooks: never on the flusher thread.
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="instant-alert")
+
+    def _event_rules(self, session: Session) -> list[AlertRule]:
+        with self._lock:
+            if time.monotonic() - self._loaded_at >= self.refresh_seconds:
+                rules = session.scalars(
+                    select(AlertRule).where(
+                        AlertRule.enabled.is_(True), AlertRule.kind == RuleKind.EVENT
+                    )
+                ).all()
+                for rule in rules:
+                    session.expunge(rule)
+                self._rules = list(rules)
+                self._loaded_at = time.monotonic()
+            return self._rules
+
+    def on_events(self, session: Session, events: Sequence[StoredEvent]) -> AfterCommit | None:
+        """Open alerts (and request valve commands) for the events; deliver after commit."""
+        rules = self._event_rules(session)
+        opened: list[uuid.UUID] = []
+        commands: list[uuid.UUID] = []
+        for event in events:
+            matched: list[AlertRule | None] = [r for r in rules if rule_matches(r, event)]
+            if not matched and event.type in CRITICAL_EVENTS:
+                matched = [None]
+            for rule in matched:
+                raised = lifecycle.raise_alert(
+                    session,
+                    kind=RuleKind.EVENT,
+                    severity=rule.severity if rule else Severity.CRITICAL,
+                    subject=subject_of(event),
+                    title=_TITLES.get(EventType(event.type), event.type),
+                    details={
+                        "event_type": event.type,
+                        "event_id": event.id,
+                        "device_id": event.device_id,
+                        "data": event.data,
+                    },
+                    rule=rule,
+                    at=event.received_at,
+                )
+                if raised.created:
+                    opened.append(raised.alert.id)
+                    log.warning(
+                        "alert %s opened: %s at %s/%s",
+                        raised.alert.id,
+                        event.type,
+                        event.site_id,
+                        event.device_id,
+                    )
+                action = (
+                    (rule.params or {}).get("action")
+                    if rule
+                    else (CLOSE_VALVE if event.type in VALVE_EVENTS else None)
+                )
+                if action == CLOSE_VALVE and raised.created:
+                    for valve in site_valves(session, event.site_id):
+                        command = request_command(
+                            session,
+                            valve.id,
+                            CLOSE_VALVE,
+                            alert_id=raised.alert.id,
+                            reason=f"{event.type} reported by {event.device_id}",
+                        )
+                        commands.append(command.id)
+        if not opened and not commands:
+            return None
+        return lambda: self._after_commit(opened, commands)
+
+    def _after_commit(self, opened: list[uuid.UUID], commands: list[uuid.UUID]) -> None:
+        if commands:
+            self._pool.submit(self._safely, self.dispatch, commands)
+        if opened:
+            self._pool.submit(self._safely, self.deliver, opened)
+
+    @staticmethod
+    def _safely(action: Callable[[list[uuid.UUID]], object], ids: list[uuid.UUID]) -> None:
+        try:
+            action(ids)
+        except Exception:  # the sweepers retry what this first attempt could not do
+            log.exception("instant follow-up failed for %s; the sweeper will retry", ids)
+
+    def close(self) -> None:
+        """Finish follow-ups in progress."""
+        self._pool.shutdown(wait=True)
