@@ -239,6 +239,115 @@ class Settings(BaseSettings):
         timedelta(hours=8), description="Signed-in session lifetime in the app."
     )
 
+    # --- notifications (outbox delivery, channels, one-click links)
+    notify_max_attempts: int = Field(
+        10,
+        ge=1,
+        le=100,
+        description="Delivery attempts before a notification is marked dead (shown to operators).",
+    )
+    notify_retry_initial: Duration = Field(
+        timedelta(seconds=30),
+        description="Wait before the first retry of a failed delivery (doubles, with jitter).",
+    )
+    notify_retry_max: Duration = Field(
+        timedelta(minutes=30), description="Longest wait between delivery retries."
+    )
+    ack_link_ttl: Duration = Field(
+        timedelta(hours=24),
+        description="How long a one-click acknowledgement link in a notification stays valid.",
+    )
+    smtp_host: str | None = Field(
+        None, description="SMTP server for e-mail notifications; unset: e-mail is off."
+    )
+    smtp_port: int = Field(587, ge=1, le=65535, description="SMTP server port.")
+    smtp_security: str = Field(
+        "starttls",
+        pattern=r"^(starttls|ssl|none)$",
+        description="starttls (port 587), ssl (implicit TLS, port 465) or none (local relay).",
+    )
+    smtp_username: str | None = Field(None, description="SMTP login; unset: no login.")
+    smtp_password: SecretStr | None = Field(None, description="SMTP password.")
+    smtp_from: str | None = Field(
+        None, description="Sender address of notification e-mails, e.g. alerts@example.org."
+    )
+    telegram_bot_token: SecretStr | None = Field(
+        None, description="Telegram bot token (from @BotFather); unset: Telegram is off."
+    )
+    telegram_api_url: str = Field(
+        "https://api.telegram.org",
+        pattern=r"^https?://[^\s/]+(:\d+)?/?$",
+        description="Telegram Bot API server (a self-hosted telegram-bot-api server also works).",
+    )
+    llm_url: str | None = Field(
+        None,
+        pattern=r"^https?://\S+$",
+        description="OpenAI-compatible chat completions endpoint (full URL, e.g. "
+        "http://llm:8080/v1/chat/completions) that writes a one-paragraph summary on top of "
+        "each notification; unset: the template alone. It receives the alert facts, never "
+        "the resident's name.",
+    )
+    llm_api_key: SecretStr | None = Field(
+        None, description="Bearer key for the LLM endpoint, if it needs one."
+    )
+    llm_model: str | None = Field(
+        None, description="Model name sent to the LLM endpoint (omitted when unset)."
+    )
+    llm_timeout: Duration = Field(
+        timedelta(seconds=5),
+        description="Longest wait for the LLM summary before the template is used alone.",
+    )
+
+    # --- scheduled jobs (Prefect flows: rollups, data quality, care reports, retention)
+    rollup_lateness: Duration = Field(
+        timedelta(hours=2),
+        description="How late a reading may arrive and still be in its rollup: each hourly run "
+        "re-aggregates the hours that closed less than this long ago, and a day is rolled up "
+        "once it closed this long ago. Later readings need `iotcare rollups backfill`.",
+    )
+    rollup_work_mem: str = Field(
+        "256MB",
+        pattern=r"^\d+(kB|MB|GB)$",
+        description="PostgreSQL work_mem for the rollup query, so its sort stays in memory.",
+    )
+    quality_freshness: Duration = Field(
+        timedelta(minutes=90),
+        description="A registered device with no reading for longer than this fails the "
+        "data-quality freshness check (hourly reporters included, hence the margin).",
+    )
+    quality_dead_letter_rate: float = Field(
+        0.01,
+        ge=0,
+        le=1,
+        description="Highest acceptable share of dead-lettered messages in a data-quality window.",
+    )
+    quality_sample_size: int = Field(
+        20, ge=1, le=1000, description="Unexpected values kept per failed expectation."
+    )
+    quality_retention_days: int = Field(
+        90, ge=1, description="Data-quality runs and their Data Docs pages kept this many days."
+    )
+    care_report_delay: Duration = Field(
+        timedelta(hours=1),
+        description="How long after a resident's local midnight the report of the day before "
+        "is made (a margin for late readings).",
+    )
+    retention_days: int = Field(
+        30, ge=1, description="Raw readings older than this many days are deleted (rollups stay)."
+    )
+    dead_letter_retention_days: int = Field(
+        30, ge=1, description="Dead letters older than this many days are deleted."
+    )
+    notification_retention_days: int = Field(
+        90, ge=1, description="Delivered notifications older than this many days are deleted."
+    )
+    retention_batch_size: int = Field(
+        10_000,
+        ge=100,
+        le=1_000_000,
+        description="Rows deleted per transaction by retention, so deletes never hold long locks.",
+    )
+
     @field_validator("database_url")
     @classmethod
     def _check_database_url(cls, value: str) -> str:

@@ -6,12 +6,16 @@ import logging
 import signal
 import sys
 import threading
+from functools import partial
 from types import FrameType
 
 from core import schema
-from core.db import make_engine
+from core.db import make_engine, make_session_factory
 from core.errors import IotCareError, SchemaError
 from core.logging import configure_logging
+from core.notify import outbox
+from core.notify.channels import make_channels
+from core.notify.delivery import deliver_now
 from core.settings import get_settings
 from ingest.service import IngestService
 
@@ -30,7 +34,13 @@ def run_until_signalled(mqtt_url: str | None = None) -> None:
                 f"The database schema is at {current or 'nothing'}, ingest needs "
                 f"{head}: run `iotcare db upgrade` first."
             )
-        service = IngestService(settings, engine, mqtt_url=mqtt_url)
+        # Alerts opened by instant rules queue their notifications in the same transaction and
+        # are delivered at once after the commit; the sweeper flow retries what fails.
+        outbox.install(settings)
+        deliver = partial(
+            deliver_now, make_session_factory(engine), make_channels(settings), settings=settings
+        )
+        service = IngestService(settings, engine, mqtt_url=mqtt_url, deliver=deliver)
         stop = threading.Event()
 
         def on_signal(signum: int, _frame: FrameType | None) -> None:

@@ -1,0 +1,470 @@
+"""The notification outbox on both backends: who is told through what, quiet hours, idempotency,
+resolution notices, and escalation along the route."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, time, timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from core import users
+from core.alerts import lifecycle
+from core.alerts.lifecycle import Subject
+from core.notify import inbox, outbox
+from core.notify.escalation import escalate_due
+from core.notify.links import (
+    AckLinkExpired,
+    AckLinkInvalid,
+    acknowledge_with_link,
+    verify_ack_token,
+)
+from core.settings import Settings
+from models import (
+    Alert,
+    AlertHistory,
+    AlertRule,
+    AlertStatus,
+    Channel,
+    ContactChannel,
+    Notification,
+    NotificationPurpose,
+    NotificationStatus,
+    Resident,
+    Role,
+    RuleKind,
+    Severity,
+    Site,
+    User,
+)
+from tests.factories import Factory
+
+# 2026-11-22 09:31 in Seoul.
+T0 = datetime(2026, 11, 22, 0, 31, tzinfo=UTC)
+ROUTE = [
+    {"tier": 1, "after_minutes": 0, "channels": ["inbox", "email", "webhook"]},
+    {"tier": 2, "after_minutes": 5, "channels": ["inbox", "telegram"]},
+]
+
+
+@pytest.fixture(autouse=True)
+def _cheap_passwords(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Users are made by the dozen here; argon2 at full strength only slows the tests."""
+    monkeypatch.setattr(users, "hash_password", lambda password: "not-a-real-hash")
+
+
+@pytest.fixture
+def installed(monkeypatch: pytest.MonkeyPatch, settings: Settings) -> Iterator[Settings]:
+    """The outbox hooked into the lifecycle for this test only."""
+    monkeypatch.setattr(lifecycle, "_outbox_hooks", [])
+    outbox.install(settings)
+    yield settings
+    outbox._Installed.settings = None
+
+
+def contact(session: Session, user: User, channel: Channel, address: str, **kw: Any) -> None:
+    session.add(ContactChannel(user_id=user.id, channel=channel, address=address, **kw))
+    session.flush()
+
+
+def reachable(session: Session, user: User) -> User:
+    """E-mail, Telegram and a webhook besides the inbox every user has."""
+    contact(session, user, Channel.EMAIL, f"{user.username}@example.org")
+    contact(session, user, Channel.TELEGRAM, str(1000 + user.id))
+    contact(session, user, Channel.WEBHOOK, f"http://127.0.0.1:9/hook/{user.username}")
+    return user
+
+
+def rule(session: Session, severity: Severity = Severity.CRITICAL, route: Any = None) -> AlertRule:
+    row = AlertRule(
+        name="Fall",
+        kind=RuleKind.EVENT,
+        params={"event_types": ["fall_detected"]},
+        severity=severity,
+        route=ROUTE if route is None else route,
+    )
+    session.add(row)
+    session.flush()
+    return row
+
+
+class Home:
+    """A site with one resident, a caregiver on duty, a supervisor and operators."""
+
+    def __init__(self, session: Session, factory: Factory) -> None:
+        self.site = factory.site()
+        self.resident = factory.resident(self.site, name="김영자", room="103")
+        self.caregiver = reachable(session, factory.user(residents=(self.resident,)))
+        self.supervisor = reachable(session, factory.user())
+        users.assign(session, self.supervisor, self.resident, tier=2)
+        self.operator = reachable(session, factory.user(Role.OPERATOR, site_id=self.site.id))
+        other_site = factory.site()
+        self.elsewhere = factory.user(Role.OPERATOR, site_id=other_site.id)
+        session.flush()
+
+
+def raise_fall(
+    session: Session,
+    home: Home,
+    rule_: AlertRule | None,
+    severity: Severity = Severity.CRITICAL,
+    at: datetime = T0,
+    resident: Resident | None = None,
+) -> Alert:
+    who = resident or home.resident
+    return lifecycle.raise_alert(
+        session,
+        kind=RuleKind.EVENT,
+        severity=severity,
+        subject=Subject("resident", str(who.id), home.site.id, who.id, "dev-fall"),
+        title="Fall detected",
+        details={"event_type": "fall_detected"},
+        rule=rule_,
+        at=at,
+    ).alert
+
+
+def rows(session: Session, alert: Alert, **where: Any) -> list[Notification]:
+    query = select(Notification).where(Notification.alert_id == alert.id)
+    for name, value in where.items():
+        query = query.where(getattr(Notification, name) == value)
+    return list(session.scalars(query.order_by(Notification.id)))
+
+
+def who_how(notifications: list[Notification]) -> set[tuple[int | None, Channel]]:
+    return {(n.recipient_id, n.channel) for n in notifications}
+
+
+def test_new_alert_goes_to_tier_one_through_route_channels_and_inbox(
+    db_session: Session, factory: Factory, installed: Settings
+) -> None:
+    home = Home(db_session, factory)
+    alert = raise_fall(db_session, home, rule(db_session))
+    new = rows(db_session, alert)
+    c = home.caregiver.id
+    # The route names inbox, e-mail and webhook for tier 1: not Telegram, not the supervisor.
+    assert who_how(new) == {(c, Channel.INBOX), (c, Channel.EMAIL), (c, Channel.WEBHOOK)}
+    assert {n.status for n in new} == {NotificationStatus.PENDING}
+    assert {n.purpose for n in new} == {NotificationPurpose.NEW}
+    assert all(n.next_attempt_at == T0 for n in new)
+    assert alert.next_escalation_at == T0 + timedelta(minutes=5)
+    email = next(n for n in new if n.channel is Channel.EMAIL)
+    assert email.address == f"{home.caregiver.username}@example.org"
+    assert "Since: 2026-11-22 09:31 KST" in (email.body or "")
+    assert "김영자, room 103" in (email.subject or "")
+    link = email.payload["ack_url"]
+    token = link.split("ack=", 1)[1]
+    assert verify_ack_token(installed, token, T0) == (alert.id, home.caregiver.id)
+    assert email.payload["facts"]["severity"] == "critical"
+
+
+def test_channels_are_route_and_enabled_contacts(
+    db_session: Session, factory: Factory, installed: Settings
+) -> None:
+    home = Home(db_session, factory)
+    db_session.execute(
+        ContactChannel.__table__.update()
+        .where(ContactChannel.user_id == home.caregiver.id, ContactChannel.channel == "webhook")
+        .values(enabled=False)
+    )
+    alert = raise_fall(db_session, home, rule(db_session))
+    assert {n.channel for n in rows(db_session, alert)} == {Channel.INBOX, Channel.EMAIL}
+
+
+def test_without_a_rule_every_enabled_contact_is_used(
+    db_session: Session, factory: Factory, installed: Settings
+) -> None:
+    home = Home(db_session, factory)
+    alert = raise_fall(db_session, home, None)
+    assert {n.channel for n in rows(db_session, alert)} == set(Channel)
+    # The default route: supervisor after 5 minutes.
+    assert alert.next_escalation_at == T0 + timedelta(minutes=5)
+
+
+def test_korean_caregiver_reads_korean(
+    db_session: Session, factory: Factory, installed: Settings
+) -> None:
+    home = Home(db_session, factory)
+    home.caregiver.language = "ko"
+    alert = raise_fall(db_session, home, rule(db_session))
+    email = rows(db_session, alert, channel=Channel.EMAIL)[0]
+    assert email.subject == "[긴급] 낙상 감지 — 김영자 (103호)"
+    assert "발생 시각: 2026-11-22 09:31 KST" in (email.body or "")
+
+
+def test_device_alert_without_resident_goes_to_the_sites_operators(
+    db_session: Session, factory: Factory, installed: Settings
+) -> None:
+    home = Home(db_session, factory)
+    everywhere = factory.user(Role.OPERATOR)
+    alert = lifecycle.raise_alert(
+        db_session,
+        kind=RuleKind.DEVICE_OFFLINE,
+        severity=Severity.WARNING,
+        subject=Subject("device", "dev-x", home.site.id, None, "dev-x"),
+        title="Device offline",
+        at=T0,
+    ).alert
+    recipients = {n.recipient_id for n in rows(db_session, alert)}
+    assert recipients == {home.operator.id, everywhere.id}
+    assert "device dev-x" in (rows(db_session, alert)[0].subject or "")
+
+
+def test_resident_without_caregivers_goes_to_operators(
+    db_session: Session, factory: Factory, installed: Settings
+) -> None:
+    home = Home(db_session, factory)
+    alone = factory.resident(home.site, name="Alone")
+    alert = raise_fall(db_session, home, rule(db_session), resident=alone)
+    assert {n.recipient_id for n in rows(db_session, alert)} == {home.operator.id}
+
+
+def test_quiet_hours_hold_non_critical_but_never_critical(
+    db_session: Session, factory: Factory, installed: Settings
+) -> None:
+    home = Home(db_session, factory)
+    home.caregiver.quiet_start, home.caregiver.quiet_end = time(22, 0), time(7, 0)
+    late = datetime(2026, 11, 22, 14, 0, tzinfo=UTC)  # 23:00 in Seoul
+    warning = raise_fall(
+        db_session, home, rule(db_session, Severity.WARNING), Severity.WARNING, late
+    )
+    by_channel = {n.channel: n for n in rows(db_session, warning)}
+    morning = datetime(2026, 11, 22, 22, 0, tzinfo=UTC)  # 07:00 in Seoul
+    assert by_channel[Channel.EMAIL].status is NotificationStatus.HELD
+    assert by_channel[Channel.EMAIL].next_attempt_at == morning
+    assert by_channel[Channel.WEBHOOK].status is NotificationStatus.HELD
+    # The inbox makes no sound: it is there when they look.
+    assert by_channel[Channel.INBOX].status is NotificationStatus.PENDING
+
+    second = factory.resident(home.site)
+    users.assign(db_session, home.caregiver, second)
+    critical = raise_fall(db_session, home, rule(db_session), Severity.CRITICAL, late, second)
+    made = rows(db_session, critical, recipient_id=home.caregiver.id)
+    assert {n.channel for n in made} == {Channel.INBOX, Channel.EMAIL, Channel.WEBHOOK}
+    assert {n.status for n in made} == {NotificationStatus.PENDING}
+    assert all(n.next_attempt_at == late for n in made)
+
+
+def test_quiet_hours_follow_the_users_own_timezone(
+    db_session: Session, factory: Factory, settings: Settings
+) -> None:
+    home = Home(db_session, factory)
+    home.caregiver.quiet_start, home.caregiver.quiet_end = time(22, 0), time(7, 0)
+    home.caregiver.timezone = "Europe/London"
+    alert = raise_fall(db_session, home, rule(db_session, Severity.WARNING), Severity.WARNING)
+    late = datetime(2026, 11, 22, 14, 0, tzinfo=UTC)  # 23:00 Seoul, 14:00 London: not quiet
+    made = outbox.queue_for_alert(db_session, alert, "new", settings=settings, now=late)
+    assert {n.status for n in made} == {NotificationStatus.PENDING}
+
+
+def test_queueing_twice_adds_nothing(
+    db_session: Session, factory: Factory, installed: Settings
+) -> None:
+    home = Home(db_session, factory)
+    alert = raise_fall(db_session, home, rule(db_session))
+    before = len(rows(db_session, alert))
+    assert before == 3
+    assert (
+        outbox.queue_for_alert(db_session, alert, NotificationPurpose.NEW, settings=installed) == []
+    )
+    assert len(rows(db_session, alert)) == before
+    assert len({n.idempotency_key for n in rows(db_session, alert)}) == before
+    # A repeat of the same fall counts up; it does not notify again.
+    raise_fall(db_session, home, db_session.get(AlertRule, alert.rule_id))
+    assert len(rows(db_session, alert)) == before
+
+
+def test_resolved_goes_to_everyone_notified_and_calls_off_the_waiting(
+    db_session: Session, factory: Factory, installed: Settings
+) -> None:
+    home = Home(db_session, factory)
+    alert = raise_fall(db_session, home, rule(db_session))
+    escalate_due(db_session, T0 + timedelta(minutes=6), settings=installed)
+    for n in rows(db_session, alert):
+        if n.channel is not Channel.WEBHOOK:
+            n.status = NotificationStatus.SENT
+    stuck = rows(db_session, alert, channel=Channel.WEBHOOK)[0]
+    stuck.status = NotificationStatus.PENDING  # webhook failing: never reached anyone
+    db_session.flush()
+    lifecycle.resolve(db_session, alert.id, home.caregiver, at=T0 + timedelta(minutes=8))
+    resolved = rows(db_session, alert, purpose=NotificationPurpose.RESOLVED)
+    c, s = home.caregiver.id, home.supervisor.id
+    assert who_how(resolved) == {
+        (c, Channel.INBOX),
+        (c, Channel.EMAIL),
+        (s, Channel.INBOX),
+        (s, Channel.TELEGRAM),
+    }
+    assert all("ack=" not in (n.body or "") for n in resolved)
+    db_session.refresh(stuck)
+    assert stuck.status is NotificationStatus.CANCELLED
+    # Resolving again changes nothing.
+    assert outbox.queue_for_alert(db_session, alert, "resolved", settings=installed) == []
+
+
+def test_reopened_alert_is_news_again(
+    db_session: Session, factory: Factory, installed: Settings
+) -> None:
+    home = Home(db_session, factory)
+    alert = raise_fall(db_session, home, rule(db_session))
+    lifecycle.resolve(db_session, alert.id, home.caregiver, at=T0 + timedelta(minutes=1))
+    lifecycle.reopen(db_session, alert.id, home.caregiver, at=T0 + timedelta(minutes=2))
+    new = rows(db_session, alert, purpose=NotificationPurpose.NEW)
+    assert len(new) == 6
+    assert alert.next_escalation_at == T0 + timedelta(minutes=7)
+
+
+def escalations(session: Session, alert: Alert) -> list[Notification]:
+    return rows(session, alert, purpose=NotificationPurpose.ESCALATION)
+
+
+def test_unacknowledged_alert_escalates_along_the_route(
+    db_session: Session, factory: Factory, installed: Settings
+) -> None:
+    home = Home(db_session, factory)
+    route = [*ROUTE, {"tier": 3, "after_minutes": 15}]
+    alert = raise_fall(db_session, home, rule(db_session, route=route))
+    assert escalate_due(db_session, T0 + timedelta(minutes=4), settings=installed) == 0
+    assert escalations(db_session, alert) == []
+
+    at = T0 + timedelta(minutes=5, seconds=30)
+    assert escalate_due(db_session, at, settings=installed) == 1
+    s = home.supervisor.id
+    assert who_how(escalations(db_session, alert)) == {(s, Channel.INBOX), (s, Channel.TELEGRAM)}
+    assert alert.escalation_level == 2
+    assert alert.next_escalation_at == at + timedelta(minutes=10)
+    assert "nobody has acknowledged" in (escalations(db_session, alert)[0].body or "")
+    # Again at the same time: nothing more is due.
+    assert escalate_due(db_session, at, settings=installed) == 0
+
+    # Beyond the assigned tiers: the operators, through every channel they have.
+    assert escalate_due(db_session, T0 + timedelta(minutes=16), settings=installed) == 1
+    op = {n.channel for n in escalations(db_session, alert) if n.recipient_id == home.operator.id}
+    assert op == set(Channel)
+    assert alert.escalation_level == 3
+    assert alert.next_escalation_at is None
+    assert escalate_due(db_session, T0 + timedelta(hours=5), settings=installed) == 0
+    actions = db_session.scalars(
+        select(AlertHistory.action).where(AlertHistory.alert_id == alert.id)
+    ).all()
+    assert actions.count("escalated") == 2
+
+
+def test_acknowledged_or_resolved_alerts_never_escalate(
+    db_session: Session, factory: Factory, installed: Settings
+) -> None:
+    home = Home(db_session, factory)
+    acked = raise_fall(db_session, home, rule(db_session))
+    lifecycle.acknowledge(db_session, acked.id, home.caregiver, at=T0 + timedelta(minutes=1))
+    other = factory.resident(home.site)
+    users.assign(db_session, home.caregiver, other)
+    resolved = raise_fall(db_session, home, rule(db_session), resident=other)
+    lifecycle.resolve(db_session, resolved.id, None, at=T0 + timedelta(minutes=1))
+    # Even with a stale escalation time left behind, status decides.
+    db_session.execute(
+        Alert.__table__.update()
+        .values(next_escalation_at=T0 + timedelta(minutes=5))
+        .where(Alert.id.in_([acked.id, resolved.id]))
+    )
+    assert escalate_due(db_session, T0 + timedelta(hours=1), settings=installed) == 0
+    count = db_session.scalar(
+        select(func.count())
+        .select_from(Notification)
+        .where(Notification.purpose == NotificationPurpose.ESCALATION)
+    )
+    assert count == 0
+
+
+def test_dead_notifications_are_listed_and_can_be_requeued(
+    db_session: Session, factory: Factory, installed: Settings
+) -> None:
+    home = Home(db_session, factory)
+    alert = raise_fall(db_session, home, rule(db_session))
+    email = rows(db_session, alert, channel=Channel.EMAIL)[0]
+    email.status, email.attempts, email.last_error = NotificationStatus.DEAD, 10, "smtp down"
+    db_session.flush()
+    assert email.id in {n.id for n in outbox.dead_notifications(db_session)}
+    assert outbox.requeue(db_session, [email.id], now=T0) == 1
+    db_session.refresh(email)
+    assert (email.status, email.attempts) == (NotificationStatus.PENDING, 0)
+
+
+def test_site_timezone_is_used_when_the_resident_has_none(
+    db_session: Session, factory: Factory, installed: Settings
+) -> None:
+    site = factory.site(timezone="Europe/Berlin")
+    resident = factory.resident(site, name="Hans", room="7")
+    factory.user(residents=(resident,))
+    assert db_session.get(Site, site.id) is not None
+    alert = lifecycle.raise_alert(
+        db_session,
+        kind=RuleKind.EVENT,
+        severity=Severity.CRITICAL,
+        subject=Subject("resident", str(resident.id), site.id, resident.id, None),
+        title="Fall detected",
+        at=T0,
+    ).alert
+    assert "Since: 2026-11-22 01:31 CET" in (rows(db_session, alert)[0].body or "")
+
+
+def test_one_click_link_acknowledges_as_its_recipient(
+    db_session: Session, factory: Factory, installed: Settings
+) -> None:
+    home = Home(db_session, factory)
+    alert = raise_fall(db_session, home, rule(db_session))
+    link = rows(db_session, alert, channel=Channel.EMAIL)[0].payload["ack_url"]
+    token = link.split("ack=", 1)[1]
+    acked = acknowledge_with_link(db_session, installed, token, now=T0 + timedelta(minutes=2))
+    assert acked.status is AlertStatus.ACKNOWLEDGED
+    assert acked.acknowledged_by == home.caregiver.id
+    assert acked.next_escalation_at is None
+    assert escalate_due(db_session, T0 + timedelta(hours=1), settings=installed) == 0
+    with pytest.raises(AckLinkExpired):
+        acknowledge_with_link(db_session, installed, token, now=T0 + timedelta(days=2))
+    home.caregiver.active = False
+    with pytest.raises(AckLinkInvalid):
+        acknowledge_with_link(db_session, installed, token, now=T0 + timedelta(minutes=3))
+
+
+def test_inbox_shows_only_the_users_own_items(
+    db_session: Session, factory: Factory, installed: Settings
+) -> None:
+    home = Home(db_session, factory)
+    alert = raise_fall(db_session, home, rule(db_session))
+    mine = inbox.inbox_items(db_session, home.caregiver.id)
+    assert [n.alert_id for n in mine] == [alert.id]
+    assert inbox.inbox_items(db_session, home.supervisor.id) == []
+    assert inbox.unread_count(db_session, home.caregiver.id) == 1
+    # Someone else's id is ignored.
+    assert inbox.mark_read(db_session, home.supervisor.id, [mine[0].id]) == 0
+    assert inbox.mark_read(db_session, home.caregiver.id, [mine[0].id], now=T0) == 1
+    assert inbox.unread_count(db_session, home.caregiver.id) == 0
+
+
+def test_a_failure_while_queueing_never_loses_the_alert(
+    db_session: Session, factory: Factory, installed: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    home = Home(db_session, factory)
+
+    def broken(*args: Any, **kwargs: Any) -> None:
+        raise RuntimeError("bug")
+
+    monkeypatch.setattr(outbox, "queue_for_alert", broken)
+    alert = raise_fall(db_session, home, rule(db_session))
+    db_session.flush()
+    assert db_session.get(Alert, alert.id) is not None
+    assert rows(db_session, alert) == []
+
+
+def test_bad_timezones_fall_back_instead_of_failing(
+    db_session: Session, factory: Factory, installed: Settings
+) -> None:
+    home = Home(db_session, factory)
+    home.caregiver.timezone = "Mars/Olympus"
+    home.caregiver.quiet_start, home.caregiver.quiet_end = time(22, 0), time(7, 0)
+    home.resident.timezone = "Nowhere/Land"
+    alert = raise_fall(db_session, home, rule(db_session, Severity.WARNING), Severity.WARNING)
+    assert "Since: 2026-11-22 09:31 KST" in (rows(db_session, alert)[0].body or "")
