@@ -39,10 +39,14 @@ class CliContext:
         return make_session_factory(self.engine)
 
     @cached_property
+    def language(self) -> str:
+        """The operator's language (IOTCARE_LANGUAGE, else LANG)."""
+        return normalize_language(os.environ.get("IOTCARE_LANGUAGE") or os.environ.get("LANG"))
+
+    @cached_property
     def t(self) -> Callable[..., str]:
-        """Translator for the operator's language (IOTCARE_LANGUAGE, else LANG)."""
-        language = os.environ.get("IOTCARE_LANGUAGE") or os.environ.get("LANG")
-        return translator(normalize_language(language))
+        """Translator for the operator's language."""
+        return translator(self.language)
 
     def close(self) -> None:
         """Release the engine if one was made."""

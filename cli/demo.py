@@ -5,19 +5,26 @@ from __future__ import annotations
 import signal
 import socket
 import threading
+from collections.abc import Callable
 from types import FrameType
 
 import typer
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
 
 from cli.context import ctx
 from cli.seed import print_logins
 from cli.supervisor import ProcessGroup
 from core import schema
 from core.db import session_scope
+from core.notify.render import alert_facts, describe_what, describe_who, local_time
 from core.seed import DEMO_SITE_ID, seed_demo
 from ingest.broker import EmbeddedBroker
+from models import Alert, Command, CommandStatus
 
 DEMO_INGEST_CLIENT = "iotcare-ingest-demo"
+# A fall one simulated minute in, a gas leak (closed by the valve automatically) two later.
+DEFAULT_SCENARIOS = ("fall:3@1m", "gas_leak@3m")
 
 
 def _port_free(host: str, port: int) -> bool:
@@ -30,6 +37,55 @@ def _port_free(host: str, port: int) -> bool:
     return True
 
 
+class AlertFeed:
+    """Prints each new alert and each valve command outcome once, as the inbox would show it."""
+
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        t: Callable[..., str],
+        language: str,
+        default_timezone: str,
+    ) -> None:
+        self.sessions = sessions
+        self.t = t
+        self.language = language
+        self.default_timezone = default_timezone
+        self.seen_alerts: set[object] = set()
+        self.seen_commands: set[tuple[object, str]] = set()
+
+    def poll(self) -> None:
+        """Show what is new since the last poll."""
+        with self.sessions() as session:
+            for alert in session.scalars(select(Alert).order_by(Alert.opened_at)):
+                if alert.id in self.seen_alerts:
+                    continue
+                self.seen_alerts.add(alert.id)
+                facts = alert_facts(session, alert, self.default_timezone)
+                typer.secho(
+                    self.t(
+                        "cli.demo.alert",
+                        severity=facts.severity.upper(),
+                        what=describe_what(facts, self.language),
+                        who=describe_who(facts, self.language),
+                        at=local_time(facts.opened_at, facts.timezone),
+                    ),
+                    fg=typer.colors.RED if facts.severity == "critical" else typer.colors.YELLOW,
+                )
+            for command in session.scalars(select(Command).order_by(Command.created_at)):
+                key = (command.id, command.status.value)
+                if key in self.seen_commands or command.status is CommandStatus.PENDING:
+                    continue
+                self.seen_commands.add(key)
+                typer.echo(
+                    self.t(
+                        f"cli.demo.command_{command.status.value}",
+                        command=command.command,
+                        device=command.device_id,
+                    )
+                )
+
+
 def demo(
     broker_port: int = typer.Option(
         1883, "--broker-port", help="Port of the embedded broker (another is used if busy)."
@@ -40,6 +96,14 @@ def demo(
     run_for: float | None = typer.Option(
         None, "--run-for", help="Stop by itself after this many seconds (default: Ctrl-C)."
     ),
+    scenario: list[str] | None = typer.Option(
+        None,
+        "--scenario",
+        "-S",
+        help="Simulator scenarios to inject (default: a fall after 1 minute and a gas leak "
+        "after 3, simulated time); see `iotcare simulate --list-scenarios`.",
+    ),
+    no_scenarios: bool = typer.Option(False, "--no-scenarios", help="Only everyday life."),
 ) -> None:
     """Migrate, seed the demo site, print the logins, then run broker, ingest and simulator."""
     c = ctx()
@@ -66,9 +130,14 @@ def demo(
     if broker is not None:
         # The embedded broker speaks MQTT 3.1.1 and has no shared subscriptions.
         env.update({"IOTCARE_MQTT_PROTOCOL": "3.1.1", "IOTCARE_MQTT_SHARED_GROUP": ""})
+    simulate = ["simulate", "--site", DEMO_SITE_ID, "--speed", str(speed)]
+    for spec in [] if no_scenarios else (scenario or DEFAULT_SCENARIOS):
+        simulate += ["--scenario", spec]
     log_dir = settings.data_dir / "demo-logs"
     group = ProcessGroup(log_dir)
+    feed = AlertFeed(c.sessions, t, c.language, settings.default_timezone)
     stop = threading.Event()
+    died = None
 
     def on_signal(_signum: int, _frame: FrameType | None) -> None:
         stop.set()
@@ -76,17 +145,14 @@ def demo(
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         group.start("ingest", ["ingest"], {**env, "IOTCARE_MQTT_CLIENT_ID": DEMO_INGEST_CLIENT})
-        group.start("simulator", ["simulate", "--site", DEMO_SITE_ID, "--speed", str(speed)], env)
+        group.start("simulator", simulate, env)
         if settings.metrics_port:
-            typer.echo(
-                t(
-                    "cli.demo.metrics",
-                    url=f"http://{settings.metrics_host}:{settings.metrics_port}/metrics",
-                )
-            )
+            url = f"http://{settings.metrics_host}:{settings.metrics_port}/metrics"
+            typer.echo(t("cli.demo.metrics", url=url))
         typer.echo(t("cli.demo.logs", path=str(log_dir)))
         typer.echo(t("cli.demo.running"))
-        died = group.wait(stop.is_set, run_for)
+        died = group.wait(stop.is_set, run_for, every=feed.poll)
+        feed.poll()
         if died is not None:
             typer.secho(
                 t(

@@ -68,14 +68,29 @@ class ProcessGroup:
             child.log_file.close()
         self.children.clear()
 
-    def wait(self, stop_requested: Callable[[], bool], run_for: float | None) -> Child | None:
-        """Block until asked to stop, `run_for` seconds pass, or a child exits (returned)."""
+    def wait(
+        self,
+        stop_requested: Callable[[], bool],
+        run_for: float | None,
+        every: Callable[[], None] | None = None,
+        period: float = 1.0,
+    ) -> Child | None:
+        """Block until asked to stop, `run_for` seconds pass, or a child exits (returned);
+        call `every` about once a `period` meanwhile."""
         deadline = time.monotonic() + run_for if run_for is not None else None
+        next_call = time.monotonic()
         while not stop_requested():
             died = self.exited()
             if died is not None:
                 return died
-            if deadline is not None and time.monotonic() >= deadline:
+            now = time.monotonic()
+            if deadline is not None and now >= deadline:
                 return None
+            if every is not None and now >= next_call:
+                try:
+                    every()
+                except Exception:
+                    log.exception("demo display failed")
+                next_call = now + period
             time.sleep(0.2)
         return None

@@ -23,6 +23,14 @@ def readings(db: Path) -> int:
         return 0
 
 
+def alerts(db: Path) -> int:
+    try:
+        with sqlite3.connect(db) as conn:
+            return conn.execute("select count(*) from alerts").fetchone()[0]
+    except sqlite3.OperationalError:
+        return 0
+
+
 def children_of(pid: int) -> list[int]:
     found = []
     for entry in Path("/proc").iterdir():
@@ -50,7 +58,8 @@ def test_demo_runs_everything_and_stops_on_ctrl_c(tmp_path: Path) -> None:
     try:
         # Replaying the simulated day at 600x fills the database quickly.
         wait_until(
-            lambda: readings(tmp_path / "var" / "iotcare.db") > 100,
+            lambda: readings(tmp_path / "var" / "iotcare.db") > 100
+            and alerts(tmp_path / "var" / "iotcare.db") >= 2,
             timeout=90,
             message="readings from the simulator through the broker and ingest",
         )
@@ -65,6 +74,9 @@ def test_demo_runs_everything_and_stops_on_ctrl_c(tmp_path: Path) -> None:
     assert "Logins (role, username, password):" in output
     assert "caregiver1" in output and "operator" in output and "admin" in output
     assert "Stopped." in output
+    # The default scenarios: a fall, and a gas leak that closes the kitchen valve by itself.
+    assert "ALERT CRITICAL: Fall detected" in output
+    assert "ALERT CRITICAL: Gas leak" in output
     assert "Traceback" not in output
     time.sleep(0.5)
     assert all(
