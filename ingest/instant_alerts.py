@@ -4,7 +4,8 @@ commit their notifications are delivered and any automatic actuator command is p
 Event-kind rules come from the database (operators edit them). As a safety net, a critical event
 (fall, panic button, flame, smoke, gas) that no enabled rule matches still opens a critical alert,
 and flame, smoke or gas still closes the site's gas valves: a disabled rule must not mean a
-missed fall.
+missed fall. That holds for quarantined devices too (rules ignore them): a fall detector
+installed before an operator accepted it is still someone's fall detector.
 """
 
 from __future__ import annotations
@@ -20,11 +21,11 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from core.alerts import lifecycle
-from core.alerts.lifecycle import Subject
 from core.commands import request_command, site_valves
 from core.contract.catalogue import CRITICAL_EVENTS, EventType
+from core.rules.events import event_subject, match_event_rules
 from ingest.instant_rules import AfterCommit, StoredEvent
-from models import AlertRule, RuleKind, ScopeType, Severity
+from models import AlertRule, RuleKind, Severity
 
 log = logging.getLogger(__name__)
 
@@ -43,28 +44,6 @@ _TITLES = {
 
 Deliver = Callable[[list[uuid.UUID]], object]
 Dispatch = Callable[[list[uuid.UUID]], object]
-
-
-def rule_matches(rule: AlertRule, event: StoredEvent) -> bool:
-    """Whether an enabled event rule applies to this event (type and scope)."""
-    if not rule.enabled or rule.kind is not RuleKind.EVENT:
-        return False
-    if event.type not in (rule.params or {}).get("event_types", ()):
-        return False
-    if rule.site_id is not None and rule.site_id != event.site_id:
-        return False
-    if rule.scope_type is ScopeType.RESIDENT and rule.resident_id != event.resident_id:
-        return False
-    return not (rule.scope_type is ScopeType.DEVICE_TYPE and rule.device_type != event.device_type)
-
-
-def subject_of(event: StoredEvent) -> Subject:
-    """Alerts about a resident when the device is theirs, else about the device."""
-    if event.resident_id is not None:
-        return Subject(
-            "resident", str(event.resident_id), event.site_id, event.resident_id, event.device_id
-        )
-    return Subject("device", event.device_id, event.site_id, None, event.device_id)
 
 
 class CriticalEventAlerts:
@@ -102,7 +81,9 @@ class CriticalEventAlerts:
         opened: list[uuid.UUID] = []
         commands: list[uuid.UUID] = []
         for event in events:
-            matched: list[AlertRule | None] = [r for r in rules if rule_matches(r, event)]
+            matched: list[AlertRule | None] = list(
+                match_event_rules(rules, event, quarantined=event.quarantined)
+            )
             if not matched and event.type in CRITICAL_EVENTS:
                 matched = [None]
             for rule in matched:
@@ -110,7 +91,7 @@ class CriticalEventAlerts:
                     session,
                     kind=RuleKind.EVENT,
                     severity=rule.severity if rule else Severity.CRITICAL,
-                    subject=subject_of(event),
+                    subject=event_subject(event),
                     title=_TITLES.get(EventType(event.type), event.type),
                     details={
                         "event_type": event.type,

@@ -23,6 +23,7 @@ class StoredEvent:
     ts: datetime
     data: dict[str, Any]
     received_at: datetime
+    quarantined: bool = False
 
 
 AfterCommit = Callable[[], None]

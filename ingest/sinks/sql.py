@@ -295,6 +295,7 @@ class SqlSink:
                         ts=event.ts,
                         data=event.data,
                         received_at=now,
+                        quarantined=known.quarantined if known else True,
                     )
                 )
         return stored
