@@ -16,6 +16,21 @@ from core.settings import Settings
 
 log = logging.getLogger(__name__)
 
+# libpq socket options so that a database host that vanishes without a reset (power loss,
+# network partition, dropped NAT state) fails a statement in about 20-25 s instead of blocking
+# it for the kernel defaults: ~15 min of retransmissions for a request that is never
+# acknowledged, 2 h of keepalive idle time for a reply that never comes. A blocked write
+# blocks ingest's flusher (nothing is lost, but nothing is ingested and nothing is reported as
+# failing). Only a silent peer trips these: a slow query on a live server is still acknowledged
+# and answers keepalive probes.
+_DEAD_PEER_DETECTION = {
+    "keepalives": 1,
+    "keepalives_idle": 10,
+    "keepalives_interval": 5,
+    "keepalives_count": 3,
+    "tcp_user_timeout": 20_000,  # ms that sent data may stay unacknowledged
+}
+
 
 def make_engine(settings: Settings, url: str | URL | None = None, **kwargs: Any) -> Engine:
     """Create the process's engine: pooled PostgreSQL, or SQLite in WAL mode with a busy timeout."""
@@ -28,7 +43,11 @@ def make_engine(settings: Settings, url: str | URL | None = None, **kwargs: Any)
         "max_overflow": settings.database_max_overflow,
         "pool_timeout": settings.database_pool_timeout.total_seconds(),
         "pool_recycle": 1800,
-        "connect_args": {"application_name": "iotcare", "connect_timeout": 10},
+        "connect_args": {
+            "application_name": "iotcare",
+            "connect_timeout": 10,
+            **_DEAD_PEER_DETECTION,
+        },
     }
     options.update(kwargs)
     return create_engine(db_url, **options)

@@ -288,6 +288,46 @@ def test_the_proxy_cuts_and_restores_a_database(postgres_proxy: ProxiedDatabase)
     assert _select_one(postgres_proxy.url) == 1
 
 
+def test_a_cut_fails_a_statement_waiting_for_its_answer(postgres_proxy: ProxiedDatabase) -> None:
+    # A cut that left such a statement waiting (the proxy's reader threads once kept the sockets
+    # open) would make a test of ingest hang instead of seeing the database go away.
+    connection = _connect(postgres_proxy.url)
+    marker = f"cut-{uuid.uuid4().hex[:8]}"
+    outcome: dict[str, BaseException] = {}
+
+    def run() -> None:
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute(f"SELECT pg_sleep(5) /* {marker} */")
+        except psycopg2.Error as error:
+            outcome["error"] = error
+
+    def running() -> bool:
+        with _connect(postgres_proxy.url) as probe, probe.cursor() as cursor:
+            cursor.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE state = 'active' AND query LIKE %s",
+                (f"%{marker}%",),
+            )
+            found = bool(cursor.fetchone()[0])
+        probe.close()
+        return found
+
+    thread = threading.Thread(target=run, daemon=True)
+    try:
+        thread.start()
+        deadline = time.monotonic() + 5
+        while not running():
+            assert time.monotonic() < deadline, "the statement never started"
+            time.sleep(0.02)
+        postgres_proxy.proxy.cut()
+        thread.join(3)
+        assert not thread.is_alive(), "the statement still waits for an answer after the cut"
+        assert isinstance(outcome.get("error"), psycopg2.OperationalError), outcome
+    finally:
+        if not thread.is_alive():  # close() would wait on the stuck statement forever
+            connection.close()
+
+
 # --- private PostgreSQL
 
 

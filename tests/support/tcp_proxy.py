@@ -34,6 +34,12 @@ def _reset(sock: socket.socket) -> None:
     """Close with an RST (linger 0), as a crashed or unplugged peer would look."""
     with contextlib.suppress(OSError):
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    # A pump thread may be blocked in recv() on this socket, and that call keeps the kernel
+    # socket alive after close(): no RST goes out, and a client waiting for an answer waits
+    # forever. shutdown(SHUT_RD) wakes the reader without sending anything; the RST then goes
+    # out when the last reference is dropped.
+    with contextlib.suppress(OSError):
+        sock.shutdown(socket.SHUT_RD)
     with contextlib.suppress(OSError):
         sock.close()
 
