@@ -104,8 +104,14 @@ def demo(
         "after 3, simulated time); see `iotcare simulate --list-scenarios`.",
     ),
     no_scenarios: bool = typer.Option(False, "--no-scenarios", help="Only everyday life."),
+    with_flows: bool = typer.Option(
+        True, "--flows/--no-flows", help="Also serve the scheduled flows (and the Prefect UI)."
+    ),
+    prefect_port: int = typer.Option(
+        4200, "--prefect-port", help="Port of the local Prefect server (API and UI)."
+    ),
 ) -> None:
-    """Migrate, seed the demo site, print the logins, then run broker, ingest and simulator."""
+    """Migrate, seed the demo site, print the logins, then run broker, ingest, simulator, flows."""
     c = ctx()
     t = c.t
     settings = c.settings
@@ -146,6 +152,9 @@ def demo(
     try:
         group.start("ingest", ["ingest"], {**env, "IOTCARE_MQTT_CLIENT_ID": DEMO_INGEST_CLIENT})
         group.start("simulator", simulate, env)
+        if with_flows:
+            group.start("flows", ["flows", "serve", "--port", str(prefect_port)], env)
+            typer.echo(t("cli.demo.prefect", url=f"http://127.0.0.1:{prefect_port}"))
         if settings.metrics_port:
             url = f"http://{settings.metrics_host}:{settings.metrics_port}/metrics"
             typer.echo(t("cli.demo.metrics", url=url))

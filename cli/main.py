@@ -7,7 +7,21 @@ import sys
 import typer
 from sqlalchemy.exc import OperationalError
 
-from cli import broker, context, db, demo, devices, ingest, seed, simulate, users
+from cli import (
+    broker,
+    context,
+    db,
+    demo,
+    devices,
+    flows,
+    ingest,
+    quality,
+    reports,
+    rollups,
+    seed,
+    simulate,
+    users,
+)
 from core.errors import IotCareError
 
 app = typer.Typer(
@@ -21,6 +35,10 @@ app.add_typer(db.app, name="db")
 app.add_typer(seed.app, name="seed")
 app.add_typer(users.app, name="users")
 app.add_typer(devices.app, name="devices")
+app.add_typer(flows.app, name="flows")
+app.add_typer(rollups.app, name="rollups")
+app.add_typer(quality.app, name="quality")
+app.add_typer(reports.app, name="reports")
 app.command("demo")(demo.demo)
 app.command("ingest")(ingest.ingest)
 app.command("broker")(broker.broker)

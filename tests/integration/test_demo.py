@@ -10,6 +10,7 @@ import sys
 import time
 from pathlib import Path
 
+from tests.support.tcp_proxy import free_port
 from tests.support.waiting import wait_until
 
 
@@ -24,9 +25,13 @@ def readings(db: Path) -> int:
 
 
 def alerts(db: Path) -> int:
+    """How many of the demo's scenario alerts (a fall, a gas leak) are open."""
     try:
         with sqlite3.connect(db) as conn:
-            return conn.execute("select count(*) from alerts").fetchone()[0]
+            return conn.execute(
+                "select count(distinct title) from alerts "
+                "where title in ('Fall detected', 'Gas leak')"
+            ).fetchone()[0]
     except sqlite3.OperationalError:
         return 0
 
@@ -48,7 +53,18 @@ def test_demo_runs_everything_and_stops_on_ctrl_c(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("IOTCARE_")}
     env.update({"IOTCARE_METRICS_PORT": "0", "LANG": "en_US.UTF-8"})
     process = subprocess.Popen(
-        [sys.executable, "-m", "cli", "demo", "--broker-port", "0", "--speed", "600"],
+        [
+            sys.executable,
+            "-m",
+            "cli",
+            "demo",
+            "--broker-port",
+            "0",
+            "--speed",
+            "600",
+            "--prefect-port",
+            str(free_port("127.0.0.1")),
+        ],
         cwd=tmp_path,
         env=env,
         stdout=subprocess.PIPE,
@@ -58,13 +74,15 @@ def test_demo_runs_everything_and_stops_on_ctrl_c(tmp_path: Path) -> None:
     try:
         # Replaying the simulated day at 600x fills the database quickly.
         wait_until(
-            lambda: readings(tmp_path / "var" / "iotcare.db") > 100
-            and alerts(tmp_path / "var" / "iotcare.db") >= 2,
+            lambda: (
+                readings(tmp_path / "var" / "iotcare.db") > 100
+                and alerts(tmp_path / "var" / "iotcare.db") >= 2
+            ),
             timeout=90,
             message="readings from the simulator through the broker and ingest",
         )
         children = children_of(process.pid)
-        assert len(children) == 2  # ingest and simulator
+        assert len(children) == 3  # ingest, simulator and flows
         process.send_signal(signal.SIGINT)
         output, _ = process.communicate(timeout=60)
     finally:

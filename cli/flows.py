@@ -1,0 +1,190 @@
+"""`iotcare flows`: serve the scheduled jobs (Prefect deployments), list them, run one now."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from cli.context import ctx
+from core.errors import IotCareError
+from flows import runtime
+from flows.deployments import DEPLOYMENTS, find, runner_deployments
+
+log = logging.getLogger(__name__)
+
+SERVER_START_TIMEOUT = 120
+
+app = typer.Typer(
+    help="Scheduled jobs (Prefect flows): rollups, data quality, care reports, routines, "
+    "retention.",
+    no_args_is_help=True,
+)
+
+
+@app.command()
+def serve(
+    limit: int | None = typer.Option(
+        None, "--limit", min=1, help="Most flow runs at a time (default: no limit)."
+    ),
+    port: int = typer.Option(
+        4200,
+        "--port",
+        help="Port of the local Prefect server started when PREFECT_API_URL is unset.",
+    ),
+) -> None:
+    """Serve every deployment with its schedule from this process, until Ctrl-C.
+
+    Without PREFECT_API_URL, a local Prefect server (API and UI, its database in
+    <data dir>/prefect) is started first and stopped afterwards: Prefect's temporary in-process
+    server does not schedule runs.
+    """
+    c = ctx()
+    t = c.t
+    # Before Prefect is imported: our loggers' records go to the runs' logs too, and a care
+    # home's server has no business phoning home.
+    os.environ.setdefault("PREFECT_LOGGING_EXTRA_LOGGERS", runtime.EXTRA_LOGGERS)
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    with contextlib.ExitStack() as stack:
+        if not os.environ.get("PREFECT_API_URL"):
+            home = c.settings.data_dir / "prefect"
+            typer.echo(t("cli.flows.starting_server", url=f"http://127.0.0.1:{port}", path=home))
+            url = stack.enter_context(local_prefect_server(home, port, t))
+            # Flow runs are subprocesses of the runner: they inherit this.
+            os.environ["PREFECT_API_URL"] = f"{url}/api"
+            typer.echo(t("cli.flows.server_ready", url=url))
+        runtime.use(c.settings)
+        deployments = runner_deployments()
+        typer.echo(t("cli.flows.serving", count=len(deployments)))
+        for spec in DEPLOYMENTS:
+            typer.echo(
+                t("cli.flows.line", name=spec.name, cron=spec.cron, entrypoint=spec.entrypoint)
+            )
+        _serve(deployments, limit)
+
+
+def _healthy(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"{url}/api/health", timeout=2) as response:  # noqa: S310
+            return bool(response.status == 200)
+    except OSError:
+        return False
+
+
+@contextlib.contextmanager
+def local_prefect_server(home: Path, port: int, t: Callable[..., str]) -> Iterator[str]:
+    """A Prefect server on 127.0.0.1:port for as long as the block runs (reused if one is up)."""
+    url = f"http://127.0.0.1:{port}"
+    if _healthy(url):
+        yield url
+        return
+    home.mkdir(parents=True, exist_ok=True)
+    log_path = home / "server.log"
+    env = {**os.environ, "PREFECT_HOME": str(home)}
+    env.pop("PREFECT_API_URL", None)
+    with open(log_path, "ab") as log_file:
+        process = subprocess.Popen(  # noqa: S603 - our interpreter, fixed arguments
+            [
+                sys.executable,
+                "-m",
+                "prefect",
+                "server",
+                "start",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+            ],
+            env=env,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            # Its own process group, so stopping it stops whatever it started too.
+            start_new_session=True,
+        )
+    try:
+        deadline = time.monotonic() + SERVER_START_TIMEOUT
+        while not _healthy(url):
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise IotCareError(
+                    t("cli.flows.server_failed", seconds=SERVER_START_TIMEOUT, log=log_path)
+                )
+            time.sleep(0.5)
+        yield url
+    finally:
+        _stop(process)
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is not None:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(20)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+
+
+def _serve(deployments: list[Any], limit: int | None) -> None:
+    """prefect.serve(), except that SIGTERM stops it like Ctrl-C does.
+
+    Prefect 3.8's runner answers SIGTERM by calling its async stop() from sync code and then
+    hangs while shutting down; `iotcare demo` and process managers stop children with SIGTERM.
+    """
+    import asyncio
+
+    from prefect.runner import Runner
+
+    def interrupt(*_: Any) -> None:
+        raise KeyboardInterrupt
+
+    runner = Runner(limit=limit)
+    for deployment in deployments:
+        runner.add_deployment(deployment)
+    runner.handle_sigterm = interrupt  # type: ignore[method-assign]
+    try:
+        asyncio.run(runner.start())
+    except KeyboardInterrupt:
+        log.info("flows serve: stopped")
+
+
+@app.command("list")
+def list_flows() -> None:
+    """List the deployments, their schedules (UTC) and entrypoints."""
+    c = ctx()
+    for spec in DEPLOYMENTS:
+        typer.echo(
+            c.t("cli.flows.line", name=spec.name, cron=spec.cron, entrypoint=spec.entrypoint)
+        )
+
+
+@app.command()
+def run(
+    name: str = typer.Argument(..., help="Deployment name, as in `iotcare flows list`."),
+) -> None:
+    """Run one flow now, in this process (a Prefect server records it if PREFECT_API_URL is set)."""
+    c = ctx()
+    t = c.t
+    try:
+        spec = find(name)
+    except KeyError:
+        names = ", ".join(s.name for s in DEPLOYMENTS)
+        raise typer.BadParameter(t("cli.flows.unknown", name=name, names=names)) from None
+    runtime.use(c.settings)
+    try:
+        result = spec.load_flow()()
+    finally:
+        runtime.reset()
+    typer.echo(t("cli.flows.finished", name=name, result=result))

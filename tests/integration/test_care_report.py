@@ -1,0 +1,210 @@
+"""The care report of a resident's known day matches figures computed by hand."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import insert, select
+from sqlalchemy.orm import Session
+
+from core import care_report
+from core.contract.catalogue import DeviceType
+from models import (
+    Alert,
+    AlertStatus,
+    Channel,
+    ContactChannel,
+    Event,
+    Notification,
+    NotificationPurpose,
+    Reading,
+    Resident,
+    RuleKind,
+    Severity,
+)
+from tests.factories import Factory
+
+SEOUL = ZoneInfo("Asia/Seoul")
+DAY = date(2026, 1, 5)
+
+
+def local(day: int, hour: int, minute: int = 0) -> datetime:
+    """A Seoul wall-clock time in January 2026, as UTC."""
+    return datetime(2026, 1, day, hour, minute, tzinfo=SEOUL).astimezone(UTC)
+
+
+def reading(device: str, metric: str, ts: datetime, value: float) -> dict:
+    return {"device_id": device, "metric": metric, "ts": ts, "value": value}
+
+
+def alert(resident_id: int, n: int, opened: datetime, acked: datetime | None) -> Alert:
+    return Alert(
+        kind=RuleKind.THRESHOLD,
+        severity=Severity.CRITICAL if n == 1 else Severity.WARNING,
+        status=AlertStatus.ACKNOWLEDGED if acked else AlertStatus.OPEN,
+        subject_type="resident",
+        subject_id=str(resident_id),
+        dedupe_key=f"test:{resident_id}:{n}",
+        resident_id=resident_id,
+        title=f"alert {n}",
+        opened_at=opened,
+        last_seen_at=opened,
+        acknowledged_at=acked,
+    )
+
+
+def known_day(session: Session, factory: Factory) -> int:
+    """A resident in Seoul whose 5 January 2026 is known minute by minute."""
+    site = factory.site(timezone="Asia/Seoul")
+    resident = factory.resident(site, room="101")
+    bed = factory.device(DeviceType.BED_SENSOR, resident=resident, room="bedroom").id
+    bedroom = factory.device(DeviceType.MOTION_SENSOR, resident=resident, room="bedroom").id
+    living = factory.device(DeviceType.MOTION_SENSOR, resident=resident, room="living room").id
+    wear = factory.device(DeviceType.WEARABLE, resident=resident).id
+    door = factory.device(DeviceType.DOOR_SENSOR, resident=resident).id
+    other = factory.device(DeviceType.WEARABLE, resident=factory.resident(site)).id
+
+    rows = [reading(bed, "bed_occupied", local(4, 21, 50), 0.0)]
+    # In bed every 5 min from 22:00 until 07:00, up between 02:00 and 02:20; the sensor was
+    # silent from 04:00 to 05:00 (so the 03:55 reading counts for 15 minutes only).
+    t = local(4, 22)
+    while t <= local(5, 7):
+        wall = t.astimezone(SEOUL).time()
+        if not time(4) <= wall < time(5):
+            awake = time(2) <= wall < time(2, 20) or t == local(5, 7)
+            rows.append(reading(bed, "bed_occupied", t, 0.0 if awake else 1.0))
+        t += timedelta(minutes=5)
+    # Motion: 3 in the bedroom, 3 in the living room, in hours 8, 9, 12 and 18; the rest is
+    # a no-motion reading or outside the local day.
+    for device, hh, mm in [
+        (bedroom, 8, 0),
+        (bedroom, 8, 1),
+        (bedroom, 9, 30),
+        (living, 12, 0),
+        (living, 12, 30),
+        (living, 18, 45),
+    ]:
+        rows.append(reading(device, "motion", local(5, hh, mm), 1.0))
+    rows += [
+        reading(living, "motion", local(5, 13), 0.0),
+        reading(living, "motion", local(4, 23, 59), 1.0),
+        reading(living, "motion", local(6, 0, 0), 1.0),
+    ]
+    # Vitals: heart rate 60, 72, 90 (wearable) and 54 (bed sensor); SpO2 97 and 95.
+    rows += [
+        reading(wear, "heart_rate", local(5, 9), 60.0),
+        reading(wear, "heart_rate", local(5, 14), 72.0),
+        reading(wear, "heart_rate", local(5, 23, 59), 90.0),
+        reading(bed, "heart_rate", local(5, 3), 54.0),
+        reading(wear, "heart_rate", local(6, 0, 1), 200.0),
+        reading(wear, "spo2", local(5, 10), 97.0),
+        reading(wear, "spo2", local(5, 11), 95.0),
+        reading(other, "heart_rate", local(5, 12), 150.0),
+    ]
+    session.execute(insert(Reading), rows)
+    # Door opened at night at 23:10 and 03:05; 21:00 and 06:30 are outside the night.
+    for day, hh, mm in [(4, 21, 0), (4, 23, 10), (5, 3, 5), (5, 6, 30)]:
+        session.add(
+            Event(
+                device_id=door,
+                site_id=site.id,
+                resident_id=resident.id,
+                type="door_opened",
+                ts=local(day, hh, mm),
+                data={},
+            )
+        )
+    # Alerts opened that day: acknowledged after 4 and 10 minutes, one not acknowledged;
+    # one from the evening before does not count.
+    session.add_all(
+        [
+            alert(resident.id, 1, local(5, 9), local(5, 9, 4)),
+            alert(resident.id, 2, local(5, 13), local(5, 13, 10)),
+            alert(resident.id, 3, local(5, 20), None),
+            alert(resident.id, 4, local(4, 23), local(4, 23, 30)),
+        ]
+    )
+    session.flush()
+    return resident.id
+
+
+def test_known_day_matches_hand_computed_figures(db_session: Session, factory: Factory) -> None:
+    resident_id = known_day(db_session, factory)
+    data = care_report.make_report(db_session, resident_id, DAY).data
+
+    assert data["day"] == "2026-01-05" and data["timezone"] == "Asia/Seoul"
+    assert data["from"] == "2026-01-05T00:00:00+09:00"
+    # 22:00-02:00 (240) + 02:20-04:10 (110) + 05:00-07:00 (120) minutes.
+    assert data["sleep"]["in_bed_minutes"] == 470.0
+    assert data["sleep"]["times_up"] == 2  # 02:00, and 07:00
+    assert data["sleep"]["readings"] == 1 + 109 - 12
+    assert data["activity"] == {
+        "motion_by_room": {"bedroom": 3, "living room": 3},
+        "motion_total": 6,
+        "active_hours": 4,
+    }
+    assert data["vitals"] == {
+        "heart_rate": {"count": 4, "min": 54.0, "max": 90.0, "mean": 69.0},
+        "spo2": {"count": 2, "min": 95.0, "max": 97.0, "mean": 96.0},
+    }
+    assert data["night_doors"]["count"] == 2
+    assert data["night_doors"]["times"] == ["23:10", "03:05"]
+    assert data["alerts"] == {
+        "count": 3,
+        "by_severity": {"critical": 1, "warning": 2},
+        "acknowledged": 2,
+        "unacknowledged": 1,
+        "median_ack_minutes": 7.0,
+    }
+
+
+def test_report_is_stored_once_and_sent_once(db_session: Session, factory: Factory) -> None:
+    resident_id = known_day(db_session, factory)
+    caregiver = factory.user(residents=(db_session.get(Resident, resident_id),), language="ko")
+    db_session.add(
+        ContactChannel(user_id=caregiver.id, channel=Channel.EMAIL, address="carer@example.org")
+    )
+    db_session.flush()
+    first = care_report.make_report(db_session, resident_id, DAY)
+    queued = care_report.queue_report(db_session, first, now=local(6, 9))
+    assert {(n.channel, n.purpose) for n in queued} == {
+        (Channel.INBOX, NotificationPurpose.REPORT),
+        (Channel.EMAIL, NotificationPurpose.REPORT),
+    }
+    assert queued[0].subject.startswith("일일 보고서")
+    assert "7시간 50분" in (queued[0].body or "")
+    # Made again (say, after late data): the same row, still marked sent; queueing adds nothing.
+    again = care_report.make_report(db_session, resident_id, DAY)
+    assert again.id == first.id and again.sent_at is not None
+    assert care_report.queue_report(db_session, again) == []
+    count = db_session.scalars(
+        select(Notification).where(Notification.purpose == NotificationPurpose.REPORT)
+    ).all()
+    assert len(count) == 2
+
+
+def test_reports_fall_due_after_local_midnight_and_delay(
+    db_session: Session, factory: Factory
+) -> None:
+    resident_id = known_day(db_session, factory)
+    delay = timedelta(hours=1)
+    before = [
+        d
+        for r, d in care_report.due_reports(db_session, local(6, 0, 30), delay)
+        if r == resident_id
+    ]
+    after = [
+        d
+        for r, d in care_report.due_reports(db_session, local(6, 1, 30), delay)
+        if r == resident_id
+    ]
+    assert before == [date(2026, 1, 4)] and after == [DAY]
+    care_report.make_report(db_session, resident_id, DAY)
+    assert resident_id not in dict(care_report.due_reports(db_session, local(6, 1, 30), delay))
+
+
+def test_local_day_spans_dst_changes() -> None:
+    span = care_report.day_span(date(2026, 3, 29), "Europe/Berlin")
+    start, end = span.utc
+    assert end - start == timedelta(hours=23)
