@@ -79,7 +79,10 @@ def _sqlite_engine(db_url: URL, settings: Settings, **kwargs: Any) -> Engine:
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Any) -> None:
-        connection.exec_driver_sql("BEGIN")
+        # IMMEDIATE: take the write lock when the transaction starts. With a deferred BEGIN,
+        # two processes that both read and then write deadlock on the lock upgrade and one
+        # fails at once with "database is locked" (the busy timeout does not apply to that).
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
 
     return engine
 

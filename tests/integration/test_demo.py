@@ -73,14 +73,21 @@ def test_demo_runs_everything_and_stops_on_ctrl_c(tmp_path: Path) -> None:
     )
     try:
         # Replaying the simulated day at 600x fills the database quickly.
-        wait_until(
-            lambda: (
-                readings(tmp_path / "var" / "iotcare.db") > 100
-                and alerts(tmp_path / "var" / "iotcare.db") >= 2
-            ),
-            timeout=90,
-            message="readings from the simulator through the broker and ingest",
-        )
+        try:
+            wait_until(
+                lambda: (
+                    readings(tmp_path / "var" / "iotcare.db") > 100
+                    and alerts(tmp_path / "var" / "iotcare.db") >= 2
+                ),
+                timeout=120,
+                message="readings and the scenario alerts through the broker and ingest",
+            )
+        except AssertionError as error:
+            logs = "\n".join(
+                f"--- {path.name}\n{path.read_text()[-3000:]}"
+                for path in sorted((tmp_path / "var" / "demo-logs").glob("*.log"))
+            )
+            raise AssertionError(f"{error}\n{logs}") from None
         children = children_of(process.pid)
         assert len(children) == 3  # ingest, simulator and flows
         process.send_signal(signal.SIGINT)
