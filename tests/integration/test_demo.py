@@ -61,7 +61,7 @@ def test_demo_runs_everything_and_stops_on_ctrl_c(tmp_path: Path) -> None:
             "--broker-port",
             "0",
             "--speed",
-            "600",
+            "60",
             "--prefect-port",
             str(free_port("127.0.0.1")),
         ],
@@ -72,7 +72,7 @@ def test_demo_runs_everything_and_stops_on_ctrl_c(tmp_path: Path) -> None:
         text=True,
     )
     try:
-        # Replaying the simulated day at 600x fills the database quickly.
+        # At 60x the scenarios (a minute and three minutes in) come within seconds.
         try:
             wait_until(
                 lambda: (
