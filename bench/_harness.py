@@ -87,7 +87,7 @@ def bench_broker(window: int) -> PrivateMosquitto:
     """
     return PrivateMosquitto(
         max_inflight_messages=window,
-        max_queued_messages=0,  # 0: no limit
+        max_queued_messages=10_000_000,
         max_queued_bytes=0,  # 0: no limit
         autosave_interval=1800,
         persistence=True,
@@ -806,7 +806,7 @@ class CpuSnapshot:
     @classmethod
     def take(cls, groups: dict[str, Sequence[int]]) -> CpuSnapshot:
         """Read /proc now; postgres is added as a group of its own."""
-        all_groups = {**groups, "postgres": postgres_pids()}
+        all_groups = {**groups, "postgres": postgres_pids(), "driver": [os.getpid()]}
         values = {
             name: {pid: s for pid in pids if (s := cpu_seconds(pid)) is not None}
             for name, pids in all_groups.items()

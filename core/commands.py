@@ -69,23 +69,43 @@ def request_command(
         raise IotCareError(f"Device '{device_id}' is quarantined; accept it before commanding it.")
     now = now or utcnow()
     row = Command(
-        id=uuid.uuid4(), device_id=device_id, command=command, params=params or {},
-        requested_by=requested_by.id if requested_by else None, reason=reason,
-        alert_id=alert_id, status=CommandStatus.PENDING, attempts=0, created_at=now,
+        id=uuid.uuid4(),
+        device_id=device_id,
+        command=command,
+        params=params or {},
+        requested_by=requested_by.id if requested_by else None,
+        reason=reason,
+        alert_id=alert_id,
+        status=CommandStatus.PENDING,
+        attempts=0,
+        created_at=now,
         expires_at=now + ttl,
     )
     session.add(row)
     session.flush()
-    audit.record(session, requested_by, "command.request", "device", device_id,
-                 command=command, command_id=str(row.id), reason=reason)
+    audit.record(
+        session,
+        requested_by,
+        "command.request",
+        "device",
+        device_id,
+        command=command,
+        command_id=str(row.id),
+        reason=reason,
+    )
     return row
 
 
 def site_valves(session: Session, site_id: str) -> Sequence[Device]:
     """The accepted gas valves of a site (the targets of an automatic close_valve)."""
     return session.scalars(
-        select(Device).where(Device.site_id == site_id, Device.type == DeviceType.GAS_VALVE.value,
-                             Device.quarantined.is_(False)).order_by(Device.id)
+        select(Device)
+        .where(
+            Device.site_id == site_id,
+            Device.type == DeviceType.GAS_VALVE.value,
+            Device.quarantined.is_(False),
+        )
+        .order_by(Device.id)
     ).all()
 
 
@@ -122,19 +142,31 @@ def dispatch(
         for command, site_id in session.execute(query).all():
             if command.expires_at <= now:
                 command.status = CommandStatus.EXPIRED
-                audit.record(session, None, "command.expired", "device", command.device_id,
-                             command_id=str(command.id), attempts=command.attempts)
+                audit.record(
+                    session,
+                    None,
+                    "command.expired",
+                    "device",
+                    command.device_id,
+                    command_id=str(command.id),
+                    attempts=command.attempts,
+                )
                 expired += 1
                 continue
             if command.sent_at is not None and now - command.sent_at < resend_after:
                 continue
             topic = device_topic(topic_root, site_id, command.device_id, TopicKind.CMD)
             try:
-                sender.send(topic, command_payload(command.id, command.command, command.params,
-                                                   command.expires_at))
-            except Exception as error:  # noqa: BLE001 - retried on the next pass
-                log.warning("command %s to %s not published: %s", command.id,
-                            command.device_id, error)
+                sender.send(
+                    topic,
+                    command_payload(
+                        command.id, command.command, command.params, command.expires_at
+                    ),
+                )
+            except Exception as error:
+                log.warning(
+                    "command %s to %s not published: %s", command.id, command.device_id, error
+                )
                 failed += 1
                 continue
             command.status = CommandStatus.SENT

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import signal
 import sys
@@ -50,6 +51,9 @@ def run_until_signalled(mqtt_url: str | None = None) -> None:
         signal.signal(signal.SIGTERM, on_signal)
         signal.signal(signal.SIGINT, on_signal)
         service.start()
+        # What exists now lives as long as the process: keep it out of the cyclic garbage
+        # collector's full scans, which otherwise cost about a fifth of message parsing.
+        gc.freeze()
         # A timed wait: a signal delivered to another thread only runs its Python handler once
         # the main thread wakes up, which an untimed wait may never do.
         while not stop.wait(0.5):
