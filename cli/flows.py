@@ -51,6 +51,9 @@ def serve(
     """
     c = ctx()
     t = c.t
+    # SIGTERM (from `iotcare demo` or a process manager) unwinds like Ctrl-C from the start,
+    # so a Prefect server still starting up is stopped too instead of being orphaned.
+    signal.signal(signal.SIGTERM, _interrupt)
     # Before Prefect is imported: our loggers' records go to the runs' logs too, and a care
     # home's server has no business phoning home.
     os.environ.setdefault("PREFECT_LOGGING_EXTRA_LOGGERS", runtime.EXTRA_LOGGERS)
@@ -71,6 +74,10 @@ def serve(
                 t("cli.flows.line", name=spec.name, cron=spec.cron, entrypoint=spec.entrypoint)
             )
         _serve(deployments, limit)
+
+
+def _interrupt(*_: Any) -> None:
+    raise KeyboardInterrupt
 
 
 def _healthy(url: str) -> bool:
@@ -147,13 +154,10 @@ def _serve(deployments: list[Any], limit: int | None) -> None:
 
     from prefect.runner import Runner
 
-    def interrupt(*_: Any) -> None:
-        raise KeyboardInterrupt
-
     runner = Runner(limit=limit)
     for deployment in deployments:
         runner.add_deployment(deployment)
-    runner.handle_sigterm = interrupt  # type: ignore[method-assign]
+    runner.handle_sigterm = _interrupt  # type: ignore[method-assign]
     try:
         asyncio.run(runner.start())
     except KeyboardInterrupt:
