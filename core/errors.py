@@ -2,9 +2,28 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class IotCareError(Exception):
-    """Base for errors whose message is shown to the user as it is (no traceback)."""
+    """Base for errors whose message is shown to the user as it is (no traceback).
+
+    `key` (with `params`) names the message in the i18n catalogue, so the app can show it in the
+    reader's language; the English text stays the exception's message for logs and the CLI.
+    """
+
+    def __init__(self, message: str = "", *, key: str | None = None, **params: Any) -> None:
+        super().__init__(message)
+        self.key = key
+        self.params = params
+
+    def localized(self, language: str | None) -> str:
+        """The message in `language` when it has a catalogue key, else the English text."""
+        if self.key is None:
+            return str(self)
+        from core.i18n import translate
+
+        return translate(self.key, language, **self.params)
 
 
 class ConfigError(IotCareError):

@@ -98,3 +98,48 @@ def assign(session: Session, user: User, resident: Resident, tier: int = 1) -> N
             f"Only caregivers are assigned to residents; '{user.username}' is {user.role.value}."
         )
     session.add(CaregiverAssignment(user_id=user.id, resident_id=resident.id, tier=tier))
+
+
+def change_own_password(session: Session, user: User, current: str, new: str) -> None:
+    """A person replaces their own password, proving they know the current one."""
+    if not verify_password(user.password_hash, current):
+        raise IotCareError("The current password is not right.", key="errors.password_wrong")
+    if len(new) < MIN_PASSWORD_LENGTH:
+        raise IotCareError(
+            f"The password must have at least {MIN_PASSWORD_LENGTH} characters.",
+            key="errors.password_short",
+            n=MIN_PASSWORD_LENGTH,
+        )
+    set_password(session, user, new, actor=user)
+
+
+def update_preferences(
+    session: Session,
+    user: User,
+    *,
+    language: str | None = None,
+    quiet_hours: tuple[time, time] | bool | None = False,
+    actor: User | None = None,
+) -> None:
+    """Change a user's language and/or quiet hours (None clears them; False leaves them)."""
+    changed: dict[str, str | None] = {}
+    if language is not None:
+        if language not in LANGUAGES:
+            raise IotCareError(f"Unknown language '{language}'.", key="errors.language_unknown")
+        user.language = language
+        changed["language"] = language
+    if quiet_hours is not False:
+        if quiet_hours is None or quiet_hours is True:
+            user.quiet_start = user.quiet_end = None
+            changed["quiet_hours"] = None
+        else:
+            start, end = quiet_hours
+            if start == end:
+                raise IotCareError(
+                    "Quiet hours must start and end at different times.",
+                    key="errors.quiet_hours_empty",
+                )
+            user.quiet_start, user.quiet_end = start, end
+            changed["quiet_hours"] = f"{start:%H:%M}-{end:%H:%M}"
+    if changed:
+        audit.record(session, actor or user, "user.preferences", "user", user.id, **changed)

@@ -169,7 +169,7 @@ def get_alert(session: Session, alert_id: uuid.UUID | str) -> Alert:
     key = alert_id if isinstance(alert_id, uuid.UUID) else uuid.UUID(str(alert_id))
     alert = session.scalar(select(Alert).where(Alert.id == key).with_for_update())
     if alert is None:
-        raise NotFoundError(f"No alert {alert_id}.")
+        raise NotFoundError(f"No alert {alert_id}.", key="errors.alert_missing")
     return alert
 
 
@@ -183,7 +183,7 @@ def acknowledge(
     """A person takes the alert on: escalation stops. Acknowledging twice is a no-op."""
     alert = get_alert(session, alert_id)
     if alert.status is AlertStatus.RESOLVED:
-        raise ConflictError("This alert is already resolved.")
+        raise ConflictError("This alert is already resolved.", key="errors.alert_resolved")
     if alert.status is AlertStatus.ACKNOWLEDGED:
         return alert
     now = at or utcnow()
@@ -231,9 +231,14 @@ def reopen(
     """Reopen a resolved alert (it was not really over); refused if a newer one is open."""
     alert = get_alert(session, alert_id)
     if alert.status is not AlertStatus.RESOLVED:
-        raise ConflictError("Only a resolved alert can be reopened.")
+        raise ConflictError(
+            "Only a resolved alert can be reopened.", key="errors.alert_not_resolved"
+        )
     if find_unresolved(session, alert.dedupe_key) is not None:
-        raise ConflictError("A newer alert for the same rule and subject is open already.")
+        raise ConflictError(
+            "A newer alert for the same rule and subject is open already.",
+            key="errors.alert_newer_open",
+        )
     now = at or utcnow()
     alert.status = AlertStatus.OPEN
     alert.resolved_at = alert.resolved_by = alert.resolve_note = None

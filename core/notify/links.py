@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 
 from core.alerts import lifecycle
 from core.errors import IotCareError
+from core.i18n import translate
 from core.settings import Settings
 from core.timeutil import ensure_utc, utcnow
 from models import Alert, User
@@ -31,6 +32,9 @@ class AckLinkError(IotCareError):
     """The token of a one-click link cannot be used; `message_key` names a translated text."""
 
     message_key = "notify.link.invalid"
+
+    def __init__(self) -> None:
+        super().__init__(translate(self.message_key, "en"), key=self.message_key)
 
 
 class AckLinkExpired(AckLinkError):
@@ -72,19 +76,19 @@ def verify_ack_token(settings: Settings, token: str, now: datetime) -> tuple[uui
     """(alert id, user id) of a genuine, unexpired token; AckLinkInvalid or AckLinkExpired else."""
     parts = token.strip().split(".")
     if len(parts) != 5 or parts[0] != TOKEN_VERSION:
-        raise AckLinkInvalid("This acknowledgement link is not valid.")
+        raise AckLinkInvalid()
     body, signature = ".".join(parts[:4]), parts[4]
     # Signature first (constant time), so a tampered expiry reads "invalid", never "expired".
     if not hmac.compare_digest(signature.encode(), _signature(settings, body).encode()):
-        raise AckLinkInvalid("This acknowledgement link is not valid.")
+        raise AckLinkInvalid()
     try:
         alert_id = uuid.UUID(hex=parts[1])
         user_id = int(parts[2])
         expires_at = datetime.fromtimestamp(int(parts[3]), UTC)
     except ValueError:
-        raise AckLinkInvalid("This acknowledgement link is not valid.") from None
+        raise AckLinkInvalid() from None
     if ensure_utc(now) >= expires_at:
-        raise AckLinkExpired("This acknowledgement link has expired.")
+        raise AckLinkExpired()
     return alert_id, user_id
 
 
@@ -96,5 +100,5 @@ def acknowledge_with_link(
     alert_id, user_id = verify_ack_token(settings, token, at)
     user = session.get(User, user_id)
     if user is None or not user.active:
-        raise AckLinkInvalid("This acknowledgement link is not valid.")
+        raise AckLinkInvalid()
     return lifecycle.acknowledge(session, alert_id, user, note="one-click link", at=at)

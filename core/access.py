@@ -1,0 +1,154 @@
+"""Who may see and do what: roles, permissions and the residents a viewer may see.
+
+Every query function the app and the notebooks use takes a `Viewer` and filters through here, so
+a caregiver sees only the residents assigned to them whatever page or notebook asks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from enum import StrEnum
+
+from sqlalchemy import ColumnElement, Select, select, true
+from sqlalchemy.orm import Session
+
+from core.errors import IotCareError
+from core.i18n import normalize_language
+from models import CaregiverAssignment, Resident, Role, User
+
+
+class Permission(StrEnum):
+    """Things a role may do in the app."""
+
+    VIEW_RESIDENTS = "view_residents"
+    HANDLE_ALERTS = "handle_alerts"
+    MANAGE_DEVICES = "manage_devices"
+    SEND_COMMANDS = "send_commands"
+    MANAGE_RULES = "manage_rules"
+    VIEW_QUALITY = "view_quality"
+    VIEW_INGEST = "view_ingest"
+    MANAGE_NOTIFICATIONS = "manage_notifications"
+    VIEW_AUDIT = "view_audit"
+    MANAGE_USERS = "manage_users"
+
+
+_CARE = frozenset({Permission.VIEW_RESIDENTS, Permission.HANDLE_ALERTS})
+_OPERATIONS = _CARE | {
+    Permission.MANAGE_DEVICES,
+    Permission.SEND_COMMANDS,
+    Permission.MANAGE_RULES,
+    Permission.VIEW_QUALITY,
+    Permission.VIEW_INGEST,
+    Permission.MANAGE_NOTIFICATIONS,
+    Permission.VIEW_AUDIT,
+}
+ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
+    Role.CAREGIVER: _CARE,
+    Role.OPERATOR: frozenset(_OPERATIONS),
+    Role.ADMIN: frozenset(_OPERATIONS | {Permission.MANAGE_USERS}),
+}
+
+
+class AccessDenied(IotCareError):
+    """The viewer may not see or do this."""
+
+
+@dataclass(frozen=True)
+class Viewer:
+    """The signed-in person, as the query layer needs them (no ORM object kept across requests)."""
+
+    user_id: int
+    username: str
+    display_name: str
+    role: Role
+    language: str = "en"
+    site_id: str | None = None
+
+    @classmethod
+    def of(cls, user: User) -> Viewer:
+        """The viewer for a user row."""
+        return cls(
+            user_id=user.id,
+            username=user.username,
+            display_name=user.display_name,
+            role=Role(user.role),
+            language=normalize_language(user.language),
+            site_id=user.site_id,
+        )
+
+    def can(self, permission: Permission) -> bool:
+        """Whether this viewer's role grants the permission."""
+        return permission in ROLE_PERMISSIONS[self.role]
+
+    @property
+    def sees_all_residents(self) -> bool:
+        """Operators and admins see every resident; caregivers only their own."""
+        return self.role is not Role.CAREGIVER
+
+
+def require(viewer: Viewer, permission: Permission) -> None:
+    """Raise AccessDenied unless the viewer's role grants the permission."""
+    if not viewer.can(permission):
+        raise AccessDenied(
+            f"'{viewer.username}' ({viewer.role.value}) may not {permission.value}.",
+            key="errors.access_denied",
+        )
+
+
+def assigned_resident_ids(viewer: Viewer) -> Select[tuple[int]]:
+    """Subquery of the resident ids assigned to a caregiver."""
+    return select(CaregiverAssignment.resident_id).where(
+        CaregiverAssignment.user_id == viewer.user_id
+    )
+
+
+def resident_clause(
+    viewer: Viewer, column: ColumnElement[int] | None = None
+) -> ColumnElement[bool]:
+    """A WHERE clause limiting `column` (default Resident.id) to the residents the viewer sees."""
+    require(viewer, Permission.VIEW_RESIDENTS)
+    if viewer.sees_all_residents:
+        return true()
+    target = Resident.id if column is None else column
+    return target.in_(assigned_resident_ids(viewer))
+
+
+def visible_resident_ids(session: Session, viewer: Viewer) -> list[int]:
+    """Ids of the active residents the viewer may see, by name."""
+    rows = session.scalars(
+        select(Resident.id)
+        .where(Resident.active.is_(True), resident_clause(viewer))
+        .order_by(Resident.name)
+    )
+    return list(rows)
+
+
+def check_resident(session: Session, viewer: Viewer, resident_id: int) -> Resident:
+    """The resident, if the viewer may see them; AccessDenied otherwise (also when missing)."""
+    resident = session.scalar(
+        select(Resident).where(Resident.id == resident_id, resident_clause(viewer))
+    )
+    if resident is None:
+        raise AccessDenied(
+            f"'{viewer.username}' may not see resident {resident_id}.", key="errors.access_denied"
+        )
+    return resident
+
+
+def filter_visible(session: Session, viewer: Viewer, resident_ids: Iterable[int]) -> list[int]:
+    """The subset of resident ids the viewer may see, in the given order."""
+    wanted = list(resident_ids)
+    if viewer.sees_all_residents:
+        require(viewer, Permission.VIEW_RESIDENTS)
+        return wanted
+    allowed = set(session.scalars(assigned_resident_ids(viewer)))
+    return [rid for rid in wanted if rid in allowed]
+
+
+def acting_user(session: Session, viewer: Viewer) -> User:
+    """The viewer's user row for audited changes; AccessDenied if it was deactivated meanwhile."""
+    user = session.get(User, viewer.user_id)
+    if user is None or not user.active:
+        raise AccessDenied(f"'{viewer.username}' is no longer active.", key="errors.inactive_user")
+    return user

@@ -1,0 +1,1 @@
+"""Reusable pieces of the app: sign-in, translation, time formatting, page guard, cards."""

@@ -1,0 +1,143 @@
+"""AppTest fixtures: a seeded database per backend and the app signed in as any of its users."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import streamlit as st
+from sqlalchemy import Engine, select
+from sqlalchemy.orm import Session
+from streamlit.testing.v1 import AppTest
+
+from core import schema
+from core.access import Viewer
+from core.db import make_engine
+from core.seed import seed_demo
+from core.settings import get_settings
+from core.timeutil import utcnow
+from models import Base, User
+from tests.conftest import TEST_SECRET, make_test_settings
+from tests.support.databases import throwaway_database
+
+APP = Path(__file__).resolve().parents[2] / "dashboards" / "streamlit_app.py"
+VIEWER_KEY = "iotcare.viewer"
+SIGNED_IN_AT_KEY = "iotcare.signed_in_at"
+
+
+@dataclass
+class AppDatabase:
+    """The seeded demo database the app under test reads, and the demo staff's passwords."""
+
+    url: str
+    engine: Engine
+    passwords: dict[str, str]
+    site_id: str
+
+    def session(self) -> Session:
+        """A session to arrange and inspect data (commit what the app must see)."""
+        return Session(self.engine, expire_on_commit=False)
+
+    def user(self, username: str) -> User:
+        """A demo user by name (caregiver1..5, operator, admin)."""
+        with self.session() as session:
+            user = session.scalar(select(User).where(User.username == username))
+            assert user is not None, username
+            return user
+
+
+@pytest.fixture(scope="module")
+def app_db(db_backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[AppDatabase]:
+    """A migrated database with the demo site seeded, per backend, for a module's page tests."""
+    directory = tmp_path_factory.mktemp("app")
+    with throwaway_database(db_backend, directory) as url:
+        engine = make_engine(make_test_settings(directory, database_url=url))
+        schema.upgrade(engine)
+        with Session(engine, expire_on_commit=False) as session:
+            seeded = seed_demo(session)
+            session.commit()
+        passwords = {login.username: login.password for login in seeded.logins}
+        try:
+            yield AppDatabase(url, engine, passwords, seeded.site_id)
+        finally:
+            engine.dispose()
+
+
+def empty_tables(db: AppDatabase, *models: type[Base]) -> None:
+    """Delete every row of these tables (tests that need a known state start from none)."""
+    with db.engine.begin() as conn:
+        for model in models:
+            conn.execute(model.__table__.delete())
+
+
+@pytest.fixture
+def open_app(
+    app_db: AppDatabase, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> Iterator[Callable[..., AppTest]]:
+    """`open_app(username=None, page=None, query=None)`: the app run once, signed in as them."""
+    env = {
+        "IOTCARE_ENVIRONMENT": "test",
+        "IOTCARE_DATABASE_URL": app_db.url,
+        "IOTCARE_SECRET_KEY": TEST_SECRET,
+        "IOTCARE_DATA_DIR": str(tmp_path),
+        "IOTCARE_LOG_LEVEL": "WARNING",
+    }
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    get_settings.cache_clear()
+    st.cache_resource.clear()
+    st.cache_data.clear()
+
+    def open_(
+        username: str | None = None,
+        page: str | None = None,
+        query: dict[str, Any] | None = None,
+        timeout: float = 60,
+    ) -> AppTest:
+        at = AppTest.from_file(str(APP), default_timeout=timeout)
+        for key, value in (query or {}).items():
+            at.query_params[key] = value
+        if username is not None:
+            at.session_state[VIEWER_KEY] = Viewer.of(app_db.user(username))
+            at.session_state[SIGNED_IN_AT_KEY] = utcnow()
+        at.run()
+        if page is not None:
+            at.switch_page(f"app_pages/{page}.py").run()
+        return at
+
+    yield open_
+    from dashboards.context import app_context
+
+    with contextlib.suppress(Exception):  # the app may never have built its context
+        app_context().engine.dispose()
+    st.cache_resource.clear()
+    get_settings.cache_clear()
+
+
+def texts(at: AppTest) -> str:
+    """Everything readable on the page (markdown, captions, titles, alerts, metrics), joined."""
+    parts: list[str] = []
+    for kind in (
+        "title",
+        "header",
+        "subheader",
+        "markdown",
+        "caption",
+        "info",
+        "success",
+        "warning",
+        "error",
+        "text",
+    ):
+        parts.extend(str(element.value) for element in getattr(at, kind))
+    parts.extend(f"{metric.label} {metric.value}" for metric in at.metric)
+    return "\n".join(parts)
+
+
+def no_exception(at: AppTest) -> None:
+    """Fail with the page's traceback if it raised."""
+    assert not at.exception, "\n".join(str(e.value) for e in at.exception)
