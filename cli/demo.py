@@ -110,8 +110,12 @@ def demo(
     prefect_port: int = typer.Option(
         4200, "--prefect-port", help="Port of the local Prefect server (API and UI)."
     ),
+    with_app: bool = typer.Option(True, "--app/--no-app", help="Also serve the Streamlit app."),
+    app_port: int | None = typer.Option(
+        None, "--app-port", help="Port of the app (default: IOTCARE_APP_PORT, 8501)."
+    ),
 ) -> None:
-    """Migrate, seed the demo site, print the logins, then run broker, ingest, simulator, flows."""
+    """Migrate, seed the demo site, print the logins, then run every part of the system."""
     c = ctx()
     t = c.t
     settings = c.settings
@@ -158,6 +162,10 @@ def demo(
         if settings.metrics_port:
             url = f"http://{settings.metrics_host}:{settings.metrics_port}/metrics"
             typer.echo(t("cli.demo.metrics", url=url))
+        if with_app:
+            port = app_port or settings.app_port
+            group.start("app", ["app", "--port", str(port)], env)
+            typer.echo(t("cli.demo.app", url=f"http://localhost:{port}"))
         typer.echo(t("cli.demo.logs", path=str(log_dir)))
         typer.echo(t("cli.demo.running"))
         died = group.wait(stop.is_set, run_for, every=feed.poll)

@@ -8,6 +8,9 @@ import typer
 from sqlalchemy.exc import OperationalError
 
 from cli import (
+    app as app_command,
+)
+from cli import (
     broker,
     context,
     db,
@@ -40,6 +43,7 @@ app.add_typer(rollups.app, name="rollups")
 app.add_typer(quality.app, name="quality")
 app.add_typer(reports.app, name="reports")
 app.command("demo")(demo.demo)
+app.command("app")(app_command.app)
 app.command("ingest")(ingest.ingest)
 app.command("broker")(broker.broker)
 app.command("simulate")(simulate.simulate)

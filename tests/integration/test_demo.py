@@ -8,6 +8,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 from tests.support.tcp_proxy import free_port
@@ -36,6 +37,15 @@ def alerts(db: Path) -> int:
         return 0
 
 
+def app_healthy(port: int) -> bool:
+    """Streamlit's health endpoint answers 'ok'."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=2) as r:
+            return r.read().strip() == b"ok"
+    except OSError:
+        return False
+
+
 def children_of(pid: int) -> list[int]:
     found = []
     for entry in Path("/proc").iterdir():
@@ -52,6 +62,7 @@ def children_of(pid: int) -> list[int]:
 def test_demo_runs_everything_and_stops_on_ctrl_c(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("IOTCARE_")}
     env.update({"IOTCARE_METRICS_PORT": "0", "LANG": "en_US.UTF-8"})
+    app_port = free_port("127.0.0.1")
     process = subprocess.Popen(
         [
             sys.executable,
@@ -64,6 +75,8 @@ def test_demo_runs_everything_and_stops_on_ctrl_c(tmp_path: Path) -> None:
             "60",
             "--prefect-port",
             str(free_port("127.0.0.1")),
+            "--app-port",
+            str(app_port),
         ],
         cwd=tmp_path,
         env=env,
@@ -88,8 +101,11 @@ def test_demo_runs_everything_and_stops_on_ctrl_c(tmp_path: Path) -> None:
                 for path in sorted((tmp_path / "var" / "demo-logs").glob("*.log"))
             )
             raise AssertionError(f"{error}\n{logs}") from None
+        wait_until(
+            lambda: app_healthy(app_port), timeout=60, message="the app answering on its port"
+        )
         children = children_of(process.pid)
-        assert len(children) == 3  # ingest, simulator and flows
+        assert len(children) == 4  # ingest, simulator, flows and the app
         process.send_signal(signal.SIGINT)
         output, _ = process.communicate(timeout=60)
     finally:
@@ -99,6 +115,7 @@ def test_demo_runs_everything_and_stops_on_ctrl_c(tmp_path: Path) -> None:
     assert "Logins (role, username, password):" in output
     assert "caregiver1" in output and "operator" in output and "admin" in output
     assert "Stopped." in output
+    assert f"The app: http://localhost:{app_port}" in output
     # The default scenarios: a fall, and a gas leak that closes the kitchen valve by itself.
     assert "ALERT CRITICAL: Fall detected" in output
     assert "ALERT CRITICAL: Gas leak" in output
