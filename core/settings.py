@@ -238,6 +238,11 @@ class Settings(BaseSettings):
     session_timeout: Duration = Field(
         timedelta(hours=8), description="Signed-in session lifetime in the app."
     )
+    app_refresh: Duration = Field(
+        timedelta(seconds=30),
+        gt=timedelta(0),
+        description="How often the overview page refreshes itself (residents' cards).",
+    )
 
     # --- notifications (outbox delivery, channels, one-click links)
     notify_max_attempts: int = Field(
