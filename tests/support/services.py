@@ -19,3 +19,13 @@ def require(available: bool, what: str, variable: str) -> None:
     if CI:
         pytest.fail(f"{message}; CI must run this test against the real service", pytrace=False)
     pytest.skip(message)
+
+
+def require_program(path: str, package: str) -> None:
+    """Skip when a program the test drives is not installed, but fail in CI, where it must be."""
+    if os.access(path, os.X_OK):
+        return
+    message = f"{path} is missing (Debian package {package})"
+    if CI:
+        pytest.fail(f"{message}; .ci/run installs it", pytrace=False)
+    pytest.skip(message)
