@@ -1,0 +1,379 @@
+"""The device fleet for operators: the registry table, one device's detail and recent messages,
+and the quarantine decisions (accept or reject a device ingest registered on its own).
+
+Rejecting removes the device from the registry only: readings, events and dead letters have no
+foreign key to devices and are kept, so nothing it said is lost. If it keeps publishing, ingest
+quarantines it again and it reappears here (a broker ACL generated from the registry no longer
+admits it, since its credentials go with the row).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import pandas as pd
+from sqlalchemy import Select, func, select
+from sqlalchemy.orm import Session
+
+from core import audit
+from core.access import Permission, Viewer, acting_user, require
+from core.contract.catalogue import DeviceType, is_registry_id
+from core.errors import ConflictError, IotCareError, NotFoundError
+from core.timeutil import utcnow
+from models import (
+    AuditEntry,
+    Command,
+    DeadLetter,
+    Device,
+    DeviceStatus,
+    Event,
+    Reading,
+    Resident,
+    Site,
+)
+
+LOW_BATTERY = 20
+FLEET_COLUMNS = [
+    "device_id",
+    "name",
+    "type",
+    "site_id",
+    "room",
+    "resident_id",
+    "resident",
+    "status",
+    "last_seen",
+    "battery",
+    "rssi",
+    "firmware",
+    "quarantined",
+]
+MESSAGE_COLUMNS = ["at", "kind", "what", "detail"]
+
+
+@dataclass(frozen=True)
+class FleetFilter:
+    """What the fleet table is narrowed to; None means any."""
+
+    site_id: str | None = None
+    status: DeviceStatus | None = None
+    device_type: str | None = None
+    quarantined: bool | None = None
+    search: str | None = None
+
+
+@dataclass(frozen=True)
+class FleetSummary:
+    """Counts over the whole fleet (not the filtered table)."""
+
+    total: int
+    online: int
+    offline: int
+    quarantined: int
+    low_battery: int
+
+
+@dataclass(frozen=True)
+class DeviceDetail:
+    """One device with what the detail view shows about it."""
+
+    device_id: str
+    site_id: str
+    site_timezone: str
+    type: str | None
+    name: str | None
+    room: str | None
+    resident_id: int | None
+    resident: str | None
+    status: DeviceStatus
+    last_seen: datetime | None
+    battery: int | None
+    rssi: int | None
+    firmware: str | None
+    quarantined: bool
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class RejectResult:
+    """What rejecting a device removed and what it kept."""
+
+    device_id: str
+    readings_kept: int
+    events_kept: int
+
+
+def _fleet_query(flt: FleetFilter) -> Select[Any]:
+    query = (
+        select(
+            Device.id.label("device_id"),
+            Device.name,
+            Device.type,
+            Device.site_id,
+            Device.room,
+            Device.resident_id,
+            Resident.name.label("resident"),
+            Device.status,
+            Device.last_seen,
+            Device.battery,
+            Device.rssi,
+            Device.firmware,
+            Device.quarantined,
+        )
+        .outerjoin(Resident, Resident.id == Device.resident_id)
+        .order_by(Device.quarantined.desc(), Device.site_id, Device.id)
+    )
+    if flt.site_id:
+        query = query.where(Device.site_id == flt.site_id)
+    if flt.status is not None:
+        query = query.where(Device.status == flt.status)
+    if flt.device_type:
+        query = query.where(Device.type == flt.device_type)
+    if flt.quarantined is not None:
+        query = query.where(Device.quarantined.is_(flt.quarantined))
+    if flt.search:
+        needle = flt.search.strip().lower()
+        query = query.where(
+            func.lower(Device.id).contains(needle, autoescape=True)
+            | func.lower(func.coalesce(Device.name, "")).contains(needle, autoescape=True)
+            | func.lower(func.coalesce(Device.room, "")).contains(needle, autoescape=True)
+            | func.lower(func.coalesce(Resident.name, "")).contains(needle, autoescape=True)
+        )
+    return query
+
+
+def fleet(session: Session, viewer: Viewer, flt: FleetFilter | None = None) -> pd.DataFrame:
+    """The device registry as a table, quarantined devices first, then by site and id."""
+    require(viewer, Permission.MANAGE_DEVICES)
+    rows = session.execute(_fleet_query(flt or FleetFilter())).all()
+    frame = pd.DataFrame([tuple(row) for row in rows], columns=FLEET_COLUMNS)
+    frame["status"] = frame["status"].map(lambda s: DeviceStatus(s).value)
+    for column in ("battery", "rssi", "resident_id"):
+        frame[column] = frame[column].astype("Int64")
+    return frame
+
+
+def fleet_summary(session: Session, viewer: Viewer, site_id: str | None = None) -> FleetSummary:
+    """How many devices there are, online, offline, quarantined and low on battery."""
+    require(viewer, Permission.MANAGE_DEVICES)
+    scope = [Device.site_id == site_id] if site_id else []
+
+    def count(*where: object) -> int:
+        return int(session.scalar(select(func.count()).select_from(Device).where(*scope, *where)))
+
+    return FleetSummary(
+        total=count(),
+        online=count(Device.status == DeviceStatus.ONLINE),
+        offline=count(Device.status == DeviceStatus.OFFLINE),
+        quarantined=count(Device.quarantined.is_(True)),
+        low_battery=count(Device.battery < LOW_BATTERY),
+    )
+
+
+def sites(session: Session, viewer: Viewer) -> dict[str, tuple[str, str]]:
+    """Site id -> (name, timezone), for the site filter and local times."""
+    require(viewer, Permission.MANAGE_DEVICES)
+    rows = session.execute(select(Site.id, Site.name, Site.timezone).order_by(Site.name))
+    return {site_id: (name, timezone) for site_id, name, timezone in rows}
+
+
+def site_residents(session: Session, viewer: Viewer, site_id: str) -> dict[int, str]:
+    """Active residents of a site, id -> 'name (room)', for assigning a device."""
+    require(viewer, Permission.MANAGE_DEVICES)
+    rows = session.execute(
+        select(Resident.id, Resident.name, Resident.room)
+        .where(Resident.site_id == site_id, Resident.active.is_(True))
+        .order_by(Resident.name)
+    ).all()
+    return {rid: f"{name} ({room})" if room else name for rid, name, room in rows}
+
+
+def _get(session: Session, device_id: str) -> Device:
+    device = session.get(Device, device_id)
+    if device is None:
+        raise NotFoundError(
+            f"No device '{device_id}'.", key="errors.devices.missing", device=device_id
+        )
+    return device
+
+
+def device_detail(session: Session, viewer: Viewer, device_id: str) -> DeviceDetail:
+    """One device, its site's timezone and its resident's name."""
+    require(viewer, Permission.MANAGE_DEVICES)
+    device = _get(session, device_id)
+    site = session.get(Site, device.site_id)
+    resident = session.get(Resident, device.resident_id) if device.resident_id else None
+    return DeviceDetail(
+        device_id=device.id,
+        site_id=device.site_id,
+        site_timezone=site.timezone if site else "UTC",
+        type=device.type,
+        name=device.name,
+        room=device.room,
+        resident_id=device.resident_id,
+        resident=resident.name if resident else None,
+        status=DeviceStatus(device.status),
+        last_seen=device.last_seen,
+        battery=device.battery,
+        rssi=device.rssi,
+        firmware=device.firmware,
+        quarantined=device.quarantined,
+        created_at=device.created_at,
+    )
+
+
+def recent_messages(
+    session: Session,
+    viewer: Viewer,
+    device_id: str,
+    *,
+    hours: int = 24,
+    limit: int = 100,
+    now: datetime | None = None,
+) -> pd.DataFrame:
+    """What a device said and what happened to it lately, newest first.
+
+    Kinds: reading (metric, value), event (type), dead_letter (reason, detail), command (name,
+    status) and change (audited registry changes such as accept). Status reports update the
+    registry row in place (no history is stored), so the current state is in `device_detail`.
+    """
+    require(viewer, Permission.MANAGE_DEVICES)
+    since = (now or utcnow()) - timedelta(hours=hours)
+    rows: list[tuple[datetime, str, str, str]] = []
+    for ts, metric, value in session.execute(
+        select(Reading.ts, Reading.metric, Reading.value)
+        .where(Reading.device_id == device_id, Reading.ts >= since)
+        .order_by(Reading.ts.desc())
+        .limit(limit)
+    ):
+        rows.append((ts, "reading", metric, f"{value:g}"))
+    for ts, kind, data in session.execute(
+        select(Event.ts, Event.type, Event.data)
+        .where(Event.device_id == device_id, Event.ts >= since)
+        .order_by(Event.ts.desc())
+        .limit(limit)
+    ):
+        rows.append((ts, "event", kind, ", ".join(f"{k}={v}" for k, v in (data or {}).items())))
+    for at, reason, detail in session.execute(
+        select(DeadLetter.received_at, DeadLetter.reason, DeadLetter.detail)
+        .where(
+            DeadLetter.topic.contains(f"/{device_id}/", autoescape=True),
+            DeadLetter.received_at >= since,
+        )
+        .order_by(DeadLetter.received_at.desc())
+        .limit(limit)
+    ):
+        rows.append((at, "dead_letter", reason, detail or ""))
+    for at, name, status, detail in session.execute(
+        select(Command.created_at, Command.command, Command.status, Command.ack_detail)
+        .where(Command.device_id == device_id, Command.created_at >= since)
+        .order_by(Command.created_at.desc())
+        .limit(limit)
+    ):
+        rows.append((at, "command", name, f"{status}" + (f": {detail}" if detail else "")))
+    for at, action, actor in session.execute(
+        select(AuditEntry.at, AuditEntry.action, AuditEntry.actor_name)
+        .where(
+            AuditEntry.target_type == "device",
+            AuditEntry.target_id == device_id,
+            AuditEntry.action.not_like("command.%"),
+            AuditEntry.at >= since,
+        )
+        .order_by(AuditEntry.at.desc())
+        .limit(limit)
+    ):
+        rows.append((at, "change", action, actor))
+    rows.sort(key=lambda row: row[0], reverse=True)
+    return pd.DataFrame(rows[:limit], columns=MESSAGE_COLUMNS)
+
+
+def accept_device(
+    session: Session,
+    viewer: Viewer,
+    device_id: str,
+    *,
+    device_type: str,
+    resident_id: int | None = None,
+    room: str | None = None,
+    name: str | None = None,
+) -> Device:
+    """Take a quarantined device into the fleet with its type, resident, room, name; audited."""
+    require(viewer, Permission.MANAGE_DEVICES)
+    actor = acting_user(session, viewer)
+    device = _get(session, device_id)
+    if not device.quarantined:
+        raise ConflictError(
+            f"Device '{device_id}' is not quarantined.",
+            key="errors.devices.not_quarantined",
+            device=device_id,
+        )
+    try:
+        kind = DeviceType(device_type)
+    except ValueError:
+        raise IotCareError(
+            f"Unknown device type '{device_type}'.", key="errors.devices.type_unknown"
+        ) from None
+    if resident_id is not None:
+        resident = session.get(Resident, resident_id)
+        if resident is None or resident.site_id != device.site_id:
+            raise NotFoundError(
+                f"No resident {resident_id} at site '{device.site_id}'.",
+                key="errors.devices.resident_elsewhere",
+            )
+    device.type = kind.value
+    device.resident_id = resident_id
+    device.room = (room or "").strip() or None
+    device.name = (name or "").strip() or None
+    device.quarantined = False
+    session.flush()
+    audit.record(
+        session,
+        actor,
+        "device.accept",
+        "device",
+        device_id,
+        type=kind.value,
+        resident_id=resident_id,
+        room=device.room,
+        name=device.name,
+    )
+    return device
+
+
+def reject_device(
+    session: Session, viewer: Viewer, device_id: str, *, reason: str | None = None
+) -> RejectResult:
+    """Remove a quarantined device from the registry, keeping everything it sent; audited."""
+    require(viewer, Permission.MANAGE_DEVICES)
+    actor = acting_user(session, viewer)
+    if not is_registry_id(device_id):
+        raise NotFoundError(
+            f"No device '{device_id}'.", key="errors.devices.missing", device=device_id
+        )
+    device = _get(session, device_id)
+    if not device.quarantined:
+        # An accepted device carries residents' care; taking it out is not a quarantine decision.
+        raise ConflictError(
+            f"Device '{device_id}' is not quarantined.",
+            key="errors.devices.not_quarantined",
+            device=device_id,
+        )
+    readings = int(session.scalar(select(func.count()).where(Reading.device_id == device_id)) or 0)
+    events = int(session.scalar(select(func.count()).where(Event.device_id == device_id)) or 0)
+    site_id = device.site_id
+    session.delete(device)
+    session.flush()
+    audit.record(
+        session,
+        actor,
+        "device.reject",
+        "device",
+        device_id,
+        site_id=site_id,
+        reason=(reason or "").strip() or None,
+        readings_kept=readings,
+        events_kept=events,
+    )
+    return RejectResult(device_id, readings, events)

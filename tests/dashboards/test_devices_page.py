@@ -1,0 +1,167 @@
+"""The Devices page: fleet table, filters, quarantine accept/reject (audited), device detail."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import select
+
+from core.timeutil import utcnow
+from models import AuditEntry, DeadLetter, Device, DeviceStatus, Event, Reading, Resident
+from tests.dashboards.conftest import no_exception, texts
+
+STRAY = "stray-sensor-01"
+
+
+def _add_stray(app_db, device_id: str = STRAY) -> None:
+    """A device ingest quarantined, with a reading, an event and a dead letter of its own."""
+    now = utcnow()
+    with app_db.session() as session:
+        session.add(
+            Device(
+                id=device_id,
+                site_id=app_db.site_id,
+                quarantined=True,
+                status=DeviceStatus.ONLINE,
+                last_seen=now,
+                created_at=now,
+            )
+        )
+        session.add(Reading(device_id=device_id, metric="temperature_c", ts=now, value=21.5))
+        session.add(
+            Event(
+                device_id=device_id,
+                site_id=app_db.site_id,
+                type="motion",
+                ts=now - timedelta(minutes=1),
+                data={},
+            )
+        )
+        session.add(
+            DeadLetter(
+                topic=f"care/v1/{app_db.site_id}/{device_id}/telemetry",
+                payload=b"{",
+                payload_size=1,
+                reason="invalid_json",
+                detail="Expecting value",
+                received_at=now - timedelta(minutes=2),
+            )
+        )
+        session.commit()
+
+
+def _button(at, label: str):
+    matches = [b for b in at.button if b.label == label]
+    assert matches, [b.label for b in at.button]
+    return matches[0]
+
+
+def test_caregiver_has_no_devices_page(open_app) -> None:
+    with pytest.raises(ValueError, match="Could not find a navigation page"):
+        open_app("caregiver1", page="devices")
+
+
+def test_operator_sees_the_fleet_and_admin_too(open_app, app_db) -> None:
+    for username in ("operator", "admin"):
+        at = open_app(username, page="devices")
+        no_exception(at)
+        assert at.title[0].value == "Devices"
+        frame = at.dataframe[0].value
+        assert len(frame) == 142
+        assert "sunrise-kitchen-gasvalve" in set(frame["device_id"])
+        assert "No device is waiting in quarantine." in texts(at)
+        assert "Asia/Seoul" in texts(at)
+
+
+def test_filters_narrow_the_table(open_app) -> None:
+    at = open_app("operator", page="devices")
+    type_box = next(s for s in at.selectbox if s.label == "Device type")
+    type_box.set_value("gas_valve").run()
+    no_exception(at)
+    assert list(at.dataframe[0].value["device_id"]) == ["sunrise-kitchen-gasvalve"]
+    next(s for s in at.text_input if s.label == "Search").input("nothing-like-this").run()
+    assert "No device matches these filters" in texts(at)
+
+
+def test_accept_a_quarantined_device_assigns_it_and_audits(open_app, app_db) -> None:
+    _add_stray(app_db, "stray-accept")
+    with app_db.session() as session:
+        resident = session.scalars(select(Resident).order_by(Resident.name)).first()
+    at = open_app("operator", page="devices")
+    no_exception(at)
+    assert "Quarantine: 1 device(s) waiting" in texts(at)
+    _button(at, "Accept device").click().run()
+    assert "Choose the device's type." in texts(at)
+    with app_db.session() as session:
+        assert session.get(Device, "stray-accept").quarantined
+
+    next(s for s in at.selectbox if s.label == "Device type").set_value("env_sensor")
+    next(s for s in at.selectbox if s.label == "Resident").set_value(resident.id)
+    next(s for s in at.text_input if s.label == "Room").input("Hall")
+    _button(at, "Accept device").click().run()
+    no_exception(at)
+    assert "Device stray-accept is accepted into the fleet." in texts(at)
+    with app_db.session() as session:
+        device = session.get(Device, "stray-accept")
+        assert not device.quarantined
+        assert device.type == "env_sensor"
+        assert device.room == "Hall"
+        assert device.resident_id == resident.id
+        entry = session.scalar(
+            select(AuditEntry).where(
+                AuditEntry.action == "device.accept", AuditEntry.target_id == "stray-accept"
+            )
+        )
+        assert entry is not None and entry.actor_name == "operator"
+        assert entry.details["type"] == "env_sensor"
+
+
+def test_reject_needs_confirmation_removes_the_device_and_keeps_its_data(open_app, app_db) -> None:
+    _add_stray(app_db, "stray-reject")
+    at = open_app("operator", page="devices")
+    _button(at, "Reject device").click().run()
+    assert "Tick the box to confirm" in texts(at)
+    with app_db.session() as session:
+        assert session.get(Device, "stray-reject") is not None
+
+    next(s for s in at.text_input if s.label.startswith("Reason")).input("not ours")
+    next(c for c in at.checkbox if "stray-reject" in c.label).check()
+    _button(at, "Reject device").click().run()
+    no_exception(at)
+    assert "Device stray-reject is removed from the registry; 1 readings and 1 events" in texts(at)
+    with app_db.session() as session:
+        assert session.get(Device, "stray-reject") is None
+        assert session.scalars(select(Reading).where(Reading.device_id == "stray-reject")).all()
+        entry = session.scalar(
+            select(AuditEntry).where(
+                AuditEntry.action == "device.reject", AuditEntry.target_id == "stray-reject"
+            )
+        )
+        assert entry is not None and entry.details["reason"] == "not ours"
+        assert entry.details["readings_kept"] == 1
+
+
+def test_device_detail_shows_its_recent_messages(open_app, app_db) -> None:
+    _add_stray(app_db, "stray-detail")
+    at = open_app("operator", page="devices", query={"device": "stray-detail"})
+    no_exception(at)
+    page = texts(at)
+    assert "This device is in quarantine" in page
+    messages = at.dataframe[-1].value
+    assert list(messages["kind"]) == ["Reading", "Event", "Dead letter"]
+    assert "temperature_c" in set(messages["what"])
+    assert "The payload is not valid JSON." in set(messages["what"]) or "invalid_json" in set(
+        messages["what"]
+    )
+
+
+def test_korean_operator_reads_korean(open_app, app_db) -> None:
+    with app_db.session() as session:
+        user = session.scalar(select(Device).limit(1))
+        assert user is not None
+    at = open_app("operator", page="devices")
+    at.session_state["iotcare.language"] = "ko"
+    at.run()
+    no_exception(at)
+    assert at.title[0].value == "기기"
