@@ -1,0 +1,282 @@
+"""Alerts needing attention by severity and age; look at one, acknowledge, resolve, reopen.
+
+Caregivers see and act on the alerts of their assigned residents only (core.queries.alerts);
+operators and admins see all. `?alert=<id>` opens one alert directly (links from other pages).
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from core.access import Permission
+from core.errors import IotCareError
+from core.queries.alerts import (
+    UNRESOLVED,
+    AlertDetail,
+    acknowledge_alert,
+    alert_counts,
+    alert_detail,
+    inbox,
+    list_alerts,
+    mark_inbox_read,
+    reopen_alert,
+    resolve_alert,
+    viewer_timezone,
+)
+from dashboards.components.alert_views import (
+    ago_text,
+    alert_notifications_table,
+    alerts_table,
+    ensure_outbox,
+    history_table,
+    severity_badge,
+    severity_text,
+    show_table,
+    time_text,
+    who_text,
+)
+from dashboards.components.i18n import language, t
+from dashboards.components.page import flash, require_page, show_error, show_flashes
+from dashboards.context import app_context, db_session
+from models import AlertStatus, Severity
+
+SELECTED = "alerts.selected"
+# An alert opened by link or just acted on stays on screen even when the filter hides it.
+PINNED = "alerts.pinned"
+FILTERS = ("unresolved", "open", "acknowledged", "resolved", "all")
+
+viewer = require_page(Permission.HANDLE_ALERTS)
+ensure_outbox()
+lang = language()
+default_timezone = app_context().settings.default_timezone
+st.title(t("app.nav.alerts"))
+show_flashes()
+st.caption(t("app.alerts.intro_all" if viewer.sees_all_residents else "app.alerts.intro"))
+
+linked = st.query_params.get("alert")
+if linked:
+    del st.query_params["alert"]
+    st.session_state[PINNED] = st.session_state[SELECTED] = linked
+
+with db_session() as session:
+    timezone = viewer_timezone(session, viewer, default_timezone)
+    counts = alert_counts(session, viewer)
+    unread = inbox(session, viewer, unread_only=True, limit=20)
+
+# The signed-in person's own inbox: messages the platform sent them in the app.
+with st.expander(t("app.alerts.inbox.title", n=len(unread)), expanded=not unread.empty):
+    if unread.empty:
+        st.caption(t("app.alerts.inbox.empty"))
+    else:
+        show_table(
+            pd.DataFrame(
+                {
+                    t("app.alerts.inbox.when"): [time_text(v, timezone) for v in unread.created_at],
+                    t("app.alerts.inbox.subject"): unread.subject.fillna("").tolist(),
+                }
+            )
+        )
+        if st.button(t("app.alerts.inbox.mark_all"), key="alerts.inbox.mark_all"):
+            with db_session() as session:
+                marked = mark_inbox_read(session, viewer, unread.id.tolist())
+            flash(t("app.alerts.inbox.marked", n=marked))
+            st.rerun()
+
+left, middle, right = st.columns(3)
+left.metric(t("app.alerts.metric_open"), counts.open)
+middle.metric(t("app.alerts.metric_acknowledged"), counts.acknowledged)
+right.metric(t("app.alerts.metric_critical"), counts.critical_unresolved)
+
+shown = st.radio(
+    t("app.alerts.show"),
+    options=FILTERS,
+    format_func=lambda name: (
+        {
+            "unresolved": t("app.alerts.unresolved"),
+            "all": t("app.common.all"),
+        }.get(name)
+        or t(f"app.alert_status.{name}")
+    ),
+    horizontal=True,
+    key="alerts.filter",
+)
+severities = st.multiselect(
+    t("app.alerts.severity"),
+    options=[s.value for s in Severity],
+    default=[s.value for s in Severity],
+    format_func=severity_text,
+    key="alerts.severities",
+)
+statuses = {
+    "unresolved": UNRESOLVED,
+    "open": (AlertStatus.OPEN,),
+    "acknowledged": (AlertStatus.ACKNOWLEDGED,),
+    "resolved": (AlertStatus.RESOLVED,),
+    "all": None,
+}[shown]
+
+with db_session() as session:
+    alerts = list_alerts(session, viewer, statuses, severities or None, language=lang)
+
+if alerts.empty:
+    st.info(
+        t("app.alerts.empty_unresolved" if shown == "unresolved" else "app.alerts.empty_filtered")
+    )
+else:
+    show_table(alerts_table(alerts, timezone))
+    st.caption(t("app.common.site_time", timezone=timezone))
+
+labels = {
+    row.id: t(
+        "app.alerts.choose_label",
+        severity=severity_text(row.severity),
+        what=row.what,
+        who=who_text(row.resident, row.room, row.device_id),
+        age=ago_text(row.opened_at),
+    )
+    for row in alerts.itertuples(index=False)
+}
+options = list(labels)
+selected = st.session_state.get(SELECTED)
+detail: AlertDetail | None = None
+if selected is not None and (selected in labels or selected == st.session_state.get(PINNED)):
+    try:
+        with db_session() as session:
+            detail = alert_detail(session, viewer, selected, lang, default_timezone)
+    except IotCareError as error:
+        show_error(error)  # a link to an alert that is not theirs, or is gone
+        st.session_state.pop(PINNED, None)
+        selected = None
+if detail is not None and selected not in labels:
+    labels[selected] = t(
+        "app.alerts.choose_label",
+        severity=severity_text(detail.severity.value),
+        what=detail.what,
+        who=who_text(detail.resident_name, detail.room, detail.device_id),
+        age=ago_text(detail.opened_at),
+    )
+    options.insert(0, selected)
+if selected not in options:
+    selected = options[0] if options else None
+    st.session_state[SELECTED] = selected
+if not options:
+    st.stop()
+
+st.selectbox(t("app.alerts.choose"), options=options, format_func=labels.__getitem__, key=SELECTED)
+selected = st.session_state[SELECTED]
+if detail is None or str(detail.id) != selected:
+    try:
+        with db_session() as session:
+            detail = alert_detail(session, viewer, selected, lang, default_timezone)
+    except IotCareError as error:
+        show_error(error)
+        st.stop()
+assert detail is not None
+alert_id = str(detail.id)
+tz = detail.timezone
+
+st.subheader(detail.what)
+st.markdown(f"{severity_badge(detail.severity.value)} · {t(f'app.alert_status.{detail.status}')}")
+info, actions = st.columns([3, 2])
+with info:
+    who = who_text(detail.resident_name, detail.room, detail.device_id)
+    lines = [
+        t("app.alerts.detail.who", who=who),
+        t("app.alerts.detail.kind", kind=t(f"app.alerts.kind.{detail.kind.value}")),
+    ]
+    if detail.rule_name:
+        lines.append(t("app.alerts.detail.rule", rule=detail.rule_name))
+    if detail.title != detail.what:
+        lines.append(t("app.alerts.detail.title", title=detail.title))
+    if detail.device_id and detail.resident_name:
+        lines.append(t("app.alerts.detail.device", device=detail.device_id))
+    lines += [
+        t(
+            "app.alerts.detail.opened",
+            time=time_text(detail.opened_at, tz),
+            ago=ago_text(detail.opened_at),
+        ),
+        t("app.alerts.detail.last_seen", time=time_text(detail.last_seen_at, tz)),
+        t("app.alerts.detail.occurrences", n=detail.occurrences),
+        t("app.alerts.detail.escalation", level=detail.escalation_level),
+    ]
+    if detail.acknowledged_at is not None:
+        name = detail.acknowledged_by or t("app.alerts.detail.former_user")
+        at = time_text(detail.acknowledged_at, tz)
+        lines.append(
+            t("app.alerts.detail.acknowledged_note", name=name, time=at, note=detail.ack_note)
+            if detail.ack_note
+            else t("app.alerts.detail.acknowledged", name=name, time=at)
+        )
+    if detail.resolved_at is not None:
+        at = time_text(detail.resolved_at, tz)
+        if detail.resolved_by is None:  # the rule saw the condition clear
+            lines.append(t("app.alerts.detail.auto_resolved", time=at))
+        else:
+            name = detail.resolved_by
+            lines.append(
+                t("app.alerts.detail.resolved_note", name=name, time=at, note=detail.resolve_note)
+                if detail.resolve_note
+                else t("app.alerts.detail.resolved", name=name, time=at)
+            )
+    st.markdown("  \n".join(lines))
+    st.caption(t("app.common.site_time", timezone=tz))
+
+
+def act(action: str, note: str) -> None:
+    """Run one lifecycle action through the access-checked query layer, then show the outcome."""
+    functions = {"ack": acknowledge_alert, "resolve": resolve_alert, "reopen": reopen_alert}
+    try:
+        with db_session() as session:
+            functions[action](session, viewer, alert_id, note)
+    except IotCareError as error:
+        show_error(error)
+        return
+    st.session_state[PINNED] = alert_id
+    flash(t(f"app.alerts.{action}.done", what=detail.what))
+    st.rerun()
+
+
+with actions:
+    if detail.status is AlertStatus.OPEN:
+        with st.form(f"alerts.ack.{alert_id}", clear_on_submit=True):
+            st.markdown(f"**{t('app.alerts.ack.title')}**")
+            st.caption(t("app.alerts.ack.help"))
+            note = st.text_area(t("app.alerts.ack.note"), key=f"alerts.ack_note.{alert_id}")
+            if st.form_submit_button(
+                t("app.alerts.ack.submit"), type="primary", key=f"alerts.ack_submit.{alert_id}"
+            ):
+                act("ack", note)
+    if detail.status is not AlertStatus.RESOLVED:
+        with st.form(f"alerts.resolve.{alert_id}"):
+            st.markdown(f"**{t('app.alerts.resolve.title')}**")
+            st.caption(t("app.alerts.resolve.help"))
+            note = st.text_area(t("app.alerts.resolve.note"), key=f"alerts.resolve_note.{alert_id}")
+            if st.form_submit_button(
+                t("app.alerts.resolve.submit"), key=f"alerts.resolve_submit.{alert_id}"
+            ):
+                act("resolve", note)
+    elif detail.can_reopen:
+        with st.form(f"alerts.reopen.{alert_id}", clear_on_submit=True):
+            st.markdown(f"**{t('app.alerts.reopen.title')}**")
+            st.caption(t("app.alerts.reopen.help"))
+            note = st.text_area(t("app.alerts.reopen.note"), key=f"alerts.reopen_note.{alert_id}")
+            if st.form_submit_button(
+                t("app.alerts.reopen.submit"), key=f"alerts.reopen_submit.{alert_id}"
+            ):
+                act("reopen", note)
+    else:
+        st.info(t("app.alerts.reopen.newer_open"))
+
+history_tab, sent_tab = st.tabs([t("app.alerts.history.title"), t("app.alerts.sent.title")])
+with history_tab:
+    if detail.history.empty:
+        st.caption(t("app.alerts.history.empty"))
+    else:
+        show_table(history_table(detail.history, tz))
+with sent_tab:
+    if detail.notifications.empty:
+        st.caption(t("app.alerts.sent.empty"))
+    else:
+        show_table(alert_notifications_table(detail.notifications, tz))
