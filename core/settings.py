@@ -167,6 +167,23 @@ class Settings(BaseSettings):
         False, description="Skip broker certificate hostname checks (testing only)."
     )
 
+    # --- Mosquitto files (device credentials: `iotcare devices provision`)
+    mosquitto_password_file: Path | None = Field(
+        None,
+        description="Mosquitto's password_file, rewritten from the registry (hashes only) when "
+        "devices are provisioned or revoked; unset: not written.",
+    )
+    mosquitto_acl_file: Path | None = Field(
+        None,
+        description="Mosquitto's acl_file, rewritten with the password file: each device may "
+        "publish and subscribe only under its own topics.",
+    )
+    mosquitto_pid_file: Path | None = Field(
+        None,
+        description="Mosquitto's pid_file: after rewriting the files, SIGHUP is sent to that "
+        "process so it reloads them; unset: reload Mosquitto yourself.",
+    )
+
     # --- ingest
     ingest_batch_size: int = Field(
         5000, ge=1, le=100_000, description="Flush a write batch at this many rows."
