@@ -1,13 +1,14 @@
-"""`iotcare devices`: register and list devices."""
+"""`iotcare devices`: register and list devices, and give them broker credentials."""
 
 from __future__ import annotations
 
 import typer
 
-from cli.context import ctx
-from core import registry
+from cli.context import CliContext, ctx
+from core import device_credentials, registry
 from core.contract.catalogue import DeviceType
 from core.db import session_scope
+from core.errors import IotCareError
 
 app = typer.Typer(help="The device registry.", no_args_is_help=True)
 
@@ -61,3 +62,83 @@ def list_devices(
                 f"{last_seen:<26} {d.battery if d.battery is not None else '-':>4} "
                 f"{d.firmware or '-':<10} {flag}".rstrip()
             )
+
+
+def _write_files(c: CliContext) -> None:
+    """Rewrite the broker files and say so; exit 1 when they could not be written."""
+    try:
+        with session_scope(c.sessions) as session:
+            result = device_credentials.write_broker_files(session, c.settings)
+    except (IotCareError, OSError) as error:
+        typer.secho(c.t("cli.devices.files_failed", detail=str(error)), err=True, fg="red")
+        raise typer.Exit(1) from None
+    typer.echo(
+        c.t(
+            "cli.devices.files_written",
+            password_file=result.password_file,
+            acl_file=result.acl_file,
+            devices=result.devices,
+        )
+    )
+    if result.reloaded:
+        typer.echo(c.t("cli.devices.reloaded", pid_file=c.settings.mosquitto_pid_file))
+    elif result.reload_error:
+        typer.secho(c.t("cli.devices.reload_failed", detail=result.reload_error), err=True)
+    else:
+        typer.echo(c.t("cli.devices.reload_yourself"))
+
+
+def _files_configured(c: CliContext) -> bool:
+    """Whether broker files are to be written; checks the platform account before any change."""
+    if device_credentials.broker_file_paths(c.settings) is None:
+        return False
+    device_credentials.service_account(c.settings)  # fail before the registry changes
+    return True
+
+
+@app.command("provision")
+def provision(
+    device_id: str = typer.Argument(..., help="Id of a registered device."),
+    rotate: bool = typer.Option(
+        False, "--rotate", help="Replace the password of a device that has one."
+    ),
+) -> None:
+    """Give a device its MQTT username and password (shown once) and rewrite the broker files."""
+    c = ctx()
+    write = _files_configured(c)
+    with session_scope(c.sessions) as session:
+        issued = device_credentials.provision(session, device_id, rotate=rotate)
+    key = "cli.devices.rotated" if issued.rotated else "cli.devices.provisioned"
+    typer.echo(c.t(key, device=issued.device_id, site=issued.site_id))
+    typer.echo(c.t("cli.devices.username", username=issued.username))
+    typer.echo(c.t("cli.devices.password", password=issued.password))
+    typer.echo(c.t("cli.devices.password_note"))
+    if write:
+        _write_files(c)
+    else:
+        typer.echo(c.t("cli.devices.files_not_configured"))
+
+
+@app.command("revoke")
+def revoke(device_id: str = typer.Argument(..., help="Device id.")) -> None:
+    """Remove a device's MQTT credentials and rewrite the broker files."""
+    c = ctx()
+    write = _files_configured(c)
+    with session_scope(c.sessions) as session:
+        removed = device_credentials.revoke(session, device_id)
+    key = "cli.devices.revoked" if removed else "cli.devices.not_provisioned"
+    typer.echo(c.t(key, device=device_id))
+    if write:
+        _write_files(c)
+    else:
+        typer.echo(c.t("cli.devices.files_not_configured"))
+
+
+@app.command("write-broker-files")
+def write_broker_files() -> None:
+    """Rewrite Mosquitto's password and ACL files from the registry (and reload it)."""
+    c = ctx()
+    if not _files_configured(c):
+        typer.secho(c.t("cli.devices.files_not_configured"), err=True, fg="red")
+        raise typer.Exit(1)
+    _write_files(c)
