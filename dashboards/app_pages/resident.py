@@ -103,7 +103,7 @@ def day_section(resident_id: int, timezone: str) -> None:
     if timeline.items.empty and timeline.stays.empty:
         st.info(t("app.resident.day.empty", day=day.isoformat()))
         return
-    st.plotly_chart(timeline_figure(timeline, t, _describe_item), use_container_width=True)
+    st.plotly_chart(timeline_figure(timeline, t, _describe_item), width="stretch")
     if not timeline.stays.empty:
         st.caption(
             t(
@@ -130,7 +130,7 @@ def day_section(resident_id: int, timezone: str) -> None:
             }
         ),
         hide_index=True,
-        use_container_width=True,
+        width="stretch",
     )
 
 
@@ -160,7 +160,7 @@ def vitals_section(resident_id: int, timezone: str) -> None:
         )
     st.plotly_chart(
         vitals_figure(series, timezone, t, lambda metric: metric_name(metric, language())),
-        use_container_width=True,
+        width="stretch",
     )
     st.caption(t(f"app.resident.vitals.{series.resolution}", timezone=timezone))
 
@@ -183,7 +183,7 @@ def sleep_section(resident_id: int) -> None:
     third.metric(t("app.resident.sleep.alerts"), _figure(newest["alerts"]))
     if len(reports) > 1:
         st.caption(t("app.resident.sleep.chart_title", n=len(reports)))
-        st.plotly_chart(reports_figure(reports, t), use_container_width=True)
+        st.plotly_chart(reports_figure(reports, t), width="stretch")
 
 
 def notes_section(profile: Any, timezone: str) -> None:
@@ -218,7 +218,7 @@ def notes_section(profile: Any, timezone: str) -> None:
                 ),
             }
         )
-    st.dataframe(pd.DataFrame(rows), hide_index=True, use_container_width=True)
+    st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
 
 
 # --- the page

@@ -109,6 +109,8 @@ def vitals_figure(
         vertical_spacing=0.06,
         subplot_titles=[_axis_title(m, metric_name) for m in metrics],
     )
+    traces: list[go.Scatter] = []
+    rows: list[int] = []
     for row, metric in enumerate(metrics, start=1):
         for index, (device_type, part) in enumerate(
             frame[frame["metric"] == metric].groupby("device_type", sort=True, dropna=False)
@@ -117,7 +119,7 @@ def vitals_figure(
             x = local(part["ts"], timezone)
             device = t(f"app.overview.device_types.{device_type or 'unknown'}")
             if series.resolution == "hour":
-                figure.add_trace(
+                traces.append(
                     go.Scatter(
                         x=pd.concat([x, x[::-1]]),
                         y=pd.concat([part["high"], part["low"][::-1]]),
@@ -130,21 +132,21 @@ def vitals_figure(
                             "app.resident.vitals.band", metric=metric_name(metric), device=device
                         ),
                         showlegend=False,
-                    ),
-                    row=row,
-                    col=1,
+                    )
                 )
-            figure.add_trace(
+                rows.append(row)
+            traces.append(
                 go.Scatter(
                     x=x,
                     y=part["value"],
                     mode="lines",
                     line={"color": color, "width": 1.5},
                     name=t("app.resident.vitals.line", metric=metric_name(metric), device=device),
-                ),
-                row=row,
-                col=1,
+                )
             )
+            rows.append(row)
+    # One call: adding traces one by one re-validates the figure each time.
+    figure.add_traces(traces, rows=rows, cols=[1] * len(rows))
     figure.update_layout(**_LAYOUT, height=220 * max(1, len(metrics)), legend={"orientation": "h"})
     return figure
 
