@@ -449,9 +449,14 @@ def inbox_unread(session: Session, viewer: Viewer) -> int:
     return notify_inbox.unread_count(session, viewer.user_id)
 
 
-def mark_inbox_read(session: Session, viewer: Viewer, notification_ids: Sequence[int]) -> int:
-    """Mark the viewer's own inbox messages read (others' ids are ignored); how many changed."""
+def mark_inbox_read(
+    session: Session, viewer: Viewer, notification_ids: Sequence[int] | None = None
+) -> int:
+    """Mark the viewer's own inbox messages read (None: all unread; others' ids are ignored)."""
     require(viewer, Permission.HANDLE_ALERTS)
+    if notification_ids is None:
+        unread = notify_inbox.inbox_items(session, viewer.user_id, limit=10_000, unread_only=True)
+        notification_ids = [item.id for item in unread]
     if not notification_ids:
         return 0
     return notify_inbox.mark_read(session, viewer.user_id, [int(i) for i in notification_ids])

@@ -18,6 +18,7 @@ from core.queries.alerts import (
     alert_counts,
     alert_detail,
     inbox,
+    inbox_unread,
     list_alerts,
     mark_inbox_read,
     reopen_alert,
@@ -63,9 +64,10 @@ with db_session() as session:
     timezone = viewer_timezone(session, viewer, default_timezone)
     counts = alert_counts(session, viewer)
     unread = inbox(session, viewer, unread_only=True, limit=20)
+    unread_count = inbox_unread(session, viewer)
 
 # The signed-in person's own inbox: messages the platform sent them in the app.
-with st.expander(t("app.alerts.inbox.title", n=len(unread)), expanded=not unread.empty):
+with st.expander(t("app.alerts.inbox.title", n=unread_count), expanded=not unread.empty):
     if unread.empty:
         st.caption(t("app.alerts.inbox.empty"))
     else:
@@ -79,7 +81,7 @@ with st.expander(t("app.alerts.inbox.title", n=len(unread)), expanded=not unread
         )
         if st.button(t("app.alerts.inbox.mark_all"), key="alerts.inbox.mark_all"):
             with db_session() as session:
-                marked = mark_inbox_read(session, viewer, unread.id.tolist())
+                marked = mark_inbox_read(session, viewer)  # all, also beyond those listed
             flash(t("app.alerts.inbox.marked", n=marked))
             st.rerun()
 

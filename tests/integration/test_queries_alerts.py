@@ -292,3 +292,6 @@ def test_inbox_is_the_viewers_own(db_session: Session, factory: Factory, world: 
     assert q.inbox_unread(db_session, world.operator) == 1
     assert q.inbox(db_session, world.caregiver).empty
     assert len(q.inbox(db_session, world.caregiver, unread_only=False)) == 1
+    # Marking all touches only the viewer's own.
+    assert q.mark_inbox_read(db_session, world.operator) == 1
+    assert q.inbox_unread(db_session, world.operator) == 0
