@@ -25,7 +25,7 @@ from dashboards.components.page import require_page, show_error
 from dashboards.components.timefmt import local_time
 from dashboards.context import app_context, db_session
 
-PAGE_KEY = "audit.page"
+PAGE_KEY = "audit.page_input"
 DEFAULT_DAYS = 30
 
 viewer = require_page(Permission.VIEW_AUDIT)
@@ -82,7 +82,7 @@ with st.form("audit_filter"):
     end_day: date = right.date_input(t("app.audit.to"), value=today, key="audit.to")
     applied = st.form_submit_button(t("app.audit.apply"), type="primary", key="audit.apply")
 if applied:
-    st.session_state[PAGE_KEY] = 1
+    st.session_state[PAGE_KEY] = 1  # new filters start on the first page
 
 tz = ZoneInfo(zone)
 flt = AuditFilter(
@@ -96,7 +96,7 @@ flt = AuditFilter(
 
 try:
     with db_session() as session:
-        page = audit_entries(session, viewer, flt, page=st.session_state.get(PAGE_KEY, 1))
+        page = audit_entries(session, viewer, flt, page=int(st.session_state.get(PAGE_KEY, 1)))
 except IotCareError as error:
     show_error(error)
     st.stop()
@@ -125,32 +125,34 @@ table = pd.DataFrame(
 st.dataframe(table, hide_index=True, width="stretch")
 
 if page.pages > 1:
-    chosen = st.number_input(
+    # The widget owns the page number; it is set (clamped) before the widget is drawn.
+    st.session_state[PAGE_KEY] = page.page
+    st.number_input(
         t("app.audit.page", pages=page.pages),
         min_value=1,
         max_value=page.pages,
-        value=page.page,
         step=1,
-        key="audit.page_input",
+        key=PAGE_KEY,
     )
-    if int(chosen) != page.page:
-        st.session_state[PAGE_KEY] = int(chosen)
-        st.rerun()
 
 st.subheader(t("app.audit.details_title"))
 entries = {int(row.id): row for row in frame.itertuples()}
 picked = st.selectbox(
     t("app.audit.pick_entry"),
     options=list(entries),
-    format_func=lambda i: t(
-        "app.audit.entry_label",
-        at=local_time(entries[i].at, zone),
-        actor=entries[i].actor,
-        action=action_label(entries[i].action),
+    format_func=lambda i: (
+        t(
+            "app.audit.entry_label",
+            at=local_time(entries[i].at, zone),
+            actor=entries[i].actor,
+            action=action_label(entries[i].action),
+        )
+        if i in entries
+        else str(i)
     ),
     key="audit.entry",
 )
-if picked is not None:
+if picked in entries:
     entry = entries[picked]
     st.markdown(
         t(

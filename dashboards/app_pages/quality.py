@@ -105,15 +105,20 @@ picked = st.selectbox(
     t("app.quality.pick_run"),
     options=list(runs),
     index=list(runs).index(default_run) if default_run in runs else 0,
-    format_func=lambda i: t(
-        "app.quality.run_label",
-        suite=suite_label(runs[i].suite),
-        at=local_time(runs[i].started_at, zone),
-        state=state_label(runs[i].success),
+    format_func=lambda i: (
+        t(
+            "app.quality.run_label",
+            suite=suite_label(runs[i].suite),
+            at=local_time(runs[i].started_at, zone),
+            state=state_label(runs[i].success),
+        )
+        if i in runs
+        else str(i)
     ),
     key="quality.run",
 )
-run = runs[picked]
+run = runs.get(picked) or runs[default_run if default_run in runs else next(iter(runs))]
+picked = int(run.run_id)
 try:
     with db_session() as session:
         results = run_results(session, viewer, picked)

@@ -62,6 +62,9 @@ def test_paging_through_many_entries(open_app, app_db) -> None:
     no_exception(at)
     assert "Entries 51–61 of 61" in texts(at)
     assert len(at.dataframe[0].value) == 11
+    at.button(key="audit.apply").click().run()  # new filters start again on page one
+    no_exception(at)
+    assert "Entries 1–50 of 61" in texts(at)
 
 
 def test_a_filter_matching_nothing_says_what_to_do(open_app, app_db) -> None:
