@@ -63,6 +63,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="max_inflight_messages = IOTCARE_INGEST_INFLIGHT_WINDOW",
     )
     parser.add_argument("--protocol", choices=("3.1.1", "5"), default="3.1.1")
+    parser.add_argument(
+        "--publisher",
+        choices=("raw", "paho"),
+        default="raw",
+        help="publisher client: raw (hand-built MQTT 3.1.1 QoS1 packets on a socket, a few us a "
+        "message) or paho (the simulator's client, ~60 us a message: the publishers then take "
+        "most of the 2 cores)",
+    )
     parser.add_argument("--warmup", type=float, default=20, help="seconds of load before the cut")
     parser.add_argument("--outage", type=float, default=60, help="seconds the database is cut")
     parser.add_argument(
@@ -111,6 +119,7 @@ def reproduce_command(args: argparse.Namespace) -> str:
         f"--devices={args.devices}",
         f"--window={args.window}",
         f"--protocol={args.protocol}",
+        f"--publisher={args.publisher}",
         f"--warmup={args.warmup:g}",
         f"--outage={args.outage:g}",
         f"--tail={args.tail:g}",
@@ -157,7 +166,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             replicas.wait_healthy()
             pid = replicas.pids[0]
             base_ms = int(time.time() * 1000) - 3_600_000
-            publishers = Publishers(broker.url, devices, None, args.rate, base_ms)
+            publishers = Publishers(broker.url, devices, None, args.rate, base_ms, args.publisher)
             publishers.start()
             rss, broker_rss = Phases(), Phases()
             t0 = time.monotonic()

@@ -78,6 +78,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "the setting's default is 20; the shipped broker config uses 1000)",
     )
     parser.add_argument("--protocol", choices=("3.1.1", "5"), default="3.1.1")
+    parser.add_argument(
+        "--publisher",
+        choices=("raw", "paho"),
+        default="raw",
+        help="publisher client: raw (hand-built MQTT 3.1.1 QoS1 packets on a socket, a few us a "
+        "message) or paho (the simulator's client, ~60 us a message: the publishers then take "
+        "most of the 2 cores)",
+    )
     parser.add_argument("--replicas", type=int, default=1, help="ingest replicas (shared group)")
     parser.add_argument("--mode", choices=("live", "drain"), default="live")
     parser.add_argument(
@@ -131,6 +139,7 @@ def reproduce_command(args: argparse.Namespace) -> str:
         f"--devices={args.devices}",
         f"--window={args.window}",
         f"--protocol={args.protocol}",
+        f"--publisher={args.publisher}",
         f"--replicas={args.replicas}",
         f"--consumers={','.join(args.consumers)}",
         f"--rate={args.rate:g}",
@@ -145,7 +154,7 @@ def reproduce_command(args: argparse.Namespace) -> str:
 
 def _publish(args: argparse.Namespace, url: str, devices: list[list[str]]) -> Publishers:
     base_ms = int(time.time() * 1000) - 3_600_000
-    publishers = Publishers(url, devices, args.messages, args.rate, base_ms)
+    publishers = Publishers(url, devices, args.messages, args.rate, base_ms, args.publisher)
     publishers.start()
     return publishers
 
