@@ -74,6 +74,7 @@ class IngestService:
         influx = make_influx_sink(settings, self.cache.lookup)
         if influx is not None:
             self.sinks.append(influx)
+        read_limit = max(2 * settings.ingest_inflight_window, settings.ingest_batch_size)
         self.client = IngestClient(
             ClientConfig(
                 address=BrokerAddress.from_url(url),
@@ -93,6 +94,9 @@ class IngestService:
                 topic, payload, delivery
             ),
             metrics=self.metrics,
+            # Stop reading when the next batch already holds this many messages (normally the
+            # broker's window stops it far earlier).
+            backlog_full=lambda: self.pipeline.pending() >= read_limit,
         )
         self.pipeline = Pipeline(
             self.sinks,
