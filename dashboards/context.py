@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from core import settings as settings_module
 from core.db import make_engine, make_session_factory, session_scope
 from core.logging import configure_logging
+from core.notify import outbox
 from core.settings import Settings
 
 
@@ -30,6 +31,8 @@ def app_context() -> AppContext:
     """Built once per server process (a bad setting raises ConfigError naming it)."""
     settings = settings_module.get_settings()
     configure_logging(settings, process="dashboard")
+    # Alert changes made in the app (acknowledge, resolve, reopen) queue their notifications.
+    outbox.install(settings)
     engine = make_engine(settings)
     return AppContext(settings=settings, engine=engine, sessions=make_session_factory(engine))
 

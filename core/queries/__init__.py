@@ -1,1 +1,1 @@
-"""Read and act functions for the app and the notebooks; each takes the viewer and enforces access."""
+"""Read and act functions for the app and notebooks; each takes the viewer and checks access."""

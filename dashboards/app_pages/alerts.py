@@ -29,7 +29,6 @@ from dashboards.components.alert_views import (
     ago_text,
     alert_notifications_table,
     alerts_table,
-    ensure_outbox,
     history_table,
     severity_badge,
     severity_text,
@@ -48,7 +47,6 @@ PINNED = "alerts.pinned"
 FILTERS = ("unresolved", "open", "acknowledged", "resolved", "all")
 
 viewer = require_page(Permission.HANDLE_ALERTS)
-ensure_outbox()
 lang = language()
 default_timezone = app_context().settings.default_timezone
 st.title(t("app.nav.alerts"))

@@ -8,22 +8,11 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from core.notify import outbox
 from dashboards.components.i18n import t
 from dashboards.components.timefmt import ago, local_time
-from dashboards.context import app_context
 
 # Streamlit's markdown badge colours per severity.
 SEVERITY_COLOURS = {"critical": "red", "warning": "orange", "info": "blue"}
-
-
-def ensure_outbox() -> None:
-    """Have alert changes made in this app queue their notifications (idempotent).
-
-    The app's composition root (dashboards/context.py) is where this belongs; until it does it,
-    pages that change alerts call this so a resolution still tells the people who were alerted.
-    """
-    outbox.install(app_context().settings)
 
 
 def when(value: Any) -> datetime | None:

@@ -20,6 +20,7 @@ from core.db import make_engine
 from core.seed import seed_demo
 from core.settings import get_settings
 from core.timeutil import utcnow
+from dashboards.components.i18n import LANGUAGE_KEY
 from models import Base, User
 from tests.conftest import TEST_SECRET, make_test_settings
 from tests.support.databases import throwaway_database
@@ -78,7 +79,7 @@ def empty_tables(db: AppDatabase, *models: type[Base]) -> None:
 def open_app(
     app_db: AppDatabase, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> Iterator[Callable[..., AppTest]]:
-    """`open_app(username=None, page=None, query=None)`: the app run once, signed in as them."""
+    """`open_app(username, page, query, language)`: the app run once, signed in as them."""
     env = {
         "IOTCARE_ENVIRONMENT": "test",
         "IOTCARE_DATABASE_URL": app_db.url,
@@ -97,13 +98,17 @@ def open_app(
         page: str | None = None,
         query: dict[str, Any] | None = None,
         timeout: float = 60,
+        language: str | None = None,
     ) -> AppTest:
         at = AppTest.from_file(str(APP), default_timeout=timeout)
         for key, value in (query or {}).items():
             at.query_params[key] = value
         if username is not None:
-            at.session_state[VIEWER_KEY] = Viewer.of(app_db.user(username))
+            viewer = Viewer.of(app_db.user(username))
+            at.session_state[VIEWER_KEY] = viewer
             at.session_state[SIGNED_IN_AT_KEY] = utcnow()
+            # As after signing in: the page speaks the user's language (Korean for caregivers).
+            at.session_state[LANGUAGE_KEY] = language or viewer.language
         at.run()
         if page is not None:
             at.switch_page(f"app_pages/{page}.py").run()

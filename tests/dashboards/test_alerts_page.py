@@ -140,12 +140,6 @@ def _table(at, column: str):
     return next(frame.value for frame in at.dataframe if column in frame.value.columns)
 
 
-def in_korean(at):
-    """Read the page as the demo caregivers do (open_app leaves the language at English)."""
-    at.session_state["iotcare.language"] = "ko"
-    return at.run()
-
-
 def _choose(at, alert_id: str):
     at.selectbox(key=SELECTED).set_value(alert_id).run()
     no_exception(at)
@@ -153,7 +147,7 @@ def _choose(at, alert_id: str):
 
 
 def test_caregiver_sees_only_alerts_of_assigned_residents(open_app, scene: Scene) -> None:
-    at = open_app("caregiver1", page="alerts")
+    at = open_app("caregiver1", page="alerts", language="en")
     no_exception(at)
     options = _options(at)
     # Their resident's fall and their resident's silent motion sensor; nothing else.
@@ -170,7 +164,7 @@ def test_caregiver_sees_only_alerts_of_assigned_residents(open_app, scene: Scene
 
 
 def test_caregiver_reads_the_page_in_korean(open_app, scene: Scene) -> None:
-    at = in_korean(open_app("caregiver1", page="alerts"))
+    at = open_app("caregiver1", page="alerts")  # the demo caregivers read Korean
     no_exception(at)
     table = _table(at, "심각도")
     assert table["심각도"].tolist() == ["위급", "주의"]
@@ -211,7 +205,7 @@ def test_acknowledge_resolve_and_reopen_through_the_page(
     open_app, app_db: AppDatabase, scene: Scene
 ) -> None:
     caregiver = app_db.user("caregiver1")
-    at = _choose(open_app("caregiver1", page="alerts"), scene.mine)
+    at = _choose(open_app("caregiver1", page="alerts", language="en"), scene.mine)
     at.text_area(key=f"alerts.ack_note.{scene.mine}").input("가는 중입니다")
     at.button(key=f"alerts.ack_submit.{scene.mine}").click().run()
     no_exception(at)
@@ -271,7 +265,7 @@ def test_acknowledge_resolve_and_reopen_through_the_page(
 def test_a_caregiver_cannot_open_another_residents_alert_by_link(
     open_app, app_db: AppDatabase, scene: Scene
 ) -> None:
-    at = open_app("caregiver1", page="alerts")
+    at = open_app("caregiver1", page="alerts", language="en")
     at.query_params["alert"] = scene.other
     at.run()
     no_exception(at)
@@ -298,7 +292,7 @@ def test_inbox_shows_unread_messages_and_marks_them_read(
     open_app, app_db: AppDatabase, scene: Scene
 ) -> None:
     caregiver = app_db.user("caregiver1")
-    at = open_app("caregiver1", page="alerts")
+    at = open_app("caregiver1", page="alerts", language="en")
     no_exception(at)
     assert "1 unread" in at.expander[0].label
     at.button(key="alerts.inbox.mark_all").click().run()
@@ -318,7 +312,7 @@ def test_inbox_shows_unread_messages_and_marks_them_read(
 
 def test_empty_state_says_what_happens_next(open_app, app_db: AppDatabase) -> None:
     empty_tables(app_db, Notification, AlertHistory, Alert)
-    at = open_app("caregiver2", page="alerts")
+    at = open_app("caregiver2", page="alerts", language="en")
     no_exception(at)
     assert "No alert needs attention right now" in texts(at)
     assert not at.selectbox

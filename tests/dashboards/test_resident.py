@@ -75,7 +75,7 @@ def device_of(db, resident: Resident, kind: str) -> Device:
 
 def test_operator_and_admin_choose_among_everyone(open_app, clean) -> None:
     for username in ("operator", "admin"):
-        at = open_app(username, page=PAGE)
+        at = open_app(username, page=PAGE, language="en")
         no_exception(at)
         assert len(at.selectbox[0].options) == 20
         assert len(at.tabs) == 4
@@ -84,7 +84,7 @@ def test_operator_and_admin_choose_among_everyone(open_app, clean) -> None:
 
 def test_a_caregiver_chooses_among_their_residents_only(open_app, clean) -> None:
     mine = caregiver_rooms(clean, "caregiver1")
-    at = open_app("caregiver1", page=PAGE)
+    at = open_app("caregiver1", page=PAGE, language="en")
     no_exception(at)
     options = at.selectbox[0].options
     assert len(options) == len(mine) == 5
@@ -96,7 +96,7 @@ def test_the_link_from_a_card_opens_that_resident_and_choosing_updates_the_link(
 ) -> None:
     mine = caregiver_rooms(clean, "caregiver1")
     first, second = (resident_in_room(clean, room) for room in mine[:2])
-    at = open_app("caregiver1", page=PAGE, query={"resident": str(second.id)})
+    at = open_app("caregiver1", page=PAGE, query={"resident": str(second.id)}, language="en")
     no_exception(at)
     assert at.header[0].value == second.name
     assert at.selectbox[0].value == second.id
@@ -124,7 +124,7 @@ def test_a_caregiver_asking_for_someone_else_gets_a_message_not_data(
         )
         session.commit()
     wanted = {"other": str(target.id), "missing": "999999", "junk": "abc"}[asked]
-    at = open_app("caregiver1", page=PAGE, query={"resident": wanted})
+    at = open_app("caregiver1", page=PAGE, query={"resident": wanted}, language="en")
     no_exception(at)
     assert "not one of the residents assigned to you" in texts(at)
     assert target.name not in texts(at)
