@@ -32,6 +32,9 @@ def streamlit_command(port: int, address: str) -> list[str]:
         "false",
         "--global.developmentMode",
         "false",
+        # Caregivers and operators get no "Deploy" button or developer menu.
+        "--client.toolbarMode",
+        "viewer",
     ]
 
 

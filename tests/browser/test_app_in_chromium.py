@@ -1,0 +1,119 @@
+"""A real browser: headless Chromium loads the served app, signs in and acknowledges an alert."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy.orm import Session
+
+from core import schema
+from core.alerts.lifecycle import Subject, raise_alert
+from core.db import make_engine
+from core.seed import seed_demo
+from models import Alert, AlertStatus, Resident, RuleKind, Severity
+from tests.conftest import TEST_SECRET, make_test_settings
+from tests.support.app_server import chromium, served_app
+from tests.support.waiting import wait_until
+
+REPORTS = Path(__file__).resolve().parents[2] / "reports"
+TITLE = "Fall detected (browser test)"
+
+
+@pytest.fixture
+def site(tmp_path: Path) -> Iterator[tuple[str, dict[str, str], str]]:
+    """A seeded SQLite database with one open critical alert for caregiver1's first resident."""
+    url = f"sqlite:///{tmp_path / 'app.db'}"
+    engine = make_engine(make_test_settings(tmp_path, database_url=url))
+    schema.upgrade(engine)
+    with Session(engine, expire_on_commit=False) as session:
+        seeded = seed_demo(session)
+        resident = session.query(Resident).order_by(Resident.id).first()
+        assert resident is not None
+        raised = raise_alert(
+            session,
+            kind=RuleKind.EVENT,
+            severity=Severity.CRITICAL,
+            subject=Subject("resident", str(resident.id), seeded.site_id, resident.id),
+            title=TITLE,
+        )
+        session.commit()
+        alert_id = str(raised.alert.id)
+    engine.dispose()
+    yield url, {login.username: login.password for login in seeded.logins}, alert_id
+
+
+def test_sign_in_and_acknowledge_in_chromium(site, tmp_path: Path) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+
+    url, passwords, alert_id = site
+    env = {
+        "IOTCARE_ENVIRONMENT": "test",
+        "IOTCARE_DATABASE_URL": url,
+        "IOTCARE_SECRET_KEY": TEST_SECRET,
+        "IOTCARE_DATA_DIR": str(tmp_path),
+    }
+    with served_app(env, tmp_path / "app.log") as base, chromium() as driver:
+        driver.get(base)
+
+        def find(xpath: str):
+            found = driver.find_elements(By.XPATH, xpath)
+            return found[0] if found and found[0].is_displayed() else None
+
+        wait_until(
+            lambda: find("//input[@aria-label='Username']"), timeout=30, message="the sign-in form"
+        )
+        find("//input[@aria-label='Username']").send_keys("caregiver1")
+        password = find("//input[@aria-label='Password']")
+        password.send_keys(passwords["caregiver1"])
+        password.send_keys(Keys.ENTER)
+        # caregiver1 reads Korean: the navigation switches to it after sign-in.
+        wait_until(
+            lambda: find("//*[contains(text(), '로그아웃')]"), timeout=30, message="signed in"
+        )
+        # Within the app, not by reloading the URL: the session lives in the open connection.
+        wait_until(
+            lambda: find("//a[contains(@href, '/alerts')]"),
+            timeout=30,
+            message="the Alerts page in the navigation",
+        )
+        find("//a[contains(@href, '/alerts')]").click()
+        wait_until(
+            lambda: find(f"//*[contains(text(), '{TITLE}')]"),
+            timeout=30,
+            message="the alert in the inbox",
+        )
+        note = "//textarea[@aria-label='메모 (선택)']"
+        wait_until(lambda: find(note), timeout=30, message="the acknowledge form")
+        find(note).send_keys("On my way to room 1")
+        REPORTS.mkdir(exist_ok=True)
+        driver.save_screenshot(str(REPORTS / "browser-alert-open.png"))
+        find("//button[normalize-space()='확인']").click()
+        wait_until(
+            lambda: alert_status(url, tmp_path, alert_id) == AlertStatus.ACKNOWLEDGED,
+            timeout=30,
+            message="the alert acknowledged in the database",
+        )
+        wait_until(
+            lambda: find("//*[contains(text(), '알림을 확인했습니다')]"),
+            timeout=30,
+            message="the page confirming it",
+        )
+        driver.save_screenshot(str(REPORTS / "browser-alert-acknowledged.png"))
+    with Session(make_engine(make_test_settings(tmp_path, database_url=url))) as session:
+        alert = session.get(Alert, uuid.UUID(alert_id))
+        assert alert is not None and alert.ack_note == "On my way to room 1"
+
+
+def alert_status(url: str, tmp_path: Path, alert_id: str) -> AlertStatus:
+    engine = make_engine(make_test_settings(tmp_path, database_url=url))
+    try:
+        with Session(engine) as session:
+            alert = session.get(Alert, uuid.UUID(alert_id))
+            assert alert is not None
+            return alert.status
+    finally:
+        engine.dispose()
