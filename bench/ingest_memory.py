@@ -225,7 +225,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                     results = publishers.collect(timeout=0)
                     if results is not None:
                         published = sum(r.published for r in results)
-                        if written >= published * READINGS_PER_MESSAGE:
+                        # The written-rows counter also counts rows written twice (a batch whose
+                        # commit went through just as the proxy cut the connection is retried),
+                        # so it may reach the total early: confirm with the table itself.
+                        if (
+                            written >= published * READINGS_PER_MESSAGE
+                            and stored(db_url).messages >= published
+                        ):
                             break
                         if now - stopped_at > 120:
                             break
@@ -246,6 +252,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 stored_readings=counted.readings,
                 loss=published - counted.messages,
                 extra_rows=counted.readings - published * READINGS_PER_MESSAGE,
+                rows_written_twice=max(0, written - counted.readings),
                 backlog_at_restore=backlog_at_restore,
                 peak_backlog=peak_backlog,
                 catch_up_seconds=(caught_up_at - restore_at) if caught_up_at else None,
@@ -298,7 +305,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(
         f"loss {record['loss']}  extra rows {record['extra_rows']}  "
-        f"redelivered {record['redelivered']}"
+        f"redelivered {record['redelivered']}  rows written twice {record['rows_written_twice']}"
     )
     ok = record["loss"] == 0 and record["extra_rows"] == 0 and catch_up is not None
     print(f"zero loss, caught up: {'yes' if ok else 'NO'}")

@@ -57,6 +57,11 @@ class SqlSink:
         after_commit: AfterCommit | None = None
         with self.engine.connect() as connection:
             self.cache.refresh_if_stale(connection)
+            if connection.in_transaction():
+                # The refresh's reads began a transaction. A Session bound to a connection already
+                # in a transaction only joins it and never commits it, so closing the connection
+                # would roll the whole batch back after it was acknowledged: end it here.
+                connection.commit()
             with Session(bind=connection) as session, session.begin():
                 conn = session.connection()
                 self._register_unknown(conn, batch)

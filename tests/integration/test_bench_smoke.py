@@ -41,6 +41,7 @@ def test_throughput_benchmark_runs_without_loss(tmp_path: Path) -> None:
     assert "ratio ingest/no-op:" in result.stdout, output
     assert "reproduce: cd " in result.stdout, output
     assert "-m bench.ingest_throughput --mode=live" in result.stdout, output
+    assert "--publisher=raw" in result.stdout, output
     runs = (tmp_path / "runs.jsonl").read_text().splitlines()
     assert len(runs) == 2  # the no-op subscriber and ingest
 
