@@ -1,4 +1,4 @@
-"""The Streamlit app served as a user runs it (`iotcare app`), and a headless Chromium to drive it."""
+"""The Streamlit app served as a user runs it (`iotcare app`), and headless Chromium to drive it."""
 
 from __future__ import annotations
 
