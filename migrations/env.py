@@ -10,6 +10,7 @@ from sqlalchemy import Connection, TypeDecorator
 import models
 from core.db import make_engine
 from core.settings import get_settings
+from models.base import comparison_filter
 
 config = context.config
 target_metadata = models.Base.metadata
@@ -33,6 +34,7 @@ def _configure(connection: Connection) -> None:
         render_as_batch=connection.dialect.name == "sqlite",
         compare_type=True,
         render_item=_render_item,
+        include_object=comparison_filter(connection.dialect.name),
     )
 
 

@@ -5,7 +5,7 @@ from models.audit import AuditEntry
 from models.base import Base
 from models.commands import Command
 from models.dead_letters import DeadLetter
-from models.devices import Device
+from models.devices import BlockedDevice, Device
 from models.enums import (
     AlertStatus,
     Channel,
@@ -39,6 +39,7 @@ __all__ = [
     "AlertStatus",
     "AuditEntry",
     "Base",
+    "BlockedDevice",
     "CareReport",
     "CaregiverAssignment",
     "Channel",

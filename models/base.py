@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import enum
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, MetaData, String, TypeDecorator
+from sqlalchemy import JSON, DateTime, Index, MetaData, String, TypeDecorator
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase
@@ -74,3 +75,26 @@ class StrEnumType(TypeDecorator[Any]):
     def process_result_value(self, value: Any, dialect: Dialect) -> Any:
         """Read back an enum member."""
         return None if value is None else self.enum_class(value)
+
+
+def only_on(dialect: str, index: Index) -> Index:
+    """An index that exists on one backend only (e.g. a PostgreSQL BRIN index).
+
+    `ddl_if` keeps create_all from making it elsewhere; the `info` mark tells migrations/env.py to
+    leave it out of the model/migration comparison on the other backends (Alembic's autogenerate
+    does not honour `ddl_if`).
+    """
+    index.info["only_on"] = dialect
+    return index.ddl_if(dialect=dialect)
+
+
+def comparison_filter(dialect: str) -> Callable[..., bool]:
+    """Alembic's include_object: leave indexes meant for another backend out of the comparison."""
+
+    def include(obj: Any, _name: str | None, type_: str, reflected: bool, _other: Any) -> bool:
+        if type_ == "index" and not reflected:
+            wanted = obj.info.get("only_on")
+            return wanted is None or wanted == dialect
+        return True
+
+    return include

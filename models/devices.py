@@ -38,3 +38,19 @@ class Device(Base):
     mqtt_username: Mapped[str | None] = mapped_column(String(128), unique=True)
     credentials_hash: Mapped[str | None] = mapped_column(String(255))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class BlockedDevice(Base):
+    """A device id an operator rejected: ingest dead-letters its messages instead of registering it.
+
+    Kept apart from `devices` because a rejected device leaves the registry; the row remembers the
+    decision so that the device does not come back to quarantine with its next message.
+    """
+
+    __tablename__ = "blocked_devices"
+
+    device_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    site_id: Mapped[str] = mapped_column(ForeignKey("sites.id", ondelete="CASCADE"), index=True)
+    reason: Mapped[str | None] = mapped_column(String(500))
+    blocked_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    blocked_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

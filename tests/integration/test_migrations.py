@@ -14,6 +14,7 @@ import models
 from core import schema
 from core.db import make_engine
 from core.errors import SchemaError
+from models.base import comparison_filter
 from tests.conftest import make_test_settings
 
 APP_TABLES = set(models.Base.metadata.tables)
@@ -29,7 +30,13 @@ def fresh_engine(empty_database: str, tmp_path: Path):
 def test_models_and_migrations_agree(fresh_engine) -> None:
     schema.upgrade(fresh_engine)
     with fresh_engine.connect() as connection:
-        context = MigrationContext.configure(connection, opts={"compare_type": True})
+        context = MigrationContext.configure(
+            connection,
+            opts={
+                "compare_type": True,
+                "include_object": comparison_filter(connection.dialect.name),
+            },
+        )
         diff = compare_metadata(context, models.Base.metadata)
     assert diff == [], f"models and migrations differ: {diff}"
 
@@ -38,6 +45,23 @@ def test_readings_key_serves_device_time_ranges(fresh_engine) -> None:
     schema.upgrade(fresh_engine)
     key = inspect(fresh_engine).get_pk_constraint("readings")["constrained_columns"]
     assert key == ["device_id", "ts", "metric"]
+
+
+def test_readings_have_a_brin_index_on_time_on_postgresql(fresh_engine) -> None:
+    schema.upgrade(fresh_engine)
+    indexes = {i["name"]: i for i in inspect(fresh_engine).get_indexes("readings")}
+    if fresh_engine.dialect.name != "postgresql":
+        assert "ix_readings_ts_brin" not in indexes
+        return
+    assert indexes["ix_readings_ts_brin"]["column_names"] == ["ts"]
+    with fresh_engine.connect() as connection:
+        method = connection.scalar(
+            text(
+                "SELECT am.amname FROM pg_class c JOIN pg_am am ON am.oid = c.relam "
+                "WHERE c.relname = 'ix_readings_ts_brin'"
+            )
+        )
+    assert method == "brin"
 
 
 def test_upgrade_downgrade_upgrade(fresh_engine) -> None:
