@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Set
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -43,11 +44,28 @@ def dead_letter(
     )
 
 
-def apply_message(batch: Batch, topic: str, payload: bytes, now: datetime, limits: Limits) -> None:
-    """Parse, validate and route one message into the batch; contract breaks become dead letters."""
+def apply_message(
+    batch: Batch,
+    topic: str,
+    payload: bytes,
+    now: datetime,
+    limits: Limits,
+    blocked: Set[str] = frozenset(),
+) -> None:
+    """Parse, validate and route one message into the batch; contract breaks become dead letters.
+
+    Messages of `blocked` devices (rejected by an operator) become dead letters too, whatever they
+    hold: kept for an operator to see, never stored as data nor registering the device again.
+    """
     batch.messages += 1
     try:
         where = parse_topic(topic, limits.root)
+        if where.device in blocked:
+            raise ContractError(
+                Reason.DEVICE_BLOCKED,
+                f"device '{where.device}' was rejected by an operator;"
+                " unblock it to accept its data",
+            )
         data = decode(payload, limits.max_payload_bytes)
         kind = where.kind
         if kind is TopicKind.TELEMETRY:

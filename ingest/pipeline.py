@@ -14,7 +14,7 @@ import logging
 import random
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Sequence, Set
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -64,8 +64,11 @@ class Pipeline:
         config: PipelineConfig,
         metrics: IngestMetrics,
         clock: Callable[[], datetime] = utcnow,
+        blocked: Callable[[], Set[str]] = frozenset,
     ) -> None:
         self.sinks = list(sinks)
+        # Ids of devices an operator rejected (the registry cache's current set).
+        self.blocked = blocked
         self.acker = acker
         self.config = config
         self.metrics = metrics
@@ -87,7 +90,7 @@ class Pipeline:
         """Add one message; wakes the flusher when a flush trigger is reached."""
         now = self.clock()
         with self._cond:
-            apply_message(self._batch, topic, payload, now, self.config.limits)
+            apply_message(self._batch, topic, payload, now, self.config.limits, self.blocked())
             if delivery is not None and delivery.qos > 0:
                 self._deliveries.append(delivery)
             self._last_at = time.monotonic()

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Set
 from dataclasses import dataclass
 
 from sqlalchemy import Connection, select
 
-from models import Device, Site
+from models import BlockedDevice, Device, Site
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,17 +23,19 @@ class KnownDevice:
 
 
 class RegistryCache:
-    """Devices and sites by id; refreshed from the database now and then."""
+    """Devices, blocked device ids and sites; refreshed from the database now and then."""
 
     def __init__(self, refresh_seconds: float = 60.0) -> None:
         self._devices: dict[str, KnownDevice] = {}
         self._sites: set[str] = set()
+        # Replaced, never mutated: the MQTT thread reads it without the lock.
+        self._blocked: frozenset[str] = frozenset()
         self._lock = threading.Lock()
         self._refresh_seconds = refresh_seconds
         self._loaded_at = 0.0
 
     def load(self, connection: Connection) -> None:
-        """Read every device and site."""
+        """Read every device, blocked id and site."""
         devices = {
             row.id: KnownDevice(row.site_id, row.resident_id, row.type, row.quarantined)
             for row in connection.execute(
@@ -43,8 +45,9 @@ class RegistryCache:
             )
         }
         sites = set(connection.scalars(select(Site.id)))
+        blocked = frozenset(connection.scalars(select(BlockedDevice.device_id)))
         with self._lock:
-            self._devices, self._sites = devices, sites
+            self._devices, self._sites, self._blocked = devices, sites, blocked
             self._loaded_at = time.monotonic()
 
     def refresh_if_stale(self, connection: Connection) -> None:
@@ -55,6 +58,17 @@ class RegistryCache:
     def get(self, device_id: str) -> KnownDevice | None:
         """The device, or None when the registry does not know it (yet)."""
         return self._devices.get(device_id)
+
+    def blocked(self) -> Set[str]:
+        """Ids of devices an operator rejected: their messages become dead letters."""
+        return self._blocked
+
+    def block(self, device_ids: Iterable[str]) -> None:
+        """Remember blocks found in the database before the next refresh."""
+        with self._lock:
+            self._blocked = self._blocked | frozenset(device_ids)
+            for device_id in device_ids:
+                self._devices.pop(device_id, None)
 
     def has_site(self, site_id: str) -> bool:
         """Whether the site is registered."""

@@ -115,6 +115,7 @@ class IngestService:
                 ),
             ),
             self.metrics,
+            blocked=self.cache.blocked,
         )
         self.http: HealthServer | None = None
         if settings.metrics_port:

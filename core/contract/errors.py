@@ -17,6 +17,8 @@ class Reason(StrEnum):
     UNKNOWN_METRIC = "unknown_metric"
     OUT_OF_RANGE = "out_of_range"
     UNKNOWN_EVENT = "unknown_event"
+    # Not a contract break: an operator rejected the device and blocked its id.
+    DEVICE_BLOCKED = "device_blocked"
 
 
 class ContractError(ValueError):

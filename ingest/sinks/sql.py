@@ -13,7 +13,16 @@ from core.timeutil import utcnow
 from ingest.batch import Batch, ReadingRow
 from ingest.instant_rules import AfterCommit, InstantRules, NoInstantRules, StoredEvent
 from ingest.registry_cache import KnownDevice, RegistryCache
-from models import Command, CommandStatus, DeadLetter, Device, DeviceStatus, Event, Site
+from models import (
+    BlockedDevice,
+    Command,
+    CommandStatus,
+    DeadLetter,
+    Device,
+    DeviceStatus,
+    Event,
+    Site,
+)
 
 log = logging.getLogger(__name__)
 
@@ -120,6 +129,19 @@ class SqlSink:
         unknown = self.cache.unknown(unknown)
         if not unknown:
             return
+        # Rejected since this replica's cache was loaded: stay out of the registry. (This batch's
+        # rows of such a device are still written; its next messages are dead-lettered.)
+        blocked = set(
+            conn.scalars(
+                select(BlockedDevice.device_id).where(BlockedDevice.device_id.in_(unknown))
+            )
+        )
+        if blocked:
+            log.warning("blocked device(s) publishing, not registering them: %s", sorted(blocked))
+            self.cache.block(blocked)
+            unknown = [d for d in unknown if d not in blocked]
+            if not unknown:
+                return
         now = utcnow()
         sites = {batch.seen[d][0] for d in unknown if not self.cache.has_site(batch.seen[d][0])}
         if sites:

@@ -22,7 +22,15 @@ from core.contract.payloads import event_payload, status_payload, telemetry_payl
 from core.db import make_engine, make_session_factory, session_scope
 from core.settings import Settings
 from ingest.service import IngestService
-from models import DeadLetter, Device, DeviceStatus, Event, IngestReplica, Reading
+from models import (
+    BlockedDevice,
+    DeadLetter,
+    Device,
+    DeviceStatus,
+    Event,
+    IngestReplica,
+    Reading,
+)
 from tests.conftest import TEST_SECRET, make_test_settings
 from tests.factories import Factory
 from tests.support.publisher import publish_all, wait_for_retained
@@ -130,6 +138,35 @@ def test_messages_are_stored_once_and_bad_ones_dead_lettered(
     assert fall.battery == 64 and fall.last_seen is not None
     assert stranger.quarantined and stranger.site_id == "home"
     assert replica.client_id == settings.mqtt_client_id and replica.written >= 901
+
+
+def test_a_blocked_device_is_dead_lettered_and_not_registered_again(
+    ingest_engine: Engine, mqtt_url: str, tmp_path: Path
+) -> None:
+    with session_scope(make_session_factory(ingest_engine)) as session:
+        session.add(BlockedDevice(device_id="rogue", site_id="home", reason="neighbour's"))
+    settings = service_settings(tmp_path, str(ingest_engine.url.render_as_string(False)), mqtt_url)
+    service = IngestService(settings, ingest_engine)
+    service.start()
+    try:
+        wait_until(service.client.connected.is_set, message="ingest connected")
+        rogue = [
+            (topic(settings, "rogue", "telemetry"), telemetry_payload(BASE, {"heart_rate": 70})),
+            (topic(settings, "rogue", "event"), event_payload(BASE, EventType.FALL_DETECTED)),
+            (topic(settings, "rogue", "status"), status_payload(True, "1.0", 90, -60)),
+        ]
+        wear = (topic(settings, "wear1", "telemetry"), telemetry_payload(BASE, {"spo2": 97}))
+        publish_all(mqtt_url, [*rogue, wear])
+        wait_until(lambda: count(ingest_engine, DeadLetter) == 3, message="dead letters")
+        wait_until(lambda: count(ingest_engine, Reading) == 1, message="wear1's reading")
+    finally:
+        service.stop()
+    with ingest_engine.connect() as conn:
+        letters = conn.execute(select(DeadLetter.reason, DeadLetter.topic)).all()
+        assert conn.scalar(select(Device.id).where(Device.id == "rogue")) is None
+        assert conn.scalar(select(func.count()).select_from(Event)) == 0
+    assert {reason for reason, _ in letters} == {"device_blocked"}
+    assert sorted(t.rsplit("/", 1)[1] for _, t in letters) == ["event", "status", "telemetry"]
 
 
 def test_sigterm_flushes_and_exits_cleanly(

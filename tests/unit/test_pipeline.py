@@ -55,7 +55,13 @@ class Acks:
         self.event.set()
 
 
-def make(window: int = 1000, interval: float = 10.0, batch_size: int = 5000, idle: float = 60.0):
+def make(
+    window: int = 1000,
+    interval: float = 10.0,
+    batch_size: int = 5000,
+    idle: float = 60.0,
+    blocked: frozenset[str] = frozenset(),
+):
     sink, acks = RecordingSink(), Acks()
     pipeline = Pipeline(
         [sink],
@@ -69,6 +75,7 @@ def make(window: int = 1000, interval: float = 10.0, batch_size: int = 5000, idl
             retry_max=0.05,
         ),
         IngestMetrics(),
+        blocked=lambda: blocked,
     )
     pipeline.start()
     return pipeline, sink, acks
@@ -162,3 +169,18 @@ def test_qos0_and_dead_letters_are_accounted() -> None:
     dead = [d for b in sink.batches for d in b.dead_letters]
     assert [d.reason for d in dead] == ["invalid_json"]
     assert pipeline.metrics.total(pipeline.metrics.dead_letters) == 1
+
+
+def test_messages_of_blocked_devices_are_dead_lettered_and_acknowledged() -> None:
+    pipeline, sink, acks = make(window=3, interval=0.01, blocked=frozenset({"d1"}))
+    pipeline.submit(TOPIC, payload(1), Delivery(1, 1, 0))
+    pipeline.submit("care/v1/s1/d1/status", b'{"online": true}', Delivery(2, 1, 0))
+    pipeline.submit("care/v1/s1/d2/telemetry", payload(2), Delivery(3, 1, 0))
+    assert wait_for(lambda: len(acks.mids) == 3)
+    pipeline.stop()
+    [batch] = sink.batches
+    assert [(r.device_id, r.metric) for r in batch.readings] == [("d2", "heart_rate")]
+    assert [d.reason for d in batch.dead_letters] == ["device_blocked", "device_blocked"]
+    assert "d1" in batch.dead_letters[0].detail and batch.dead_letters[0].payload == payload(1)
+    # Not "seen": a blocked device is neither registered again nor marked alive.
+    assert set(batch.seen) == {"d2"} and not batch.statuses
