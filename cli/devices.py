@@ -64,6 +64,35 @@ def list_devices(
             )
 
 
+@app.command("blocked")
+def blocked() -> None:
+    """List device ids an operator rejected and blocked (their messages become dead letters)."""
+    c = ctx()
+    with session_scope(c.sessions) as session:
+        rows = registry.blocked_devices(session)
+        if not rows:
+            typer.echo(c.t("cli.devices.none_blocked"))
+            return
+        typer.echo(c.t("cli.devices.blocked_header"))
+        for b in rows:
+            typer.echo(
+                f"{b.device_id:<28} {b.site_id:<10} "
+                f"{b.blocked_at.isoformat(timespec='seconds'):<26} {b.reason or '-'}"
+            )
+
+
+@app.command("unblock")
+def unblock(device_id: str = typer.Argument(..., help="Blocked device id.")) -> None:
+    """Lift a block: the device's next message puts it in quarantine again."""
+    c = ctx()
+    with session_scope(c.sessions) as session:
+        lifted = registry.unblock_device(session, device_id)
+    if not lifted:
+        typer.secho(c.t("cli.devices.not_blocked", device=device_id), err=True, fg="red")
+        raise typer.Exit(1)
+    typer.echo(c.t("cli.devices.unblocked", device=device_id))
+
+
 def _write_files(c: CliContext) -> None:
     """Rewrite the broker files and say so; exit 1 when they could not be written."""
     try:

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 from core import audit
 from core.contract.catalogue import DeviceType, is_registry_id
 from core.errors import ConflictError, IotCareError, NotFoundError
-from models import Device, Resident, Site, User
+from models import BlockedDevice, Device, Resident, Site, User
 
 
 def _check_id(kind: str, value: str) -> None:
@@ -94,7 +94,7 @@ def add_device(
     room: str | None = None,
     actor: User | None = None,
 ) -> Device:
-    """Register a device, checking its id, type, site and resident."""
+    """Register a device, checking its id, type, site and resident; lifts a block on its id."""
     _check_id("device", device_id)
     try:
         kind = DeviceType(device_type)
@@ -120,9 +120,37 @@ def add_device(
         quarantined=False,
     )
     session.add(device)
+    # Registering a device is the operator saying it belongs: a block on its id would otherwise
+    # keep dead-lettering everything it sends.
+    unblocked = unblock_device(session, device_id, actor)
     session.flush()
-    audit.record(session, actor, "device.add", "device", device_id, type=kind.value)
+    audit.record(
+        session, actor, "device.add", "device", device_id, type=kind.value, unblocked=unblocked
+    )
     return device
+
+
+def blocked_devices(session: Session) -> Sequence[BlockedDevice]:
+    """Blocked device ids (rejected by an operator), newest first."""
+    return session.scalars(
+        select(BlockedDevice).order_by(BlockedDevice.blocked_at.desc(), BlockedDevice.device_id)
+    ).all()
+
+
+def unblock_device(session: Session, device_id: str, actor: User | None = None) -> bool:
+    """Lift the block on a device id (audited); False when it was not blocked.
+
+    Ingest notices at its next registry refresh (at most a minute); the device's next message then
+    puts it in quarantine, unless it was registered meanwhile.
+    """
+    blocked = session.get(BlockedDevice, device_id)
+    if blocked is None:
+        return False
+    site_id = blocked.site_id
+    session.delete(blocked)
+    session.flush()
+    audit.record(session, actor, "device.unblock", "device", device_id, site_id=site_id)
+    return True
 
 
 def list_devices(

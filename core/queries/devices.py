@@ -17,13 +17,14 @@ import pandas as pd
 from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
-from core import audit
+from core import audit, registry
 from core.access import Permission, Viewer, acting_user, require
 from core.contract.catalogue import DeviceType, is_registry_id
 from core.errors import ConflictError, IotCareError, NotFoundError
 from core.timeutil import utcnow
 from models import (
     AuditEntry,
+    BlockedDevice,
     Command,
     DeadLetter,
     Device,
@@ -32,6 +33,7 @@ from models import (
     Reading,
     Resident,
     Site,
+    User,
 )
 
 LOW_BATTERY = 20
@@ -51,6 +53,7 @@ FLEET_COLUMNS = [
     "quarantined",
 ]
 MESSAGE_COLUMNS = ["at", "kind", "what", "detail"]
+BLOCKED_COLUMNS = ["device_id", "site_id", "blocked_at", "blocked_by", "reason"]
 
 
 @dataclass(frozen=True)
@@ -103,6 +106,7 @@ class RejectResult:
     device_id: str
     readings_kept: int
     events_kept: int
+    blocked: bool = False
 
 
 def _fleet_query(flt: FleetFilter) -> Select[Any]:
@@ -343,9 +347,18 @@ def accept_device(
 
 
 def reject_device(
-    session: Session, viewer: Viewer, device_id: str, *, reason: str | None = None
+    session: Session,
+    viewer: Viewer,
+    device_id: str,
+    *,
+    reason: str | None = None,
+    block: bool = True,
 ) -> RejectResult:
-    """Remove a quarantined device from the registry, keeping everything it sent; audited."""
+    """Remove a quarantined device from the registry, keeping everything it sent; audited.
+
+    With `block` (the default) its id is blocked too: ingest keeps its later messages as
+    dead letters instead of storing them and bringing the device back to quarantine.
+    """
     require(viewer, Permission.MANAGE_DEVICES)
     actor = acting_user(session, viewer)
     if not is_registry_id(device_id):
@@ -363,7 +376,18 @@ def reject_device(
     readings = int(session.scalar(select(func.count()).where(Reading.device_id == device_id)) or 0)
     events = int(session.scalar(select(func.count()).where(Event.device_id == device_id)) or 0)
     site_id = device.site_id
+    reason = (reason or "").strip()[:500] or None
     session.delete(device)
+    if block:
+        session.merge(
+            BlockedDevice(
+                device_id=device_id,
+                site_id=site_id,
+                reason=reason,
+                blocked_by=actor.id,
+                blocked_at=utcnow(),
+            )
+        )
     session.flush()
     audit.record(
         session,
@@ -372,8 +396,38 @@ def reject_device(
         "device",
         device_id,
         site_id=site_id,
-        reason=(reason or "").strip() or None,
+        reason=reason,
         readings_kept=readings,
         events_kept=events,
+        blocked=block,
     )
-    return RejectResult(device_id, readings, events)
+    return RejectResult(device_id, readings, events, block)
+
+
+def blocked_devices(session: Session, viewer: Viewer) -> pd.DataFrame:
+    """Device ids operators rejected and blocked, newest first, with who did it and why."""
+    require(viewer, Permission.MANAGE_DEVICES)
+    rows = session.execute(
+        select(
+            BlockedDevice.device_id,
+            BlockedDevice.site_id,
+            BlockedDevice.blocked_at,
+            User.display_name.label("blocked_by"),
+            BlockedDevice.reason,
+        )
+        .outerjoin(User, User.id == BlockedDevice.blocked_by)
+        .order_by(BlockedDevice.blocked_at.desc(), BlockedDevice.device_id)
+    ).all()
+    return pd.DataFrame(rows, columns=BLOCKED_COLUMNS)
+
+
+def unblock_device(session: Session, viewer: Viewer, device_id: str) -> None:
+    """Lift a block: the device's next message puts it in quarantine again; audited."""
+    require(viewer, Permission.MANAGE_DEVICES)
+    actor = acting_user(session, viewer)
+    if not (is_registry_id(device_id) and registry.unblock_device(session, device_id, actor)):
+        raise NotFoundError(
+            f"Device '{device_id}' is not blocked.",
+            key="errors.devices.not_blocked",
+            device=device_id,
+        )

@@ -118,6 +118,7 @@ else:
         st.markdown(f"**{t('app.devices.quarantine.reject_title')}**")
         st.caption(t("app.devices.quarantine.reject_help"))
         reason = st.text_input(t("app.devices.quarantine.reason"), max_chars=500)
+        block = st.checkbox(t("app.devices.quarantine.block"), value=True)
         sure = st.checkbox(t("app.devices.quarantine.reject_confirm", device=choice))
         reject = st.form_submit_button(t("app.devices.quarantine.reject"))
     if reject:
@@ -126,15 +127,59 @@ else:
         else:
             try:
                 with db_session() as session:
-                    result = q.reject_device(session, viewer, choice, reason=reason)
+                    result = q.reject_device(session, viewer, choice, reason=reason, block=block)
                 flash(
                     t(
-                        "app.devices.quarantine.rejected",
+                        "app.devices.quarantine.rejected_blocked"
+                        if result.blocked
+                        else "app.devices.quarantine.rejected",
                         device=choice,
                         readings=result.readings_kept,
                         events=result.events_kept,
                     )
                 )
+                st.rerun()
+            except IotCareError as error:
+                show_error(error)
+
+# --- blocked device ids
+
+with db_session() as session:
+    blocked = q.blocked_devices(session, viewer)
+with st.expander(t("app.devices.blocked.title", n=len(blocked)), expanded=False):
+    if blocked.empty:
+        st.caption(t("app.devices.blocked.none"))
+    else:
+        st.caption(t("app.devices.blocked.help"))
+        st.dataframe(
+            blocked.assign(
+                blocked_at=[
+                    when(at, site_tz(site))
+                    for at, site in zip(blocked["blocked_at"], blocked["site_id"], strict=True)
+                ],
+                blocked_by=blocked["blocked_by"].map(or_dash),
+                reason=blocked["reason"].map(or_dash),
+            ),
+            hide_index=True,
+            use_container_width=True,
+            column_config={
+                "device_id": t("app.devices.column.device"),
+                "site_id": t("app.devices.column.site"),
+                "blocked_at": t("app.devices.column.blocked_at"),
+                "blocked_by": t("app.devices.column.blocked_by"),
+                "reason": t("app.devices.column.reason"),
+            },
+        )
+        with st.form("unblock"):
+            to_unblock = st.selectbox(
+                t("app.devices.blocked.pick"), options=list(blocked["device_id"])
+            )
+            unblock = st.form_submit_button(t("app.devices.blocked.unblock"))
+        if unblock:
+            try:
+                with db_session() as session:
+                    q.unblock_device(session, viewer, to_unblock)
+                flash(t("app.devices.blocked.unblocked", device=to_unblock))
                 st.rerun()
             except IotCareError as error:
                 show_error(error)

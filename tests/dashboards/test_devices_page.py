@@ -8,7 +8,16 @@ import pytest
 from sqlalchemy import select
 
 from core.timeutil import utcnow
-from models import AuditEntry, DeadLetter, Device, DeviceStatus, Event, Reading, Resident
+from models import (
+    AuditEntry,
+    BlockedDevice,
+    DeadLetter,
+    Device,
+    DeviceStatus,
+    Event,
+    Reading,
+    Resident,
+)
 from tests.dashboards.conftest import no_exception, texts
 
 STRAY = "stray-sensor-01"
@@ -138,7 +147,10 @@ def test_reject_needs_confirmation_removes_the_device_and_keeps_its_data(open_ap
     next(c for c in at.checkbox if "stray-reject" in c.label).check()
     _button(at, "Reject device").click().run()
     no_exception(at)
-    assert "Device stray-reject is removed from the registry; 1 readings and 1 events" in texts(at)
+    assert (
+        "Device stray-reject is removed from the registry and blocked; 1 readings and 1 events"
+        in texts(at)
+    )
     with app_db.session() as session:
         assert session.get(Device, "stray-reject") is None
         assert session.scalars(select(Reading).where(Reading.device_id == "stray-reject")).all()
@@ -149,6 +161,36 @@ def test_reject_needs_confirmation_removes_the_device_and_keeps_its_data(open_ap
         )
         assert entry is not None and entry.details["reason"] == "not ours"
         assert entry.details["readings_kept"] == 1
+        assert session.get(BlockedDevice, "stray-reject").reason == "not ours"
+
+    # The blocked id is listed, and an operator can lift the block.
+    at = open_app("operator", page="devices")
+    blocked = next(e for e in at.expander if e.label.startswith("Blocked devices"))
+    assert "stray-reject" in list(blocked.dataframe[0].value["device_id"])
+    next(s for s in blocked.selectbox if s.label == "Device to unblock").select("stray-reject")
+    _button(at, "Unblock device").click().run()
+    no_exception(at)
+    assert "Device stray-reject is unblocked" in texts(at)
+    with app_db.session() as session:
+        assert session.get(BlockedDevice, "stray-reject") is None
+        assert session.scalar(
+            select(AuditEntry).where(
+                AuditEntry.action == "device.unblock", AuditEntry.target_id == "stray-reject"
+            )
+        )
+
+
+def test_reject_without_blocking(open_app, app_db) -> None:
+    _add_stray(app_db, "stray-noblock")
+    at = open_app("operator", page="devices")
+    next(c for c in at.checkbox if c.label.startswith("Block this device id")).uncheck()
+    next(c for c in at.checkbox if "stray-noblock" in c.label).check()
+    _button(at, "Reject device").click().run()
+    no_exception(at)
+    assert "Device stray-noblock is removed from the registry; 1 readings" in texts(at)
+    with app_db.session() as session:
+        assert session.get(Device, "stray-noblock") is None
+        assert session.get(BlockedDevice, "stray-noblock") is None
 
 
 def test_device_detail_shows_its_recent_messages(open_app, app_db) -> None:

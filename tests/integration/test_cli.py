@@ -10,8 +10,11 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import create_engine, func, inspect, select
+from sqlalchemy.orm import Session
 
 import models
+from core import registry
+from models import BlockedDevice
 from tests.conftest import TEST_SECRET
 
 
@@ -170,6 +173,31 @@ def test_seed_users_and_devices_round_trip(empty_database: str) -> None:
     listed = iotcare("devices", "list", "--site", "sunrise", database_url=empty_database)
     assert "sunrise-hall-motion" in listed.stdout
     assert len(listed.stdout.splitlines()) == 1 + 142 + 1
+
+
+def test_blocked_devices_are_listed_and_unblocked(empty_database: str) -> None:
+    assert iotcare("db", "upgrade", database_url=empty_database).returncode == 0
+    engine = create_engine(empty_database)
+    with Session(engine) as session:
+        registry.create_site(session, "home", "Home", "Asia/Seoul")
+        session.add(BlockedDevice(device_id="rogue", site_id="home", reason="not ours"))
+        session.commit()
+    engine.dispose()
+
+    listed = iotcare("devices", "blocked", database_url=empty_database)
+    assert listed.returncode == 0, listed.stderr
+    [row] = listed.stdout.splitlines()[1:]
+    assert row.split()[:2] == ["rogue", "home"] and row.endswith("not ours")
+
+    lifted = iotcare("devices", "unblock", "rogue", database_url=empty_database)
+    assert lifted.returncode == 0 and "unblocked" in lifted.stdout
+    korean = iotcare(
+        "devices", "blocked", database_url=empty_database, env={"IOTCARE_LANGUAGE": "ko"}
+    )
+    assert korean.stdout.strip() == "차단된 기기가 없습니다."
+    again = iotcare("devices", "unblock", "rogue", database_url=empty_database)
+    assert again.returncode == 1 and "is not blocked" in again.stderr
+    assert "Traceback" not in again.stderr
 
 
 @pytest.mark.parametrize(

@@ -7,6 +7,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
+from core import registry
 from core.access import AccessDenied, Viewer
 from core.contract.catalogue import DeviceType
 from core.errors import ConflictError, IotCareError, NotFoundError
@@ -14,12 +15,14 @@ from core.queries import devices as q
 from core.timeutil import utcnow
 from models import (
     AuditEntry,
+    BlockedDevice,
     DeadLetter,
     Device,
     DeviceStatus,
     Event,
     Reading,
     Role,
+    User,
 )
 
 
@@ -92,6 +95,8 @@ def test_caregiver_is_denied_every_device_function(db_session, fleet_world) -> N
         lambda: q.recent_messages(db_session, caregiver, stray.id),
         lambda: q.accept_device(db_session, caregiver, stray.id, device_type="env_sensor"),
         lambda: q.reject_device(db_session, caregiver, stray.id),
+        lambda: q.blocked_devices(db_session, caregiver),
+        lambda: q.unblock_device(db_session, caregiver, stray.id),
     ]
     for call in calls:
         with pytest.raises(AccessDenied):
@@ -191,7 +196,7 @@ def test_reject_removes_the_device_but_keeps_what_it_sent(db_session, fleet_worl
     assert accepted.value.key == "errors.devices.not_quarantined"
 
     result = q.reject_device(db_session, operator, stray.id, reason="neighbour's sensor")
-    assert result == q.RejectResult(stray.id, readings_kept=1, events_kept=1)
+    assert result == q.RejectResult(stray.id, readings_kept=1, events_kept=1, blocked=True)
     db_session.expire_all()
     assert db_session.get(Device, stray.id) is None
     assert db_session.scalars(select(Reading).where(Reading.device_id == stray.id)).all()
@@ -206,3 +211,48 @@ def test_reject_removes_the_device_but_keeps_what_it_sent(db_session, fleet_worl
     assert entry.details["site_id"] == stray.site_id
     with pytest.raises(NotFoundError):
         q.reject_device(db_session, operator, stray.id)
+
+
+def test_reject_blocks_the_id_until_an_operator_unblocks_it(db_session, fleet_world) -> None:
+    operator, stray = fleet_world["operator"], fleet_world["stray"]
+    q.reject_device(db_session, operator, stray.id, reason="  neighbour's sensor  ")
+    blocked = q.blocked_devices(db_session, operator)
+    assert list(blocked.columns) == q.BLOCKED_COLUMNS
+    [row] = blocked[blocked["device_id"] == stray.id].to_dict("records")
+    assert row["site_id"] == stray.site_id and row["reason"] == "neighbour's sensor"
+    assert row["blocked_by"] == db_session.get(User, operator.user_id).display_name
+
+    q.unblock_device(db_session, operator, stray.id)
+    assert db_session.get(BlockedDevice, stray.id) is None
+    entry = db_session.scalar(
+        select(AuditEntry).where(
+            AuditEntry.action == "device.unblock", AuditEntry.target_id == stray.id
+        )
+    )
+    assert entry.actor_id == operator.user_id and entry.details["site_id"] == stray.site_id
+    with pytest.raises(NotFoundError) as again:
+        q.unblock_device(db_session, operator, stray.id)
+    assert again.value.key == "errors.devices.not_blocked"
+
+
+def test_reject_without_block_lets_the_device_come_back_to_quarantine(
+    db_session, fleet_world
+) -> None:
+    operator, stray = fleet_world["operator"], fleet_world["stray"]
+    result = q.reject_device(db_session, operator, stray.id, block=False)
+    assert not result.blocked
+    assert db_session.get(BlockedDevice, stray.id) is None
+    entry = db_session.scalar(
+        select(AuditEntry).where(
+            AuditEntry.action == "device.reject", AuditEntry.target_id == stray.id
+        )
+    )
+    assert entry.details["blocked"] is False
+
+
+def test_registering_a_blocked_id_lifts_the_block(db_session, fleet_world) -> None:
+    operator, stray, site = fleet_world["operator"], fleet_world["stray"], fleet_world["site"]
+    q.reject_device(db_session, operator, stray.id)
+    registry.add_device(db_session, device_id=stray.id, site_id=site.id, device_type="env_sensor")
+    assert db_session.get(BlockedDevice, stray.id) is None
+    assert db_session.get(Device, stray.id).quarantined is False
