@@ -32,11 +32,11 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from sqlalchemy import create_engine, insert, text
-from sqlalchemy.engine import make_url
 
 from core import schema
 from core.contract.topics import INBOUND, TopicKind, device_topic, subscription
 from models import Device, DeviceStatus, Site
+from tests.support.databases import postgres_database
 from tests.support.mosquitto import PrivateMosquitto, with_parent_death_signal
 from tests.support.tcp_proxy import free_port
 
@@ -104,45 +104,43 @@ def device_names(publishers: int, devices: int) -> list[list[str]]:
 
 
 @contextlib.contextmanager
+def migrated_database(admin_url: str, prefix: str) -> Iterator[str]:
+    """A new PostgreSQL database named `prefix`_<random> on `admin_url`'s server, migrated to the
+    latest schema; dropped afterwards. Yields its URL."""
+    with postgres_database(admin_url, prefix) as url:
+        engine = create_engine(url)
+        try:
+            schema.upgrade(engine)
+        finally:
+            engine.dispose()
+        yield url
+
+
+@contextlib.contextmanager
 def bench_database(admin_url: str, devices: Sequence[str]) -> Iterator[str]:
     """A new PostgreSQL database, migrated, `devices` registered as wearables; dropped after."""
-    server = make_url(admin_url)
-    name = f"iotcare_bench_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(server, isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
-        url = server.set(database=name).render_as_string(hide_password=False)
+    with migrated_database(admin_url, "iotcare_bench") as url:
+        engine = create_engine(url)
         try:
-            engine = create_engine(url)
-            try:
-                schema.upgrade(engine)
-                with engine.begin() as conn:
+            with engine.begin() as conn:
+                conn.execute(insert(Site), [{"id": SITE, "name": "Benchmark", "timezone": "UTC"}])
+                if devices:
                     conn.execute(
-                        insert(Site), [{"id": SITE, "name": "Benchmark", "timezone": "UTC"}]
+                        insert(Device),
+                        [
+                            {
+                                "id": d,
+                                "site_id": SITE,
+                                "type": "wearable",
+                                "status": DeviceStatus.UNKNOWN,
+                                "quarantined": False,
+                            }
+                            for d in devices
+                        ],
                     )
-                    if devices:
-                        conn.execute(
-                            insert(Device),
-                            [
-                                {
-                                    "id": d,
-                                    "site_id": SITE,
-                                    "type": "wearable",
-                                    "status": DeviceStatus.UNKNOWN,
-                                    "quarantined": False,
-                                }
-                                for d in devices
-                            ],
-                        )
-            finally:
-                engine.dispose()
-            yield url
         finally:
-            with admin.connect() as conn:
-                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    finally:
-        admin.dispose()
+            engine.dispose()
+        yield url
 
 
 @dataclass(frozen=True)

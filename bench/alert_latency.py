@@ -51,7 +51,6 @@ and sent_at (recorded after the POST returned).
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import math
 import os
@@ -64,7 +63,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -72,7 +71,6 @@ from typing import Any
 
 import orjson
 from sqlalchemy import create_engine, select, text
-from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
 from bench._harness import (
@@ -82,10 +80,11 @@ from bench._harness import (
     bench_broker,
     die_with_parent,
     median,
+    migrated_database,
     scrape,
     spawn,
 )
-from core import registry, schema, seed, users
+from core import registry, seed, users
 from core.contract.catalogue import DeviceType, EventType
 from core.contract.topics import TopicKind, device_topic
 from models import CaregiverAssignment, ContactChannel, Device, Site, User
@@ -196,30 +195,6 @@ def reproduce_command(args: argparse.Namespace) -> str:
 
 
 # --- the database
-
-
-@contextlib.contextmanager
-def demo_database(admin_url: str) -> Iterator[str]:
-    """A new PostgreSQL database, migrated; dropped afterwards."""
-    server = make_url(admin_url)
-    name = f"iotcare_bench_alert_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(server, isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
-        try:
-            url = server.set(database=name).render_as_string(hide_password=False)
-            engine = create_engine(url)
-            try:
-                schema.upgrade(engine)
-            finally:
-                engine.dispose()
-            yield url
-        finally:
-            with admin.connect() as conn:
-                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    finally:
-        admin.dispose()
 
 
 def fall_detector(index: int) -> str:
@@ -594,7 +569,7 @@ def run_once(args: argparse.Namespace, repetition: int) -> dict[str, Any]:
     poller: CommitPoller | None = None
     critical: MqttPublisher | None = None
     try:
-        with demo_database(args.database_url) as db_url:
+        with migrated_database(args.database_url, "iotcare_bench_alert") as db_url:
             prepared = prepare(
                 db_url,
                 max(args.events, seed.DEMO_RESIDENTS),

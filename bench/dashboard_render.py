@@ -34,7 +34,6 @@ Figures are the median of the repeats. Targets: overview < 1 s, resident page < 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import logging
 import os
 import secrets
@@ -44,12 +43,11 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, insert, text
-from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
 from bench._harness import ROOT, admin_url_default
@@ -66,6 +64,7 @@ from models import (
     Severity,
     Site,
 )
+from tests.support.databases import postgres_database
 
 log = logging.getLogger("bench.dashboard_render")
 
@@ -155,24 +154,6 @@ def reproduce_command(args: argparse.Namespace) -> str:
         f"--database-url={args.database_url}",
     ]
     return "cd " + shlex.quote(str(ROOT)) + " && " + shlex.join(parts)
-
-
-@contextlib.contextmanager
-def throwaway(admin_url: str) -> Iterator[str]:
-    """A new PostgreSQL database, dropped afterwards; yields its URL."""
-    server = make_url(admin_url)
-    name = f"iotcare_bench_render_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(server, isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
-        try:
-            yield server.set(database=name).render_as_string(hide_password=False)
-        finally:
-            with admin.connect() as conn:
-                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    finally:
-        admin.dispose()
 
 
 # --- the data
@@ -487,7 +468,7 @@ def summary(seconds: list[float]) -> str:
 def run(args: argparse.Namespace) -> dict[str, Any]:
     """Build the data, time both pages both ways; the figures."""
     now = datetime.now(UTC).replace(microsecond=0)
-    with throwaway(args.database_url) as url:
+    with postgres_database(args.database_url, "iotcare_bench_render") as url:
         engine = create_engine(url)
         try:
             schema.upgrade(engine)

@@ -32,15 +32,13 @@ import statistics
 import sys
 import tempfile
 import time
-import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from sqlalchemy import Engine, create_engine, func, insert, select, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import Engine, func, insert, select, text
 from sqlalchemy.orm import Session
 
 from bench._harness import ROOT, admin_url_default
@@ -60,6 +58,7 @@ from models import (
     ScopeType,
     Site,
 )
+from tests.support.databases import postgres_database
 
 TARGET_SECONDS = 5.0
 TIMEZONES = ("Asia/Seoul", "UTC", "America/New_York")
@@ -126,19 +125,8 @@ def throwaway(args: argparse.Namespace) -> Iterator[str]:
         with tempfile.TemporaryDirectory(prefix="iotcare-rules-bench-") as tmp:
             yield f"sqlite:///{Path(tmp) / 'bench.db'}"
         return
-    server = make_url(args.database_url)
-    name = f"iotcare_bench_rules_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(server, isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
-        try:
-            yield server.set(database=name).render_as_string(hide_password=False)
-        finally:
-            with admin.connect() as conn:
-                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    finally:
-        admin.dispose()
+    with postgres_database(args.database_url, "iotcare_bench_rules") as url:
+        yield url
 
 
 def make_engine(url: str) -> Engine:
