@@ -22,7 +22,7 @@ import time
 import urllib.error
 import urllib.request
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -59,6 +59,12 @@ def admin_url_default() -> str:
     return os.environ.get("IOTCARE_TEST_DATABASE_URL") or DEFAULT_ADMIN_URL
 
 
+def exit_on_sigterm() -> None:
+    """Exit (status 143) on SIGTERM, so the finally blocks stop what the benchmark started and
+    drop its database."""
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+
+
 def die_with_parent() -> None:
     """Linux: SIGKILL this process when the benchmark that started it dies."""
     with contextlib.suppress(OSError, AttributeError):
@@ -68,6 +74,16 @@ def die_with_parent() -> None:
 def spawn() -> Any:
     """A multiprocessing context that does not fork our threads (proxy, pollers) into children."""
     return mp.get_context("spawn")
+
+
+def stop_process(process: Any) -> None:
+    """Wait for a multiprocessing process to exit (10 s), then kill it; nothing if never started."""
+    if process.pid is None:
+        return
+    process.join(10)
+    if process.is_alive():
+        process.kill()
+        process.join(5)
 
 
 def median(values: Sequence[float | None]) -> float | None:
@@ -496,12 +512,7 @@ class Publishers:
         self.go.set()
         self.leave.set()
         for process in self.processes:
-            if process.pid is None:
-                continue
-            process.join(10)
-            if process.is_alive():
-                process.kill()
-                process.join(5)
+            stop_process(process)
         self.results.close()
 
 
@@ -699,11 +710,8 @@ class NoopSubscriber:
         """Stop and reap it."""
         self.stop.set()
         self.leave.set()
-        if self.process is not None and self.process.pid is not None:
-            self.process.join(10)
-            if self.process.is_alive():
-                self.process.kill()
-                self.process.join(5)
+        if self.process is not None:
+            stop_process(self.process)
         self.results.close()
 
 
@@ -915,6 +923,11 @@ def memory_kb(pid: int) -> tuple[int, int] | None:
             key, value = line.split(":", 1)
             values[key] = int(value.split()[0])
     return values.get("VmRSS", 0), values.get("VmHWM", 0)
+
+
+def peak_memory_kb(pids: Iterable[int]) -> int:
+    """The largest VmHWM (peak RSS, kB) among `pids`; 0 when none can be read."""
+    return max((mem[1] for pid in pids if (mem := memory_kb(pid))), default=0)
 
 
 def postgres_pids() -> list[int]:

@@ -58,7 +58,6 @@ import queue
 import random
 import secrets
 import shlex
-import signal
 import sys
 import threading
 import time
@@ -79,10 +78,12 @@ from bench._harness import (
     admin_url_default,
     bench_broker,
     die_with_parent,
+    exit_on_sigterm,
     median,
     migrated_database,
     scrape,
     spawn,
+    stop_process,
 )
 from core import registry, seed, users
 from core.contract.catalogue import DeviceType, EventType
@@ -469,11 +470,7 @@ class Load:
     def close(self) -> None:
         """Reap the process."""
         self.stop_event.set()
-        if self.process.pid is not None:
-            self.process.join(10)
-            if self.process.is_alive():
-                self.process.kill()
-                self.process.join(5)
+        stop_process(self.process)
         self.results.close()
 
 
@@ -825,7 +822,7 @@ def summary(runs: list[dict[str, Any]]) -> tuple[str, bool]:
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmark; exit status 0 only when every event produced an alert and a webhook."""
     args = parse_args(argv)
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    exit_on_sigterm()
     print(
         f"alert latency: {args.events} fall_detected events every {args.interval:g} s "
         f"(+0-{JITTER * 1000:.0f} ms jitter) under {args.rate:,.0f} msg/s of telemetry, "

@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import os
 import shlex
-import signal
 import sys
 import time
 from pathlib import Path
@@ -36,6 +35,7 @@ from bench._harness import (
     bench_broker,
     bench_database,
     device_names,
+    exit_on_sigterm,
     memory_kb,
     publish_summary,
     scrape_all,
@@ -272,7 +272,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> int:
     """Run; exit status 0 only when nothing was lost."""
     args = parse_args(argv)
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    exit_on_sigterm()
     print(
         f"ingest memory: {args.rate:,.0f} msg/s x {READINGS_PER_MESSAGE} readings, "
         f"{args.publishers} publishers, window {args.window}, MQTT {args.protocol}, "

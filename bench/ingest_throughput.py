@@ -28,7 +28,6 @@ from __future__ import annotations
 import argparse
 import os
 import shlex
-import signal
 import sys
 import time
 from pathlib import Path
@@ -49,9 +48,10 @@ from bench._harness import (
     bench_database,
     cpu_split,
     device_names,
+    exit_on_sigterm,
     format_split,
     median,
-    memory_kb,
+    peak_memory_kb,
     publish_summary,
     reset_database,
     stored,
@@ -159,6 +159,13 @@ def _publish(args: argparse.Namespace, url: str, devices: list[list[str]]) -> Pu
     return publishers
 
 
+def _prequeue(publishers: Publishers) -> None:
+    """Drain mode: publish every message into the consumer's session before it starts."""
+    publishers.release()
+    if publishers.collect(timeout=600) is None:
+        raise RuntimeError("pre-queueing did not finish")
+
+
 def _finish_record(
     record: dict[str, Any],
     publishers: Publishers,
@@ -193,9 +200,7 @@ def run_noop(args: argparse.Namespace, devices: list[list[str]]) -> dict[str, An
         noop.create_session()
         publishers = _publish(args, broker.url, devices)
         if args.mode == "drain":
-            publishers.release()
-            if publishers.collect(timeout=600) is None:
-                raise RuntimeError("pre-queueing did not finish")
+            _prequeue(publishers)
             noop.start(args.messages, wait_ready=False)
             pub_pids: list[int] = []
         else:
@@ -211,8 +216,7 @@ def run_noop(args: argparse.Namespace, devices: list[list[str]]) -> dict[str, An
             report = noop.poll()
             if report is None:
                 time.sleep(POLL_SECONDS)
-                mem = memory_kb(noop.pid or 0)
-                peak_rss = max(peak_rss, mem[1] if mem else 0)
+                peak_rss = max(peak_rss, peak_memory_kb([noop.pid or 0]))
                 count = noop.progress.value
                 if count != last_count:
                     last_count, last_progress = count, time.monotonic()
@@ -257,9 +261,7 @@ def run_ingest(args: argparse.Namespace, devices: list[list[str]], db_url: str) 
         replicas.create_sessions()
         publishers = _publish(args, broker.url, devices)
         if args.mode == "drain":
-            publishers.release()
-            if publishers.collect(timeout=600) is None:
-                raise RuntimeError("pre-queueing did not finish")
+            _prequeue(publishers)
             replicas.start()
         else:
             replicas.start()
@@ -282,9 +284,7 @@ def run_ingest(args: argparse.Namespace, devices: list[list[str]], db_url: str) 
             replicas.check_alive()
             totals = replicas.totals()
             now = time.time()
-            for pid in replicas.pids:
-                mem = memory_kb(pid)
-                peak_rss = max(peak_rss, mem[1] if mem else 0)
+            peak_rss = max(peak_rss, peak_memory_kb(replicas.pids))
             if totals is None:  # still starting
                 time.sleep(POLL_SECONDS)
                 continue
@@ -309,9 +309,7 @@ def run_ingest(args: argparse.Namespace, devices: list[list[str]], db_url: str) 
                 end = CpuSnapshot.take(groups)
                 break
             time.sleep(POLL_SECONDS)
-        for pid in replicas.pids:
-            mem = memory_kb(pid)
-            peak_rss = max(peak_rss, mem[1] if mem else 0)
+        peak_rss = max(peak_rss, peak_memory_kb(replicas.pids))
         batches, write_seconds = replicas.batch_stats()
         replicas.stop()
         seconds = (done_at or time.time()) - (first_at or time.time())
@@ -413,7 +411,7 @@ def summary(args: argparse.Namespace, runs: list[dict[str, Any]]) -> tuple[str, 
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmark; exit status 0 only when nothing was lost or duplicated."""
     args = parse_args(argv)
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    exit_on_sigterm()
     devices = device_names(args.publishers, args.devices)
     flat = [d for group in devices for d in group]
     print(
