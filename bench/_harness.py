@@ -40,8 +40,6 @@ from tests.support.databases import postgres_database
 from tests.support.mosquitto import PrivateMosquitto, with_parent_death_signal
 from tests.support.tcp_proxy import free_port
 
-ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_ADMIN_URL = "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"
 TOPIC_ROOT = "care"
 SITE = "bench"
 SHARED_GROUP = "ingest"
@@ -52,11 +50,6 @@ CLK_TCK = os.sysconf("SC_CLK_TCK")
 SESSION_EXPIRY = 3600
 
 log = logging.getLogger("bench")
-
-
-def admin_url_default() -> str:
-    """The PostgreSQL server to create throwaway databases on."""
-    return os.environ.get("IOTCARE_TEST_DATABASE_URL") or DEFAULT_ADMIN_URL
 
 
 def exit_on_sigterm() -> None:

@@ -57,7 +57,6 @@ import os
 import queue
 import random
 import secrets
-import shlex
 import sys
 import threading
 import time
@@ -72,10 +71,16 @@ import orjson
 from sqlalchemy import create_engine, select, text
 from sqlalchemy.orm import Session
 
+from bench._command_line import (
+    add_database_url_option,
+    add_ingest_env_option,
+    append_json_line,
+    check_ingest_env,
+    ingest_settings,
+    reproduce_command,
+)
 from bench._harness import (
-    ROOT,
     IngestReplicas,
-    admin_url_default,
     bench_broker,
     die_with_parent,
     exit_on_sigterm,
@@ -133,19 +138,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--repeat", type=int, default=1, help="repetitions; medians reported")
     parser.add_argument("--seed", type=int, default=1, help="seed of the events' jitter")
-    parser.add_argument(
-        "--ingest-env",
-        action="append",
-        default=[],
-        metavar="IOTCARE_X=VALUE",
-        help="extra ingest setting (repeatable)",
-    )
-    parser.add_argument(
-        "--database-url",
-        default=admin_url_default(),
-        help="PostgreSQL server to create a throwaway database on "
-        "(default: $IOTCARE_TEST_DATABASE_URL or the local server as postgres)",
-    )
+    add_ingest_env_option(parser)
+    add_database_url_option(parser)
     parser.add_argument("--json", type=Path, help="append one JSON line per run to this file")
     parser.add_argument(
         "--unconfigured-channels",
@@ -164,21 +158,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         args.events, args.warmup, args.repeat = 10, 1.0, 1
     if args.events < 1 or args.interval <= 0 or args.rate < 0 or args.poll <= 0:
         parser.error("--events and --interval must be positive, --rate 0 or more")
-    for item in args.ingest_env:
-        if "=" not in item or not item.startswith("IOTCARE_"):
-            parser.error(f"--ingest-env {item!r}: expected IOTCARE_NAME=VALUE")
+    check_ingest_env(parser, args.ingest_env)
     return args
 
 
-def reproduce_command(args: argparse.Namespace) -> str:
-    """Every option spelled out, so the command reproduces the run whatever the defaults become."""
-    python = sys.executable
-    if python.startswith(str(ROOT) + os.sep):
-        python = os.path.relpath(python, ROOT)
-    parts = [
-        python,
-        "-m",
-        "bench.alert_latency",
+def command_options(args: argparse.Namespace) -> list[str]:
+    """Every option spelled out, for the command that reproduces the run."""
+    options = [
         f"--events={args.events}",
         f"--interval={args.interval:g}",
         f"--rate={args.rate:g}",
@@ -190,9 +176,8 @@ def reproduce_command(args: argparse.Namespace) -> str:
         f"--seed={args.seed}",
     ]
     if args.unconfigured_channels:
-        parts.append("--unconfigured-channels")
-    parts += [f"--ingest-env={item}" for item in args.ingest_env]
-    return f"cd {ROOT} && {shlex.join(parts)}"
+        options.append("--unconfigured-channels")
+    return options + [f"--ingest-env={item}" for item in args.ingest_env]
 
 
 # --- the database
@@ -577,7 +562,7 @@ def run_once(args: argparse.Namespace, repetition: int) -> dict[str, Any]:
                 "IOTCARE_ENVIRONMENT": "test",
                 "IOTCARE_SECRET_KEY": secrets.token_urlsafe(32),
                 "IOTCARE_APP_BASE_URL": "http://127.0.0.1:8501",
-                **dict(item.split("=", 1) for item in args.ingest_env),
+                **ingest_settings(args.ingest_env),
             }
             replicas = IngestReplicas(1, db_url, broker.url, False, args.window, extra_env=extra)
             replicas.start()
@@ -841,12 +826,10 @@ def main(argv: list[str] | None = None) -> int:
         )
         runs.append(record)
         print(f"[{repetition}/{args.repeat}]\n{describe(record, args.per_event)}", flush=True)
-        if args.json:
-            with args.json.open("ab") as out:
-                out.write(orjson.dumps(record, default=str) + b"\n")
+        append_json_line(args.json, record, default=str)
     text_, complete = summary(runs)
     print(text_)
-    print(f"reproduce: {reproduce_command(args)}")
+    print(f"reproduce: {reproduce_command('bench.alert_latency', command_options(args))}")
     return 0 if complete else 1
 
 

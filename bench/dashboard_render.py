@@ -37,7 +37,6 @@ import argparse
 import logging
 import os
 import secrets
-import shlex
 import statistics
 import sys
 import tempfile
@@ -50,7 +49,7 @@ from typing import Any
 from sqlalchemy import Engine, create_engine, insert, text
 from sqlalchemy.orm import Session
 
-from bench._harness import ROOT, admin_url_default
+from bench._command_line import ROOT, add_database_url_option, reproduce_command
 from core import schema, users
 from core.access import Viewer
 from models import (
@@ -124,27 +123,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--quick", action="store_true", help="a small smoke run (20 residents, 1 day, 2 repeats)"
     )
-    parser.add_argument(
-        "--database-url",
-        default=admin_url_default(),
-        help="PostgreSQL server for the throwaway database "
-        "(default: $IOTCARE_TEST_DATABASE_URL or the local server as postgres)",
-    )
+    add_database_url_option(parser)
     args = parser.parse_args(argv)
     if args.quick:
         args.residents, args.sites, args.days, args.repeat = 20, 2, 1.0, 2
     return args
 
 
-def reproduce_command(args: argparse.Namespace) -> str:
-    """Every option spelled out, so the command reproduces the run whatever the defaults become."""
-    python = sys.executable
-    if python.startswith(str(ROOT) + os.sep):
-        python = os.path.relpath(python, ROOT)
-    parts = [
-        python,
-        "-m",
-        "bench.dashboard_render",
+def command_options(args: argparse.Namespace) -> list[str]:
+    """Every option spelled out, for the command that reproduces the run."""
+    return [
         f"--residents={args.residents}",
         f"--sites={args.sites}",
         f"--days={args.days:g}",
@@ -153,7 +141,6 @@ def reproduce_command(args: argparse.Namespace) -> str:
         f"--seed={args.seed}",
         f"--database-url={args.database_url}",
     ]
-    return "cd " + shlex.quote(str(ROOT)) + " && " + shlex.join(parts)
 
 
 # --- the data
@@ -516,7 +503,7 @@ def main(argv: list[str] | None = None) -> int:
         f"targets (page medians): overview < {TARGETS['overview']:g} s, resident < "
         f"{TARGETS['resident']:g} s: {'met' if ok else 'MISSED'}"
     )
-    print(f"reproduce: {reproduce_command(args)}")
+    print(f"reproduce: {reproduce_command('bench.dashboard_render', command_options(args))}")
     return 0 if ok else 1
 
 

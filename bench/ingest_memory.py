@@ -17,21 +17,25 @@ from __future__ import annotations
 
 import argparse
 import os
-import shlex
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
-import orjson
 from sqlalchemy.engine import make_url
 
+from bench._command_line import (
+    add_database_url_option,
+    add_ingest_env_option,
+    add_mqtt_options,
+    append_json_line,
+    ingest_settings,
+    reproduce_command,
+)
 from bench._harness import (
     READINGS_PER_MESSAGE,
-    ROOT,
     IngestReplicas,
     Publishers,
-    admin_url_default,
     bench_broker,
     bench_database,
     device_names,
@@ -62,15 +66,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=1000,
         help="max_inflight_messages = IOTCARE_INGEST_INFLIGHT_WINDOW",
     )
-    parser.add_argument("--protocol", choices=("3.1.1", "5"), default="3.1.1")
-    parser.add_argument(
-        "--publisher",
-        choices=("raw", "paho"),
-        default="raw",
-        help="publisher client: raw (hand-built MQTT 3.1.1 QoS1 packets on a socket, a few us a "
-        "message) or paho (the simulator's client, ~60 us a message: the publishers then take "
-        "most of the 2 cores)",
-    )
+    add_mqtt_options(parser)
     parser.add_argument("--warmup", type=float, default=20, help="seconds of load before the cut")
     parser.add_argument("--outage", type=float, default=60, help="seconds the database is cut")
     parser.add_argument(
@@ -85,14 +81,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="IOTCARE_INGEST_RETRY_MAX: longest wait between write retries (default: the "
         "product's 30s)",
     )
-    parser.add_argument(
-        "--ingest-env",
-        action="append",
-        default=[],
-        metavar="IOTCARE_X=VALUE",
-        help="extra ingest setting (repeatable)",
-    )
-    parser.add_argument("--database-url", default=admin_url_default())
+    add_ingest_env_option(parser)
+    add_database_url_option(parser)
     parser.add_argument("--json", type=Path, help="append the result as one JSON line")
     parser.add_argument(
         "--quick", action="store_true", help="smoke run: 1,000 msg/s, 3 s outage, retry max 1s"
@@ -105,15 +95,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def reproduce_command(args: argparse.Namespace) -> str:
-    """Every option spelled out."""
-    python = sys.executable
-    if python.startswith(str(ROOT) + os.sep):
-        python = os.path.relpath(python, ROOT)
-    parts = [
-        python,
-        "-m",
-        "bench.ingest_memory",
+def command_options(args: argparse.Namespace) -> list[str]:
+    """Every option spelled out, for the command that reproduces the run."""
+    options = [
         f"--rate={args.rate:g}",
         f"--publishers={args.publishers}",
         f"--devices={args.devices}",
@@ -126,8 +110,7 @@ def reproduce_command(args: argparse.Namespace) -> str:
         f"--max-catch-up={args.max_catch_up:g}",
         f"--retry-max={args.retry_max}",
     ]
-    parts += [f"--ingest-env={item}" for item in args.ingest_env]
-    return f"cd {ROOT} && {shlex.join(parts)}"
+    return options + [f"--ingest-env={item}" for item in args.ingest_env]
 
 
 class Phases:
@@ -144,7 +127,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     """One run; returns the figures."""
     devices = device_names(args.publishers, args.devices)
     flat = [d for group in devices for d in group]
-    extra = dict(item.split("=", 1) for item in args.ingest_env)
+    extra = ingest_settings(args.ingest_env)
     extra["IOTCARE_INGEST_RETRY_MAX"] = args.retry_max
     record: dict[str, Any] = {"rate_target": args.rate, "outage_seconds": args.outage}
     with bench_database(args.database_url, flat) as db_url:
@@ -309,10 +292,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     ok = record["loss"] == 0 and record["extra_rows"] == 0 and catch_up is not None
     print(f"zero loss, caught up: {'yes' if ok else 'NO'}")
-    print(f"reproduce: {reproduce_command(args)}")
-    if args.json:
-        with args.json.open("ab") as out:
-            out.write(orjson.dumps(record) + b"\n")
+    print(f"reproduce: {reproduce_command('bench.ingest_memory', command_options(args))}")
+    append_json_line(args.json, record)
     return 0 if ok else 1
 
 

@@ -27,23 +27,27 @@ from __future__ import annotations
 
 import argparse
 import os
-import shlex
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
-import orjson
-
+from bench._command_line import (
+    add_database_url_option,
+    add_ingest_env_option,
+    add_mqtt_options,
+    append_json_line,
+    check_ingest_env,
+    ingest_settings,
+    reproduce_command,
+)
 from bench._harness import (
     POLL_SECONDS,
     READINGS_PER_MESSAGE,
-    ROOT,
     CpuSnapshot,
     IngestReplicas,
     NoopSubscriber,
     Publishers,
-    admin_url_default,
     bench_broker,
     bench_database,
     cpu_split,
@@ -77,15 +81,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="Mosquitto max_inflight_messages = IOTCARE_INGEST_INFLIGHT_WINDOW (Mosquitto's and "
         "the setting's default is 20; the shipped broker config uses 1000)",
     )
-    parser.add_argument("--protocol", choices=("3.1.1", "5"), default="3.1.1")
-    parser.add_argument(
-        "--publisher",
-        choices=("raw", "paho"),
-        default="raw",
-        help="publisher client: raw (hand-built MQTT 3.1.1 QoS1 packets on a socket, a few us a "
-        "message) or paho (the simulator's client, ~60 us a message: the publishers then take "
-        "most of the 2 cores)",
-    )
+    add_mqtt_options(parser)
     parser.add_argument("--replicas", type=int, default=1, help="ingest replicas (shared group)")
     parser.add_argument("--mode", choices=("live", "drain"), default="live")
     parser.add_argument(
@@ -95,19 +91,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--rate", type=float, default=0, help="total publish rate, msg/s (0: as fast as possible)"
     )
     parser.add_argument("--repeat", type=int, default=1, help="repetitions; medians reported")
-    parser.add_argument(
-        "--ingest-env",
-        action="append",
-        default=[],
-        metavar="IOTCARE_X=VALUE",
-        help="extra ingest setting (repeatable)",
-    )
-    parser.add_argument(
-        "--database-url",
-        default=admin_url_default(),
-        help="PostgreSQL server to create a throwaway database on "
-        "(default: $IOTCARE_TEST_DATABASE_URL or the local server as postgres)",
-    )
+    add_ingest_env_option(parser)
+    add_database_url_option(parser)
     parser.add_argument("--json", type=Path, help="append one JSON line per run to this file")
     parser.add_argument(
         "--quick", action="store_true", help="smoke run: 3,000 messages, 2 publishers, 1 repeat"
@@ -118,21 +103,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args.consumers = [c.strip() for c in args.consumers.split(",") if c.strip()]
     if not set(args.consumers) <= {"noop", "ingest"} or not args.consumers:
         parser.error("--consumers takes noop, ingest or noop,ingest")
-    for item in args.ingest_env:
-        if "=" not in item or not item.startswith("IOTCARE_"):
-            parser.error(f"--ingest-env {item!r}: expected IOTCARE_NAME=VALUE")
+    check_ingest_env(parser, args.ingest_env)
     return args
 
 
-def reproduce_command(args: argparse.Namespace) -> str:
-    """Every option spelled out, so the command reproduces the run whatever the defaults become."""
-    python = sys.executable
-    if python.startswith(str(ROOT) + os.sep):
-        python = os.path.relpath(python, ROOT)
-    parts = [
-        python,
-        "-m",
-        "bench.ingest_throughput",
+def command_options(args: argparse.Namespace) -> list[str]:
+    """Every option spelled out, for the command that reproduces the run."""
+    options = [
         f"--mode={args.mode}",
         f"--messages={args.messages}",
         f"--publishers={args.publishers}",
@@ -145,8 +122,7 @@ def reproduce_command(args: argparse.Namespace) -> str:
         f"--rate={args.rate:g}",
         f"--repeat={args.repeat}",
     ]
-    parts += [f"--ingest-env={item}" for item in args.ingest_env]
-    return f"cd {ROOT} && {shlex.join(parts)}"
+    return options + [f"--ingest-env={item}" for item in args.ingest_env]
 
 
 # --- one phase
@@ -251,9 +227,13 @@ def run_ingest(args: argparse.Namespace, devices: list[list[str]], db_url: str) 
     record: dict[str, Any] = {"consumer": "ingest"}
     reset_database(db_url)
     broker = bench_broker(args.window)
-    extra = dict(item.split("=", 1) for item in args.ingest_env)
     replicas = IngestReplicas(
-        args.replicas, db_url, broker.url, args.protocol == "5", args.window, extra_env=extra
+        args.replicas,
+        db_url,
+        broker.url,
+        args.protocol == "5",
+        args.window,
+        extra_env=ingest_settings(args.ingest_env),
     )
     publishers = None
     expected = args.messages * READINGS_PER_MESSAGE
@@ -443,12 +423,10 @@ def main(argv: list[str] | None = None) -> int:
                 )
                 runs.append(record)
                 print(f"[{repetition}/{args.repeat}] {describe(record)}", flush=True)
-                if args.json:
-                    with args.json.open("ab") as out:
-                        out.write(orjson.dumps(record) + b"\n")
+                append_json_line(args.json, record)
     text, ok = summary(args, runs)
     print(text)
-    print(f"reproduce: {reproduce_command(args)}")
+    print(f"reproduce: {reproduce_command('bench.ingest_throughput', command_options(args))}")
     return 0 if ok else 1
 
 

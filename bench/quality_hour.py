@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import shlex
 import statistics
 import sys
 import tempfile
@@ -27,14 +26,15 @@ from pathlib import Path
 from sqlalchemy import create_engine
 from sqlalchemy.orm import Session
 
-from bench._harness import ROOT, bench_database
+from bench._command_line import reproduce_command
+from bench._harness import bench_database
 from bench.rollup_hour import (
     add_data_options,
     bench_hour,
+    data_options,
     device_ids,
     load_in_child,
-    peak_rss_mb,
-    python_path,
+    peak_memory_report,
 )
 from expectations.runner import QualityParams, validate_window
 
@@ -53,19 +53,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def reproduce_command(args: argparse.Namespace) -> str:
-    """Every option spelled out, so the command reproduces the run whatever the defaults become."""
-    parts = [
-        python_path(),
-        "-m",
-        "bench.quality_hour",
-        f"--devices={args.devices}",
-        f"--interval={args.interval:g}",
-        f"--extra-hours={args.extra_hours}",
-        f"--seed={args.seed}",
-        f"--repeat={args.repeat}",
-    ]
-    return f"cd {ROOT} && {shlex.join(parts)}"
+def command_options(args: argparse.Namespace) -> list[str]:
+    """Every option spelled out, for the command that reproduces the run."""
+    return [*data_options(args), f"--repeat={args.repeat}"]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -120,11 +110,8 @@ def main(argv: list[str] | None = None) -> int:
         f"{timings[0]:.2f} s, median of {len(timings)} {statistics.median(timings):.2f} s; "
         f"target < {TARGET_SECONDS:.0f} s: {'met' if ok else 'NOT met'}"
     )
-    print(
-        f"peak memory of the benchmark process (ru_maxrss; data generated in a child process, "
-        f"the database server not included): {peak_rss_mb():.0f} MB"
-    )
-    print(f"reproduce: {reproduce_command(args)}")
+    print(peak_memory_report())
+    print(f"reproduce: {reproduce_command('bench.quality_hour', command_options(args))}")
     return 0 if ok else 1
 
 

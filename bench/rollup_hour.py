@@ -21,7 +21,6 @@ import io
 import multiprocessing as mp
 import os
 import resource
-import shlex
 import statistics
 import sys
 import time
@@ -33,7 +32,8 @@ import pandas as pd
 from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.orm import Session
 
-from bench._harness import ROOT, admin_url_default, bench_database
+from bench._command_line import add_database_url_option, reproduce_command
+from bench._harness import bench_database
 from core.contract.catalogue import METRICS
 from core.rollups import Window, rollup_window
 from models import RollupPeriod
@@ -74,12 +74,18 @@ def add_data_options(parser: argparse.ArgumentParser) -> None:
         "--extra-hours", type=int, default=0, help="hours of readings loaded before the hour"
     )
     parser.add_argument("--seed", type=int, default=7, help="random seed of the values")
-    parser.add_argument(
-        "--database-url",
-        default=admin_url_default(),
-        help="PostgreSQL server to create a throwaway database on "
-        "(default: $IOTCARE_TEST_DATABASE_URL or the local server as postgres)",
-    )
+    add_database_url_option(parser)
+
+
+def data_options(args: argparse.Namespace) -> list[str]:
+    """The options add_data_options adds, spelled out (but the server), for the command that
+    reproduces the run."""
+    return [
+        f"--devices={args.devices}",
+        f"--interval={args.interval:g}",
+        f"--extra-hours={args.extra_hours}",
+        f"--seed={args.seed}",
+    ]
 
 
 def device_ids(count: int) -> list[str]:
@@ -171,28 +177,17 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def python_path() -> str:
-    """The interpreter, relative to the repository when it is the project's venv."""
-    python = sys.executable
-    if python.startswith(str(ROOT) + os.sep):
-        python = os.path.relpath(python, ROOT)
-    return python
+def peak_memory_report() -> str:
+    """The report's line on this process's peak memory."""
+    return (
+        f"peak memory of the benchmark process (ru_maxrss; data generated in a child process, "
+        f"the database server not included): {peak_rss_mb():.0f} MB"
+    )
 
 
-def reproduce_command(args: argparse.Namespace) -> str:
-    """Every option spelled out, so the command reproduces the run whatever the defaults become."""
-    parts = [
-        python_path(),
-        "-m",
-        "bench.rollup_hour",
-        f"--devices={args.devices}",
-        f"--interval={args.interval:g}",
-        f"--extra-hours={args.extra_hours}",
-        f"--seed={args.seed}",
-        f"--repeat={args.repeat}",
-        f"--work-mem={args.work_mem}",
-    ]
-    return f"cd {ROOT} && {shlex.join(parts)}"
+def command_options(args: argparse.Namespace) -> list[str]:
+    """Every option spelled out, for the command that reproduces the run."""
+    return [*data_options(args), f"--repeat={args.repeat}", f"--work-mem={args.work_mem}"]
 
 
 def bench_hour() -> datetime:
@@ -240,11 +235,8 @@ def main(argv: list[str] | None = None) -> int:
         f"target < {TARGET_SECONDS:.0f} s: {'met' if ok else 'NOT met'}"
     )
     print(f"readings counted in rollups: {stored[1]:,} (must equal {rows:,})")
-    print(
-        f"peak memory of the benchmark process (ru_maxrss; data generated in a child process, "
-        f"the database server not included): {peak_rss_mb():.0f} MB"
-    )
-    print(f"reproduce: {reproduce_command(args)}")
+    print(peak_memory_report())
+    print(f"reproduce: {reproduce_command('bench.rollup_hour', command_options(args))}")
     return 0 if ok else 1
 
 

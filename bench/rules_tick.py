@@ -26,8 +26,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import io
-import os
-import shlex
 import statistics
 import sys
 import tempfile
@@ -41,7 +39,7 @@ import numpy as np
 from sqlalchemy import Engine, func, insert, select, text
 from sqlalchemy.orm import Session
 
-from bench._harness import ROOT, admin_url_default
+from bench._command_line import add_database_url_option, reproduce_command
 from core import schema
 from core.rules.engine import evaluate_rules
 from core.seed import DEFAULT_RULES
@@ -85,24 +83,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--hours", type=float, default=2.0, help="hours of readings up to now")
     parser.add_argument("--ticks", type=int, default=5)
     parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument(
-        "--database-url",
-        default=admin_url_default(),
-        help="PostgreSQL server for the throwaway database "
-        "(default: $IOTCARE_TEST_DATABASE_URL or the local server as postgres)",
-    )
+    add_database_url_option(parser)
     return parser.parse_args(argv)
 
 
-def reproduce_command(args: argparse.Namespace) -> str:
-    """Every option spelled out, so the command reproduces the run whatever the defaults become."""
-    python = sys.executable
-    if python.startswith(str(ROOT) + os.sep):
-        python = os.path.relpath(python, ROOT)
-    parts = [
-        python,
-        "-m",
-        "bench.rules_tick",
+def command_options(args: argparse.Namespace) -> list[str]:
+    """Every option spelled out, for the command that reproduces the run."""
+    options = [
         f"--backend={args.backend}",
         f"--residents={args.residents}",
         f"--sites={args.sites}",
@@ -111,8 +98,8 @@ def reproduce_command(args: argparse.Namespace) -> str:
         f"--seed={args.seed}",
     ]
     if args.backend == "postgresql":
-        parts.append(f"--database-url={args.database_url}")
-    return "cd " + shlex.quote(str(ROOT)) + " && " + shlex.join(parts)
+        options.append(f"--database-url={args.database_url}")
+    return options
 
 
 # --- the database
@@ -446,7 +433,7 @@ def main(argv: list[str] | None = None) -> int:
         f"devices, {args.ticks} ticks: min {low:.3f} s, median {mid:.3f} s, max {high:.3f} s "
         f"per tick (target < {TARGET_SECONDS:g} s: {'met' if ok else 'MISSED'})"
     )
-    print(f"reproduce: {reproduce_command(args)}")
+    print(f"reproduce: {reproduce_command('bench.rules_tick', command_options(args))}")
     return 0 if ok else 1
 
 
