@@ -17,6 +17,15 @@ ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_ADMIN_URL = "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"
 
 
+def benchmark_parser(module: str, description: str | None) -> argparse.ArgumentParser:
+    """The parser of `python -m <module>`, its docstring (`description`) shown as written."""
+    return argparse.ArgumentParser(
+        prog=f"python -m {module}",
+        description=description,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+
+
 def admin_url_default() -> str:
     """The PostgreSQL server to create throwaway databases on."""
     return os.environ.get("IOTCARE_TEST_DATABASE_URL") or DEFAULT_ADMIN_URL
@@ -32,8 +41,14 @@ def add_database_url_option(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def add_mqtt_options(parser: argparse.ArgumentParser) -> None:
-    """--protocol (the consumers' MQTT version) and --publisher (the publishers' client)."""
+def add_publisher_options(
+    parser: argparse.ArgumentParser, publishers: int, window_help: str
+) -> None:
+    """The ingest benchmarks' load and link: --publishers (default `publishers`), --devices,
+    --window, --protocol (the consumers' MQTT version) and --publisher (the publishers' client)."""
+    parser.add_argument("--publishers", type=int, default=publishers, help="publisher processes")
+    parser.add_argument("--devices", type=int, default=1200, help="devices, split over publishers")
+    parser.add_argument("--window", type=int, default=1000, help=window_help)
     parser.add_argument("--protocol", choices=("3.1.1", "5"), default="3.1.1")
     parser.add_argument(
         "--publisher",

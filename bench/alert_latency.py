@@ -75,6 +75,7 @@ from bench._command_line import (
     add_database_url_option,
     add_ingest_env_option,
     append_json_line,
+    benchmark_parser,
     check_ingest_env,
     ingest_settings,
     reproduce_command,
@@ -106,11 +107,7 @@ PERCENTILES = (50, 95, 99)
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """Command line."""
-    parser = argparse.ArgumentParser(
-        prog="python -m bench.alert_latency",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    parser = benchmark_parser("bench.alert_latency", __doc__)
     parser.add_argument("--events", type=int, default=100, help="critical events per run (K)")
     parser.add_argument(
         "--interval", type=float, default=0.3, help="seconds between critical events"

@@ -49,7 +49,7 @@ from typing import Any
 from sqlalchemy import Engine, create_engine, insert, text
 from sqlalchemy.orm import Session
 
-from bench._command_line import ROOT, add_database_url_option, reproduce_command
+from bench._command_line import ROOT, add_database_url_option, benchmark_parser, reproduce_command
 from core import schema, users
 from core.access import Viewer
 from models import (
@@ -107,11 +107,7 @@ SCHEDULE: tuple[tuple[str, str, float, str], ...] = (
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """Command-line options."""
-    parser = argparse.ArgumentParser(
-        prog="python -m bench.dashboard_render",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    parser = benchmark_parser("bench.dashboard_render", __doc__)
     parser.add_argument("--residents", type=int, default=1000)
     parser.add_argument("--sites", type=int, default=10)
     parser.add_argument("--days", type=float, default=30.0, help="days of readings up to now")

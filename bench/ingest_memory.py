@@ -27,8 +27,9 @@ from sqlalchemy.engine import make_url
 from bench._command_line import (
     add_database_url_option,
     add_ingest_env_option,
-    add_mqtt_options,
+    add_publisher_options,
     append_json_line,
+    benchmark_parser,
     ingest_settings,
     reproduce_command,
 )
@@ -52,21 +53,11 @@ SAMPLE_SECONDS = 0.1
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """Command line."""
-    parser = argparse.ArgumentParser(
-        prog="python -m bench.ingest_memory",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    parser = benchmark_parser("bench.ingest_memory", __doc__)
     parser.add_argument("--rate", type=float, default=5000, help="total publish rate, msg/s")
-    parser.add_argument("--publishers", type=int, default=2, help="publisher processes")
-    parser.add_argument("--devices", type=int, default=1200, help="devices, split over publishers")
-    parser.add_argument(
-        "--window",
-        type=int,
-        default=1000,
-        help="max_inflight_messages = IOTCARE_INGEST_INFLIGHT_WINDOW",
+    add_publisher_options(
+        parser, publishers=2, window_help="max_inflight_messages = IOTCARE_INGEST_INFLIGHT_WINDOW"
     )
-    add_mqtt_options(parser)
     parser.add_argument("--warmup", type=float, default=20, help="seconds of load before the cut")
     parser.add_argument("--outage", type=float, default=60, help="seconds the database is cut")
     parser.add_argument(

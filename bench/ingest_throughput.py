@@ -35,8 +35,9 @@ from typing import Any
 from bench._command_line import (
     add_database_url_option,
     add_ingest_env_option,
-    add_mqtt_options,
+    add_publisher_options,
     append_json_line,
+    benchmark_parser,
     check_ingest_env,
     ingest_settings,
     reproduce_command,
@@ -66,22 +67,14 @@ STALL_SECONDS = 30.0
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """Command line."""
-    parser = argparse.ArgumentParser(
-        prog="python -m bench.ingest_throughput",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    parser = benchmark_parser("bench.ingest_throughput", __doc__)
     parser.add_argument("--messages", type=int, default=300_000, help="messages per phase (N)")
-    parser.add_argument("--publishers", type=int, default=3, help="publisher processes")
-    parser.add_argument("--devices", type=int, default=1200, help="devices, split over publishers")
-    parser.add_argument(
-        "--window",
-        type=int,
-        default=1000,
-        help="Mosquitto max_inflight_messages = IOTCARE_INGEST_INFLIGHT_WINDOW (Mosquitto's and "
-        "the setting's default is 20; the shipped broker config uses 1000)",
+    add_publisher_options(
+        parser,
+        publishers=3,
+        window_help="Mosquitto max_inflight_messages = IOTCARE_INGEST_INFLIGHT_WINDOW (Mosquitto's "
+        "and the setting's default is 20; the shipped broker config uses 1000)",
     )
-    add_mqtt_options(parser)
     parser.add_argument("--replicas", type=int, default=1, help="ingest replicas (shared group)")
     parser.add_argument("--mode", choices=("live", "drain"), default="live")
     parser.add_argument(

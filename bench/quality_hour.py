@@ -26,7 +26,7 @@ from pathlib import Path
 from sqlalchemy import create_engine
 from sqlalchemy.orm import Session
 
-from bench._command_line import reproduce_command
+from bench._command_line import benchmark_parser, reproduce_command
 from bench._harness import bench_database
 from bench.rollup_hour import (
     add_data_options,
@@ -43,11 +43,7 @@ TARGET_SECONDS = 30.0
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """Command-line options."""
-    parser = argparse.ArgumentParser(
-        prog="python -m bench.quality_hour",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    parser = benchmark_parser("bench.quality_hour", __doc__)
     add_data_options(parser)
     parser.add_argument("--repeat", type=int, default=2, help="validations of the same hour")
     return parser.parse_args(argv)

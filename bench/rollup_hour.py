@@ -32,7 +32,7 @@ import pandas as pd
 from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.orm import Session
 
-from bench._command_line import add_database_url_option, reproduce_command
+from bench._command_line import add_database_url_option, benchmark_parser, reproduce_command
 from bench._harness import bench_database
 from core.contract.catalogue import METRICS
 from core.rollups import Window, rollup_window
@@ -55,11 +55,7 @@ NORMAL = {
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """Command-line options."""
-    parser = argparse.ArgumentParser(
-        prog="python -m bench.rollup_hour",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    parser = benchmark_parser("bench.rollup_hour", __doc__)
     add_data_options(parser)
     parser.add_argument("--repeat", type=int, default=3, help="rollups of the same hour")
     parser.add_argument("--work-mem", default="256MB", help="work_mem for the rollup statement")

@@ -39,7 +39,7 @@ import numpy as np
 from sqlalchemy import Engine, func, insert, select, text
 from sqlalchemy.orm import Session
 
-from bench._command_line import add_database_url_option, reproduce_command
+from bench._command_line import add_database_url_option, benchmark_parser, reproduce_command
 from core import schema
 from core.rules.engine import evaluate_rules
 from core.seed import DEFAULT_RULES
@@ -72,11 +72,7 @@ DEVICE_TYPES = (
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """Command-line options."""
-    parser = argparse.ArgumentParser(
-        prog="python -m bench.rules_tick",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    parser = benchmark_parser("bench.rules_tick", __doc__)
     parser.add_argument("--backend", choices=("postgresql", "sqlite"), default="postgresql")
     parser.add_argument("--residents", type=int, default=1000)
     parser.add_argument("--sites", type=int, default=10)
