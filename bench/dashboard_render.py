@@ -49,6 +49,7 @@ from typing import Any
 from sqlalchemy import Engine, create_engine, insert, text
 from sqlalchemy.orm import Session
 
+from bench._care_homes import DEVICE_TYPES, device_id, site_rows
 from bench._command_line import ROOT, add_database_url_option, benchmark_parser, reproduce_command
 from core import schema, users
 from core.access import Viewer
@@ -68,15 +69,6 @@ from tests.support.databases import postgres_database
 log = logging.getLogger("bench.dashboard_render")
 
 TARGETS = {"overview": 1.0, "resident": 0.5}
-TIMEZONES = ("Asia/Seoul", "UTC", "America/New_York")
-DEVICE_TYPES = (
-    "wearable",
-    "bed_sensor",
-    "motion_sensor",
-    "door_sensor",
-    "env_sensor",
-    "panic_button",
-)
 APP = ROOT / "dashboards" / "streamlit_app.py"
 VIEWER_KEY = "iotcare.viewer"
 SIGNED_IN_AT_KEY = "iotcare.signed_in_at"
@@ -148,10 +140,7 @@ def _step(multiple: float, interval: int) -> int:
 
 def load(engine: Engine, now: datetime, args: argparse.Namespace) -> dict[str, int]:
     """Registry, readings, rollups, events, alerts, reports; returns row counts."""
-    sites = [
-        {"id": f"site{s:02d}", "name": f"Site {s}", "timezone": TIMEZONES[s % len(TIMEZONES)]}
-        for s in range(args.sites)
-    ]
+    sites = site_rows(args.sites)
     residents = [
         {
             "id": r + 1,
@@ -168,7 +157,7 @@ def load(engine: Engine, now: datetime, args: argparse.Namespace) -> dict[str, i
             n = r * len(DEVICE_TYPES) + k
             devices.append(
                 {
-                    "id": f"r{r + 1:05d}-{kind}",
+                    "id": device_id(r, kind),
                     "site_id": resident["site_id"],
                     "resident_id": resident["id"],
                     "type": kind,
@@ -202,7 +191,7 @@ def load(engine: Engine, now: datetime, args: argparse.Namespace) -> dict[str, i
                 "dedupe_key": f"bench:{resident['id']}",
                 "site_id": resident["site_id"],
                 "resident_id": resident["id"],
-                "device_id": f"r{r + 1:05d}-door_sensor",
+                "device_id": device_id(r, "door_sensor"),
                 "title": "Fall" if severity is Severity.CRITICAL else "Door opened at night",
                 "details": {"event_type": "fall_detected"}
                 if severity is Severity.CRITICAL

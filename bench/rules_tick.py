@@ -39,6 +39,7 @@ import numpy as np
 from sqlalchemy import Engine, func, insert, select, text
 from sqlalchemy.orm import Session
 
+from bench._care_homes import DEVICE_TYPES, device_id, site_rows
 from bench._command_line import add_database_url_option, benchmark_parser, reproduce_command
 from core import schema
 from core.rules.engine import evaluate_rules
@@ -59,15 +60,6 @@ from models import (
 from tests.support.databases import postgres_database
 
 TARGET_SECONDS = 5.0
-TIMEZONES = ("Asia/Seoul", "UTC", "America/New_York")
-DEVICE_TYPES = (
-    "wearable",
-    "bed_sensor",
-    "motion_sensor",
-    "door_sensor",
-    "env_sensor",
-    "panic_button",
-)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -150,8 +142,8 @@ def generate_readings(
     end = np.datetime64(now.replace(tzinfo=None), "us")
     span = int(args.hours * 3600)
     by_type: dict[str, list[tuple[str, int]]] = {}
-    for device_id, kind, index in devices:
-        by_type.setdefault(kind, []).append((device_id, index))
+    for device, kind, index in devices:
+        by_type.setdefault(kind, []).append((device, index))
     schedule = {
         "wearable": [("heart_rate", 10), ("spo2", 10), ("body_temp_c", 10), ("battery_pct", 600)],
         "bed_sensor": [("bed_occupied", 60), ("heart_rate", 60), ("battery_pct", 3600)],
@@ -208,10 +200,7 @@ def load(engine: Engine, url: str, now: datetime, args: argparse.Namespace) -> D
     """Registry, rules, routines, events, quality runs and readings."""
     data = Data()
     postgres = engine.dialect.name == "postgresql"
-    sites = [
-        {"id": f"site{s:02d}", "name": f"Site {s}", "timezone": TIMEZONES[s % len(TIMEZONES)]}
-        for s in range(args.sites)
-    ]
+    sites = site_rows(args.sites)
     residents = [
         {
             "id": r + 1,
@@ -225,11 +214,11 @@ def load(engine: Engine, url: str, now: datetime, args: argparse.Namespace) -> D
     generated: list[tuple[str, str, int]] = []
     for r, resident in enumerate(residents):
         for kind in DEVICE_TYPES:
-            device_id = f"r{r + 1:05d}-{kind}"
+            device = device_id(r, kind)
             silent = r % 103 == 19 and kind == "env_sensor"  # ~1 % of residents: a dead sensor
             devices.append(
                 {
-                    "id": device_id,
+                    "id": device,
                     "site_id": resident["site_id"],
                     "resident_id": resident["id"],
                     "type": kind,
@@ -240,7 +229,7 @@ def load(engine: Engine, url: str, now: datetime, args: argparse.Namespace) -> D
                 }
             )
             if not silent:
-                generated.append((device_id, kind, r))
+                generated.append((device, kind, r))
     data.devices = len(devices)
     with Session(engine) as session, session.begin():
         session.execute(insert(Site), sites)
@@ -297,7 +286,7 @@ def load(engine: Engine, url: str, now: datetime, args: argparse.Namespace) -> D
             insert(Event),
             [
                 {
-                    "device_id": f"r{r + 1:05d}-door_sensor",
+                    "device_id": device_id(r, "door_sensor"),
                     "site_id": residents[r]["site_id"],
                     "resident_id": residents[r]["id"],
                     "type": "door_opened",
