@@ -30,6 +30,7 @@ from bench._command_line import (
     add_publisher_options,
     append_json_line,
     benchmark_parser,
+    check_ingest_env,
     ingest_settings,
     reproduce_command,
 )
@@ -79,6 +80,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--quick", action="store_true", help="smoke run: 1,000 msg/s, 3 s outage, retry max 1s"
     )
     args = parser.parse_args(argv)
+    check_ingest_env(parser, args.ingest_env)
     if args.quick:
         args.rate, args.publishers, args.devices = 1000, 2, 100
         args.warmup, args.outage, args.tail, args.retry_max = 3, 3, 2, "1s"
