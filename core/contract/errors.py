@@ -21,6 +21,10 @@ class Reason(StrEnum):
     DEVICE_BLOCKED = "device_blocked"
 
 
+# What a message itself can break; DEVICE_BLOCKED is the platform's decision about its sender.
+CONTRACT_REASONS: frozenset[Reason] = frozenset(Reason) - {Reason.DEVICE_BLOCKED}
+
+
 class ContractError(ValueError):
     """A message (or part of one) that breaks contract v1."""
 
