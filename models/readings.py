@@ -20,8 +20,18 @@ class Reading(Base):
         PrimaryKeyConstraint("device_id", "ts", "metric"),
         # Rollups, data-quality checks, retention and reports read "every reading between two
         # times". A BRIN index (a few pages per million rows, next to nothing per insert, since
-        # readings arrive roughly in time order) spares them a scan of the whole table.
-        only_on("postgresql", Index("ix_readings_ts_brin", "ts", postgresql_using="brin")),
+        # readings arrive roughly in time order) spares them a scan of the whole table. Pages
+        # not yet summarized are always read, so autosummarize has autovacuum summarize each
+        # page range as soon as it fills instead of at the table's next vacuum.
+        only_on(
+            "postgresql",
+            Index(
+                "ix_readings_ts_brin",
+                "ts",
+                postgresql_using="brin",
+                postgresql_with={"autosummarize": "on"},
+            ),
+        ),
     )
 
     # No foreign key to devices on purpose: this is the hot write path, and ingest

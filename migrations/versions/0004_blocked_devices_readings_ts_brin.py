@@ -52,6 +52,7 @@ def upgrade() -> None:
             ["ts"],
             unique=False,
             postgresql_using="brin",
+            postgresql_with={"autosummarize": "on"},
             if_not_exists=True,
         )
 
