@@ -6,7 +6,9 @@ A throwaway PostgreSQL database is created and migrated, the devices registered,
 of readings loaded with COPY (device i reports metric i mod 11 of the catalogue, values inside
 its valid range, every --interval seconds with a per-device phase). --extra-hours loads that
 many hours before the measured one too, so the table is bigger than the window (the query must
-not depend on what else the table holds). Then core.rollups.rollup_window aggregates the hour
+not depend on what else the table holds). Then, as the rollups flow does first, the new page
+ranges of readings' BRIN time index are summarized (timed apart), and
+core.rollups.rollup_window aggregates the hour
 (hourly rollup, the statement the hourly flow runs) --repeat times, each committed; the first
 run inserts, later ones re-aggregate the same hour and change nothing (idempotent upsert).
 Peak memory is this process's ru_maxrss: the data is generated and loaded by a child process,
@@ -35,7 +37,7 @@ from sqlalchemy.orm import Session
 from bench._command_line import add_database_url_option, benchmark_parser, reproduce_command
 from bench._harness import bench_database
 from core.contract.catalogue import METRICS
-from core.rollups import Window, rollup_window
+from core.rollups import Window, rollup_window, summarize_time_index
 from models import RollupPeriod
 
 TARGET_SECONDS = 10.0
@@ -206,6 +208,15 @@ def main(argv: list[str] | None = None) -> int:
         try:
             rows, load_seconds = load_in_child(url, hour, args)
             print(f"loaded {rows:,} readings in the hour in {load_seconds:.1f} s", flush=True)
+            # What the rollups flow does first: summarize readings' BRIN index (new ranges only).
+            started = time.perf_counter()
+            with Session(engine) as session, session.begin():
+                ranges = summarize_time_index(session)
+            print(
+                f"time index: {ranges} page range(s) summarized in "
+                f"{time.perf_counter() - started:.2f} s",
+                flush=True,
+            )
             window = Window(RollupPeriod.HOUR, hour, hour + timedelta(hours=1))
             timings: list[float] = []
             written: list[int] = []

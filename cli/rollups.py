@@ -49,6 +49,8 @@ def backfill(
     started = time.perf_counter()
     buckets: dict[RollupPeriod, int] = {}
     rows = 0
+    with session_scope(c.sessions) as session:
+        rollups.summarize_time_index(session)
     for kind in _PERIODS[period]:
         windows = rollups.backfill_windows(begin, finish, kind)
         with tqdm(

@@ -33,6 +33,7 @@ from typing import Any
 
 import pandas as pd
 from sqlalchemy import bindparam, select, text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from core.timeutil import ensure_utc, utcnow
@@ -172,6 +173,29 @@ def _register_sqlite_functions(session: Session) -> None:
     dbapi = session.connection().connection.dbapi_connection
     assert dbapi is not None
     dbapi.create_aggregate("iotcare_p95", 1, _p95_class())  # type: ignore[attr-defined]
+
+
+def summarize_time_index(session: Session) -> int | None:
+    """PostgreSQL: summarize the page ranges of readings' BRIN index that are not yet summarized.
+
+    Unsummarized ranges match every time range, so until they are summarized a time-range read
+    scans them all. Autovacuum does it (the index has autosummarize on), unless autovacuum is off
+    or behind; the rollups call this first so their scans stay small either way. It reads only
+    the pages written since the last summary. Returns how many ranges it summarized; None on
+    other backends, or when it could not (logged; the rollup then simply scans more).
+    """
+    if session.get_bind().dialect.name != "postgresql":
+        return None
+    try:
+        with session.begin_nested():
+            summarized = session.scalar(
+                text("SELECT brin_summarize_new_values('ix_readings_ts_brin'::regclass)")
+            )
+    except DBAPIError as error:
+        log.warning("readings' time index not summarized: %s", error.orig)
+        return None
+    log.debug("readings' time index: %s new page range(s) summarized", summarized)
+    return int(summarized or 0)
 
 
 def rollup_window(session: Session, window: Window, *, work_mem: str | None = None) -> int:

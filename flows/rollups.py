@@ -48,6 +48,18 @@ def plan_windows(period: RollupPeriod, now: datetime) -> list[rollups.Window]:
 
 
 @task(
+    name="Summarize the readings time index",
+    retries=RETRIES,
+    retry_delay_seconds=RETRY_DELAYS,
+    cache_policy=NONE,
+)
+def summarize_time_index() -> int | None:
+    """Summarize new page ranges of readings' BRIN index, so the rollups' time scans stay small."""
+    with runtime().session() as session:
+        return rollups.summarize_time_index(session)
+
+
+@task(
     name="Aggregate rollups",
     task_run_name="{window.period.value} rollups from {window.start:%Y-%m-%d %H:%M} UTC",
     retries=RETRIES,
@@ -75,6 +87,7 @@ def rollups_flow(now: datetime | None = None) -> dict[str, int]:
     """Aggregate every period's new (and still open to late data) buckets."""
     now = ensure_utc(now or utcnow())
     written: dict[str, int] = {}
+    summarize_time_index()
     for period in (RollupPeriod.HOUR, RollupPeriod.DAY):
         chunks = plan_windows(period, now)
         written[period.value] = sum(aggregate(chunk) for chunk in chunks)

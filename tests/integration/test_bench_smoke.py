@@ -134,3 +134,10 @@ def test_quality_hour_passes_every_suite() -> None:
     assert "device_freshness passed" in output, output
     assert "dead_letter_rate passed" in output, output
     assert "-m bench.quality_hour --devices=40 --interval=60 --extra-hours=0" in output, output
+
+
+@pytest.mark.postgres
+def test_time_index_benchmark_reads_every_bucket() -> None:
+    output = run_bench("bench.time_index", "--days=1", "--devices=20", "--hours=2", "--repeat=1")
+    assert "summarized:" in output and "(20 buckets)" in output, output
+    assert "-m bench.time_index --days=1 --devices=20 --interval=10" in output, output

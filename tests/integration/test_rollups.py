@@ -142,3 +142,27 @@ def test_rollups_read_back_as_a_dataframe(db_session: Session) -> None:
     assert len(frame) == 1
     assert frame["bucket"].iloc[0] == pd.Timestamp(T0)
     assert str(frame["bucket"].dt.tz) == "UTC"
+
+
+def test_time_index_is_summarized_and_rollups_stay_exact(db_session: Session) -> None:
+    if db_session.get_bind().dialect.name != "postgresql":
+        assert rollups.summarize_time_index(db_session) is None  # no BRIN index on SQLite
+        return
+    # Enough rows in time order to fill several of the index's 128-page ranges.
+    start = datetime(2026, 3, 2, 0, tzinfo=UTC)
+    bulk = pd.DataFrame(
+        {
+            "device_id": [f"brin-{i % 50}" for i in range(60_000)],
+            "metric": "heart_rate",
+            "ts": [start + timedelta(seconds=i // 50) for i in range(60_000)],
+            "value": 70.0,
+        }
+    )
+    store(db_session, bulk)
+    frame = crafted_readings()
+    store(db_session, frame)
+    assert rollups.summarize_time_index(db_session) >= 2
+    assert rollups.summarize_time_index(db_session) == 0
+
+    rollups.rollup_window(db_session, rollups.Window(HOUR, T0, T0 + timedelta(hours=3)))
+    assert_same(stored(db_session, HOUR), expected(frame, "h"))
