@@ -230,8 +230,14 @@ def plan_scenarios(site: SiteSpec, start: datetime, end: datetime, seed: int) ->
     scenarios: list[Scenario] = []
     for name, every, first, (low, high), duration, device_type in plan:
         for day in range(first, days, every):
-            offset = _at_local(start, zone, day, rng.uniform(low, high))
+            hour = rng.uniform(low, high)
             resident = site.residents[rng.randrange(count)]
+            offset = _at_local(start, zone, day, hour)
+            if offset < timedelta(0):
+                # The period began after that hour of its first local day: the next day at the
+                # same hour instead, so a short history still has its incidents whatever the
+                # time of day it is seeded.
+                offset = _at_local(start, zone, day + 1, hour)
             if offset < timedelta(0) or offset + (duration or timedelta(0)) >= span:
                 continue
             target = str(resident.index)
