@@ -31,10 +31,11 @@ def test_the_plan_is_the_same_for_the_same_seed_and_differs_for_another() -> Non
     site = demo_site(20)
     start = datetime(2026, 11, 20, 5, 0, tzinfo=UTC)
     end = start + timedelta(days=7)
-    texts = [s.spec.text for s in plan_scenarios(site, start, end, seed=3)]
+    plan = plan_scenarios(site, start, end, seed=3)
+    texts = [s.spec.text for s in plan]
     assert texts == [s.spec.text for s in plan_scenarios(site, start, end, seed=3)]
     assert texts != [s.spec.text for s in plan_scenarios(site, start, end, seed=4)]
     # A week holds every kind, falls every third day.
-    kinds = Counter(text.split(":")[0] for text in texts)
+    kinds = Counter(s.spec.name for s in plan)
     assert set(kinds) == TWO_DAY_KINDS | {"flapping", "long_inactivity"}
     assert kinds["fall"] >= 2
