@@ -81,6 +81,8 @@ class NotificationPurpose(StrEnum):
     """Why a notification is sent."""
 
     NEW = "new"
+    # A critical alert that happened again (a new event) while still open or acknowledged.
+    REPEAT = "repeat"
     ESCALATION = "escalation"
     RESOLVED = "resolved"
     REPORT = "report"

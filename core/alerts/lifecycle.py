@@ -2,13 +2,19 @@
 
 Every change writes alert_history and the audit log in the caller's transaction, and calls the
 registered outbox hook so notifications are queued in that same transaction (transactional outbox).
+
+A repeat is folded into the unresolved alert as an occurrence, each with its own history row. A
+repeat raised with `renotify=True` (the instant path does so for every new critical event) is news
+again: the alert goes back to open if it was acknowledged, its escalation starts over and the
+route hears of it as a repeat. Windowed rules never pass it: a sustained condition re-evaluated
+every minute must not page anyone every minute.
 """
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -30,21 +36,49 @@ from models import (
     User,
 )
 
-# Called with (session, alert, purpose) whenever people must hear of an alert change. The
-# notification outbox registers itself here, so this module needs no import of it.
-OutboxHook = Callable[[Session, Alert, NotificationPurpose], None]
+
+@dataclass(frozen=True)
+class Occurrence:
+    """One event behind an alert: what, which event and device, when, and what it said."""
+
+    event_type: str
+    event_id: int | None = None
+    device_id: str | None = None
+    ts: datetime | None = None
+    data: dict[str, Any] = field(default_factory=dict)
+
+    def to_data(self) -> dict[str, Any]:
+        """JSON-able, for the alert's history and the notification payload."""
+        return {
+            "event_type": self.event_type,
+            "event_id": self.event_id,
+            "device_id": self.device_id,
+            "ts": self.ts.isoformat() if self.ts else None,
+            "data": dict(self.data),
+        }
+
+
+# Called with (session, alert, purpose, occurrence) whenever people must hear of an alert
+# change; occurrence is the new event for a REPEAT, else None. The notification outbox
+# registers itself here, so this module needs no import of it.
+OutboxHook = Callable[[Session, Alert, NotificationPurpose, Occurrence | None], None]
 _outbox_hooks: list[OutboxHook] = []
 
 
 def register_outbox(hook: OutboxHook) -> None:
-    """Have `hook` queue notifications for every new, escalated or resolved alert."""
+    """Have `hook` queue notifications for every new, repeated, escalated or resolved alert."""
     if hook not in _outbox_hooks:
         _outbox_hooks.append(hook)
 
 
-def _notify(session: Session, alert: Alert, purpose: NotificationPurpose) -> None:
+def _notify(
+    session: Session,
+    alert: Alert,
+    purpose: NotificationPurpose,
+    occurrence: Occurrence | None = None,
+) -> None:
     for hook in _outbox_hooks:
-        hook(session, alert, purpose)
+        hook(session, alert, purpose, occurrence)
 
 
 @dataclass(frozen=True)
@@ -60,16 +94,30 @@ class Subject:
 
 @dataclass(frozen=True)
 class Raised:
-    """The outcome of raising: the alert, and whether it is new (else a repeat)."""
+    """The outcome of raising: the alert, whether it is new (else a repeat), whether the repeat
+    was notified again, and whether it was an event the alert had counted already."""
 
     alert: Alert
     created: bool
+    renotified: bool = False
+    duplicate: bool = False
+
+    @property
+    def notified(self) -> bool:
+        """Whether this raise queued notifications (deliver them now)."""
+        return self.created or self.renotified
 
 
-def dedupe_key(rule_id: int | None, kind: RuleKind, subject: Subject) -> str:
-    """One open alert per rule (or kind, for rule-less alerts) and subject."""
+def dedupe_key(
+    rule_id: int | None, kind: RuleKind, subject: Subject, event_type: str | None = None
+) -> str:
+    """One open alert per rule (or kind, for rule-less alerts), subject and, for events, type.
+
+    A panic press is never folded into an open fall alert, even when one rule lists both.
+    """
     owner = f"rule{rule_id}" if rule_id is not None else f"kind:{kind.value}"
-    return f"{owner}:{subject.type}:{subject.id}"
+    key = f"{owner}:{subject.type}:{subject.id}"
+    return f"{key}:{event_type}" if event_type else key
 
 
 def _history(
@@ -102,6 +150,80 @@ def find_unresolved(session: Session, key: str) -> Alert | None:
     )
 
 
+def _event_type(
+    kind: RuleKind, details: dict[str, Any] | None, occurrence: Occurrence | None
+) -> str | None:
+    if occurrence is not None:
+        return occurrence.event_type
+    if RuleKind(kind) is RuleKind.EVENT and details and details.get("event_type"):
+        return str(details["event_type"])
+    return None
+
+
+def _seen_event(session: Session, alert: Alert, event_id: int) -> bool:
+    """Whether the alert counted this event already (a redelivery must not page twice)."""
+    found = session.scalar(
+        select(AlertHistory.id)
+        .where(
+            AlertHistory.alert_id == alert.id,
+            AlertHistory.action.in_(("opened", "repeated")),
+            AlertHistory.data["event_id"].as_integer() == event_id,
+        )
+        .limit(1)
+    )
+    return found is not None
+
+
+def _repeat(
+    session: Session,
+    alert: Alert,
+    now: datetime,
+    details: dict[str, Any] | None,
+    occurrence: Occurrence | None,
+    renotify: bool,
+) -> Raised:
+    """Count a repeat on `alert`; with `renotify`, make it news again (see the module doc)."""
+    event_id = occurrence.event_id if occurrence is not None else None
+    if event_id is not None and _seen_event(session, alert, event_id):
+        return Raised(alert, created=False, duplicate=True)
+    alert.occurrences += 1
+    alert.last_seen_at = max(alert.last_seen_at, now)
+    if occurrence is not None:
+        # Each occurrence lives in its own history row; details stay those of the first.
+        record = occurrence.to_data()
+    else:
+        # Windowed rules read the newest episode back from the details (core.rules.engine).
+        if details:
+            alert.details = {**alert.details, **details}
+        record = {"details": details or {}}
+    _history(session, alert, "repeated", at=now, occurrences=alert.occurrences, **record)
+    if not renotify:
+        return Raised(alert, created=False)
+    if alert.status is AlertStatus.ACKNOWLEDGED:
+        # It happened again after someone took it on: open again, and the acknowledgement
+        # stays in the history (its own row, and the one written here).
+        _history(
+            session,
+            alert,
+            "reactivated",
+            at=now,
+            occurrences=alert.occurrences,
+            acknowledged_by=alert.acknowledged_by,
+            acknowledged_at=(alert.acknowledged_at.isoformat() if alert.acknowledged_at else None),
+            ack_note=alert.ack_note,
+        )
+        alert.status = AlertStatus.OPEN
+        alert.acknowledged_at = alert.acknowledged_by = alert.ack_note = None
+        audit.record(
+            session, None, "alert.reactivate", "alert", alert.id, occurrences=alert.occurrences
+        )
+    # Escalation starts over from the first tier; the outbox schedules its next step.
+    alert.escalation_level = 1
+    alert.next_escalation_at = None
+    _notify(session, alert, NotificationPurpose.REPEAT, occurrence)
+    return Raised(alert, created=False, renotified=True)
+
+
 def raise_alert(
     session: Session,
     *,
@@ -112,18 +234,22 @@ def raise_alert(
     details: dict[str, Any] | None = None,
     rule: AlertRule | None = None,
     at: datetime | None = None,
+    occurrence: Occurrence | None = None,
+    renotify: bool = False,
 ) -> Raised:
-    """Open an alert, or count a repeat on the unresolved one with the same rule and subject."""
+    """Open an alert, or count a repeat on the unresolved one with the same key.
+
+    `occurrence` is the event behind it (its type is part of the key; each occurrence is kept in
+    the history). `renotify` makes a repeat news again: only for a new critical event, never for
+    a windowed rule's re-evaluation of the same condition.
+    """
     now = at or utcnow()
-    key = dedupe_key(rule.id if rule else None, kind, subject)
+    key = dedupe_key(
+        rule.id if rule else None, kind, subject, _event_type(kind, details, occurrence)
+    )
     existing = find_unresolved(session, key)
     if existing is not None:
-        existing.occurrences += 1
-        existing.last_seen_at = max(existing.last_seen_at, now)
-        if details:
-            existing.details = {**existing.details, **details}
-        _history(session, existing, "repeated", at=now, occurrences=existing.occurrences)
-        return Raised(existing, created=False)
+        return _repeat(session, existing, now, details, occurrence, renotify)
     alert = Alert(
         id=uuid.uuid4(),
         rule_id=rule.id if rule else None,
@@ -152,11 +278,9 @@ def raise_alert(
         existing = find_unresolved(session, key)
         if existing is None:
             raise
-        existing.occurrences += 1
-        existing.last_seen_at = max(existing.last_seen_at, now)
-        _history(session, existing, "repeated", at=now, occurrences=existing.occurrences)
-        return Raised(existing, created=False)
-    _history(session, alert, "opened", at=now, severity=severity.value)
+        return _repeat(session, existing, now, details, occurrence, renotify)
+    first = occurrence.to_data() if occurrence is not None else {}
+    _history(session, alert, "opened", at=now, severity=severity.value, **first)
     audit.record(
         session, None, "alert.open", "alert", alert.id, title=title, severity=severity.value
     )

@@ -1,7 +1,8 @@
 """The text of a notification: per recipient and purpose, in their language, from core/i18n.
 
 A message says who (resident and room), what, where (site), since when (in the resident's
-timezone), how severe, how often, and carries the recipient's one-click acknowledgement link.
+timezone), how severe, how often, and carries the recipient's one-click acknowledgement link. A
+repeat also says when the new event happened, on which device and what it reported.
 An optional LLM summary (OpenAI-compatible chat completions) becomes its first paragraph; the
 template alone is used whenever the LLM is not configured or does not answer well in time.
 """
@@ -19,6 +20,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy.orm import Session
 
+from core.alerts.lifecycle import Occurrence
 from core.i18n import catalogue, normalize_language, translate
 from core.settings import Settings
 from core.timeutil import to_local
@@ -29,6 +31,8 @@ log = logging.getLogger(__name__)
 TIME_FORMAT = "%Y-%m-%d %H:%M %Z"
 # A summary longer than this is not a summary; an LLM that rambles is ignored.
 MAX_SUMMARY_CHARS = 600
+# A device's event data is shown as it came; a hostile or broken device must not fill a message.
+MAX_EVENT_DETAILS_CHARS = 200
 _LANGUAGE_NAMES = {"en": "English", "ko": "Korean"}
 
 
@@ -52,6 +56,10 @@ class AlertFacts:
     resolved_at: str | None
     occurrences: int
     timezone: str
+    # The new event of a repeat (None otherwise): when, which device, what it reported.
+    occurrence_at: str | None = None
+    occurrence_device_id: str | None = None
+    occurrence_data: dict[str, Any] | None = None
 
     def to_payload(self) -> dict[str, Any]:
         """A JSON-able dict (for the outbox payload and webhook bodies)."""
@@ -71,8 +79,11 @@ class RenderedMessage:
     body: str
 
 
-def alert_facts(session: Session, alert: Alert, default_timezone: str) -> AlertFacts:
-    """Collect the facts of `alert`: resident, room, site and the timezone to show times in."""
+def alert_facts(
+    session: Session, alert: Alert, default_timezone: str, occurrence: Occurrence | None = None
+) -> AlertFacts:
+    """Collect the facts of `alert`: resident, room, site and the timezone to show times in, and
+    for a repeat its new `occurrence`."""
     resident = session.get(Resident, alert.resident_id) if alert.resident_id else None
     site_id = alert.site_id or (resident.site_id if resident else None)
     site = session.get(Site, site_id) if site_id else None
@@ -97,6 +108,11 @@ def alert_facts(session: Session, alert: Alert, default_timezone: str) -> AlertF
         resolved_at=alert.resolved_at.isoformat() if alert.resolved_at else None,
         occurrences=alert.occurrences,
         timezone=timezone,
+        occurrence_at=(
+            (occurrence.ts or alert.last_seen_at).isoformat() if occurrence is not None else None
+        ),
+        occurrence_device_id=occurrence.device_id if occurrence is not None else None,
+        occurrence_data=dict(occurrence.data) if occurrence is not None else None,
     )
 
 
@@ -138,6 +154,17 @@ def describe_who(facts: AlertFacts, language: str) -> str:
     return translate("notify.who.site", language)
 
 
+def describe_event_data(data: dict[str, Any] | None) -> str:
+    """An event's data as `key=value, ...` (shortened), or '-' when it reported nothing."""
+    if not data:
+        return "-"
+    text = ", ".join(f"{key}={value}" for key, value in sorted(data.items(), key=lambda i: i[0]))
+    text = " ".join(text.split())
+    if len(text) > MAX_EVENT_DETAILS_CHARS:
+        text = text[: MAX_EVENT_DETAILS_CHARS - 1] + "…"
+    return text
+
+
 def render_message(
     facts: AlertFacts,
     purpose: NotificationPurpose,
@@ -160,6 +187,11 @@ def render_message(
         "recipient": recipient,
         "link": link or "",
         "resolved_at": local_time(facts.resolved_at, facts.timezone) if facts.resolved_at else "",
+        "again_at": (
+            local_time(facts.occurrence_at, facts.timezone) if facts.occurrence_at else ""
+        ),
+        "device": facts.occurrence_device_id or facts.device_id or "-",
+        "details": describe_event_data(facts.occurrence_data),
     }
     subject = translate(f"notify.subject.{purpose.value}", language, **params)
     body = translate(f"notify.body.{purpose.value}", language, **params)
@@ -187,6 +219,9 @@ def _prompt(facts: AlertFacts, purpose: NotificationPurpose, language: str) -> l
             local_time(facts.resolved_at, facts.timezone) if facts.resolved_at else None
         ),
         "occurrences": facts.occurrences,
+        "again_local": (
+            local_time(facts.occurrence_at, facts.timezone) if facts.occurrence_at else None
+        ),
     }
     system = (
         "You write the first paragraph of an alert notification sent to a caregiver in a care "

@@ -101,7 +101,7 @@ def test_outbox_hook_runs_in_the_same_transaction(
     monkeypatch.setattr(
         lifecycle,
         "_outbox_hooks",
-        [lambda session, alert, purpose: calls.append((alert.title, purpose.value))],
+        [lambda session, alert, purpose, _occurrence: calls.append((alert.title, purpose.value))],
     )
     resident = factory.resident(factory.site("site"))
     alert = fall(db_session, resident.id).alert
