@@ -6,6 +6,12 @@ Event-kind rules come from the database (operators edit them). As a safety net, 
 and flame, smoke or gas still closes the site's gas valves: a disabled rule must not mean a
 missed fall. That holds for quarantined devices too (rules ignore them): a fall detector
 installed before an operator accepted it is still someone's fall detector.
+
+Every critical event reaches a person: one arriving while its alert is still open or acknowledged
+is raised with `renotify`, so the route hears of it again (as a repeat, with this event's time and
+data), an acknowledged alert opens again and its escalation starts over. Every flame, smoke or
+gas event asks for the site's valves to close, whatever alert it was folded into: a second leak
+must not meet a valve that was reopened after the first. Other events repeat silently.
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from core.alerts import lifecycle
+from core.alerts.lifecycle import Occurrence
 from core.commands import request_command, site_valves
 from core.contract.catalogue import CRITICAL_EVENTS, EventType
 from core.rules.events import event_subject, match_event_rules
@@ -76,16 +83,28 @@ class CriticalEventAlerts:
             return self._rules
 
     def on_events(self, session: Session, events: Sequence[StoredEvent]) -> AfterCommit | None:
-        """Open alerts (and request valve commands) for the events; deliver after commit."""
+        """Open or re-notify alerts (and request valve commands) for the events; deliver after
+        commit."""
         rules = self._event_rules(session)
-        opened: list[uuid.UUID] = []
+        notified: list[uuid.UUID] = []
         commands: list[uuid.UUID] = []
         for event in events:
             matched: list[AlertRule | None] = list(
                 match_event_rules(rules, event, quarantined=event.quarantined)
             )
-            if not matched and event.type in CRITICAL_EVENTS:
+            critical = event.type in CRITICAL_EVENTS
+            if not matched and critical:
                 matched = [None]
+            occurrence = Occurrence(
+                event_type=event.type,
+                event_id=event.id,
+                device_id=event.device_id,
+                ts=event.ts,
+                data=dict(event.data or {}),
+            )
+            close_valves = event.type in VALVE_EVENTS
+            command_alert: uuid.UUID | None = None
+            fresh = False
             for rule in matched:
                 raised = lifecycle.raise_alert(
                     session,
@@ -101,40 +120,48 @@ class CriticalEventAlerts:
                     },
                     rule=rule,
                     at=event.received_at,
+                    occurrence=occurrence,
+                    renotify=critical,
                 )
-                if raised.created:
-                    opened.append(raised.alert.id)
+                if raised.duplicate:
+                    continue  # this very event was handled already
+                fresh = True
+                command_alert = command_alert or raised.alert.id
+                if raised.notified and raised.alert.id not in notified:
+                    notified.append(raised.alert.id)
                     log.warning(
-                        "alert %s opened: %s at %s/%s",
+                        "alert %s %s: %s at %s/%s (occurrence %d)",
                         raised.alert.id,
+                        "opened" if raised.created else "notified again",
                         event.type,
                         event.site_id,
                         event.device_id,
+                        raised.alert.occurrences,
                     )
-                action = (
-                    (rule.params or {}).get("action")
-                    if rule
-                    else (CLOSE_VALVE if event.type in VALVE_EVENTS else None)
-                )
-                if action == CLOSE_VALVE and raised.created:
-                    for valve in site_valves(session, event.site_id):
-                        command = request_command(
-                            session,
-                            valve.id,
-                            CLOSE_VALVE,
-                            alert_id=raised.alert.id,
-                            reason=f"{event.type} reported by {event.device_id}",
-                        )
-                        commands.append(command.id)
-        if not opened and not commands:
+                action = (rule.params or {}).get("action") if rule is not None else None
+                if action == CLOSE_VALVE and raised.notified:
+                    close_valves = True
+            if close_valves and fresh:
+                # Once per event, however many rules matched it.
+                for valve in site_valves(session, event.site_id):
+                    command = request_command(
+                        session,
+                        valve.id,
+                        CLOSE_VALVE,
+                        alert_id=command_alert,
+                        reason=f"{event.type} reported by {event.device_id}",
+                    )
+                    commands.append(command.id)
+        if not notified and not commands:
             return None
-        return lambda: self._after_commit(opened, commands)
+        return lambda: self._after_commit(notified, commands)
 
-    def _after_commit(self, opened: list[uuid.UUID], commands: list[uuid.UUID]) -> None:
+    def _after_commit(self, notified: list[uuid.UUID], commands: list[uuid.UUID]) -> None:
+        # Alerts just opened and alerts notified again alike: every occurrence at once.
         if commands:
             self._pool.submit(self._safely, self.dispatch, commands)
-        if opened:
-            self._pool.submit(self._safely, self.deliver, opened)
+        if notified:
+            self._pool.submit(self._safely, self.deliver, notified)
 
     @staticmethod
     def _safely(action: Callable[[list[uuid.UUID]], object], ids: list[uuid.UUID]) -> None:
