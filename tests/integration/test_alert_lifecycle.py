@@ -109,3 +109,76 @@ def test_outbox_hook_runs_in_the_same_transaction(
     lifecycle.resolve(db_session, alert.id, None)
     assert calls == [("Fall detected", "new"), ("Fall detected", "resolved")]
     assert db_session.scalar(select(func.count()).select_from(type(alert))) == 1
+
+
+def event(
+    session: Session, resident_id: int, kind: str, event_id: int, at: datetime, **data: object
+) -> lifecycle.Raised:
+    """An event alert of the rule-less safety net, as the instant path raises it."""
+    return lifecycle.raise_alert(
+        session,
+        kind=RuleKind.EVENT,
+        severity=Severity.CRITICAL,
+        subject=Subject("resident", str(resident_id), "site", resident_id, "dev1"),
+        title=kind,
+        details={"event_type": kind, "event_id": event_id, "data": data},
+        at=at,
+        occurrence=lifecycle.Occurrence(kind, event_id, "dev1", at, dict(data)),
+        renotify=True,
+    )
+
+
+def test_each_event_type_is_its_own_alert(db_session: Session, factory: Factory) -> None:
+    resident = factory.resident(factory.site("site"))
+    fall_ = event(db_session, resident.id, "fall_detected", 1, T0)
+    panic = event(db_session, resident.id, "button_pressed", 2, T0 + timedelta(seconds=21))
+    assert fall_.created and panic.created
+    assert fall_.alert.id != panic.alert.id
+    assert panic.alert.details["event_type"] == "button_pressed"
+    assert panic.alert.dedupe_key.endswith(":button_pressed")
+
+
+def test_every_occurrence_keeps_its_own_details(db_session: Session, factory: Factory) -> None:
+    resident = factory.resident(factory.site("site"))
+    first = event(db_session, resident.id, "fall_detected", 1, T0, g=2.5).alert
+    for n, g in ((2, 3.1), (3, 4.0)):
+        event(db_session, resident.id, "fall_detected", n, T0 + timedelta(minutes=n), g=g)
+    assert first.occurrences == 3
+    assert first.details["data"] == {"g": 2.5}  # the first occurrence, never overwritten
+    rows = lifecycle.history(db_session, first.id)
+    assert [(h.action, h.data.get("event_id"), h.data.get("data")) for h in rows] == [
+        ("opened", 1, {"g": 2.5}),
+        ("repeated", 2, {"g": 3.1}),
+        ("repeated", 3, {"g": 4.0}),
+    ]
+    assert rows[2].data["ts"] == (T0 + timedelta(minutes=3)).isoformat()
+    assert rows[2].data["occurrences"] == 3
+    # The same event again (a redelivery that got this far) is not another occurrence.
+    again = event(db_session, resident.id, "fall_detected", 3, T0 + timedelta(minutes=9))
+    assert again.duplicate and not again.renotified and first.occurrences == 3
+
+
+def test_windowed_repeats_still_update_the_details_the_engine_reads(
+    db_session: Session, factory: Factory
+) -> None:
+    resident = factory.resident(factory.site("site"))
+    subject = Subject("resident", str(resident.id), "site", resident.id, "w1")
+
+    def high(at: datetime, episode: str) -> lifecycle.Raised:
+        return lifecycle.raise_alert(
+            db_session,
+            kind=RuleKind.THRESHOLD,
+            severity=Severity.CRITICAL,
+            subject=subject,
+            title="High heart rate",
+            details={"value": 130, "episode_start": episode},
+            at=at,
+        )
+
+    alert = high(T0, "2026-11-22T00:55:00+00:00").alert
+    repeat = high(T0 + timedelta(minutes=30), "2026-11-22T01:25:00+00:00")
+    assert not repeat.renotified and not repeat.created
+    assert alert.details["episode_start"] == "2026-11-22T01:25:00+00:00"
+    assert lifecycle.history(db_session, alert.id)[-1].data["details"]["episode_start"] == (
+        "2026-11-22T01:25:00+00:00"
+    )

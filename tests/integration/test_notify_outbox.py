@@ -22,7 +22,10 @@ from core.notify.links import (
     acknowledge_with_link,
     verify_ack_token,
 )
+from core.rules.engine import evaluate_rules
+from core.rules.params import validate_params
 from core.settings import Settings
+from core.timeutil import utcnow
 from models import (
     Alert,
     AlertHistory,
@@ -33,6 +36,7 @@ from models import (
     Notification,
     NotificationPurpose,
     NotificationStatus,
+    Reading,
     Resident,
     Role,
     RuleKind,
@@ -468,3 +472,159 @@ def test_bad_timezones_fall_back_instead_of_failing(
     home.resident.timezone = "Nowhere/Land"
     alert = raise_fall(db_session, home, rule(db_session, Severity.WARNING), Severity.WARNING)
     assert "Since: 2026-11-22 09:31 KST" in (rows(db_session, alert)[0].body or "")
+
+
+def fall_again(
+    session: Session, home: Home, rule_: AlertRule | None, at: datetime, event_id: int
+) -> lifecycle.Raised:
+    """A new fall event of the same resident, as the instant path raises it."""
+    return lifecycle.raise_alert(
+        session,
+        kind=RuleKind.EVENT,
+        severity=Severity.CRITICAL,
+        subject=Subject("resident", str(home.resident.id), home.site.id, home.resident.id, "f"),
+        title="Fall detected",
+        details={"event_type": "fall_detected"},
+        rule=rule_,
+        at=at,
+        occurrence=lifecycle.Occurrence("fall_detected", event_id, "dev-fall", at, {"g": 3.1}),
+        renotify=True,
+    )
+
+
+def test_the_resolver_is_not_told_of_their_own_resolve(
+    db_session: Session, factory: Factory, installed: Settings
+) -> None:
+    home = Home(db_session, factory)
+    alert = raise_fall(db_session, home, rule(db_session))
+    escalate_due(db_session, T0 + timedelta(minutes=6), settings=installed)
+    for n in rows(db_session, alert):
+        n.status = NotificationStatus.SENT
+    db_session.flush()
+    lifecycle.resolve(db_session, alert.id, home.caregiver, at=T0 + timedelta(minutes=8))
+    resolved = rows(db_session, alert, purpose=NotificationPurpose.RESOLVED)
+    assert {n.recipient_id for n in resolved} == {home.supervisor.id}
+
+
+def test_escalation_goes_to_someone_not_told_yet(
+    db_session: Session, factory: Factory, installed: Settings
+) -> None:
+    home = Home(db_session, factory)
+    alone = factory.resident(home.site, name="Alone")
+    admin = factory.user(Role.ADMIN)
+    alert = raise_fall(db_session, home, rule(db_session), resident=alone)
+    # Nobody is assigned to her: the operators are told first...
+    assert {n.recipient_id for n in rows(db_session, alert)} == {home.operator.id}
+    # ...so the escalation must not be the same operator again.
+    escalate_due(db_session, T0 + timedelta(minutes=6), settings=installed)
+    assert {n.recipient_id for n in escalations(db_session, alert)} == {admin.id}
+
+
+def test_escalation_with_nobody_new_left_tells_the_tier_again(
+    db_session: Session, factory: Factory, installed: Settings
+) -> None:
+    home = Home(db_session, factory)
+    alone = factory.resident(home.site, name="Alone")
+    alert = raise_fall(db_session, home, rule(db_session), resident=alone)
+    escalate_due(db_session, T0 + timedelta(minutes=6), settings=installed)
+    # Better the same operator twice than nobody at all.
+    assert {n.recipient_id for n in escalations(db_session, alert)} == {home.operator.id}
+
+
+def test_a_repeat_notifies_everyone_told_and_restarts_the_escalation(
+    db_session: Session, factory: Factory, installed: Settings
+) -> None:
+    home = Home(db_session, factory)
+    fall_rule = rule(db_session)
+    alert = fall_again(db_session, home, fall_rule, T0, event_id=1).alert
+    escalate_due(db_session, T0 + timedelta(minutes=6), settings=installed)
+    assert alert.escalation_level == 2
+    again = T0 + timedelta(minutes=8)
+    raised = fall_again(db_session, home, fall_rule, again, event_id=2)
+    assert raised.renotified and not raised.created and raised.alert.id == alert.id
+    repeat = rows(db_session, alert, purpose=NotificationPurpose.REPEAT)
+    c, s = home.caregiver.id, home.supervisor.id
+    # The caregiver through the first tier's channels; the supervisor already told, as before.
+    assert who_how(repeat) == {
+        (c, Channel.INBOX),
+        (c, Channel.EMAIL),
+        (c, Channel.WEBHOOK),
+        (s, Channel.INBOX),
+        (s, Channel.TELEGRAM),
+    }
+    assert {n.status for n in repeat} == {NotificationStatus.PENDING}
+    assert all(n.next_attempt_at == again for n in repeat)
+    assert (alert.escalation_level, alert.next_escalation_at) == (1, again + timedelta(minutes=5))
+    # Queueing the same occurrence again adds nothing; the same event again is not counted.
+    assert outbox.queue_for_alert(db_session, alert, "repeat", settings=installed) == []
+    assert fall_again(db_session, home, fall_rule, again, event_id=2).duplicate
+    assert alert.occurrences == 2
+    # Nobody answers the repeat either: the supervisor is told again that it waits.
+    assert escalate_due(db_session, T0 + timedelta(minutes=14), settings=installed) == 1
+    supervisor_escalations = [n for n in escalations(db_session, alert) if n.recipient_id == s]
+    assert len(supervisor_escalations) == 4  # inbox and Telegram, twice
+    assert {n.recipient_id for n in escalations(db_session, alert)} == {s}
+    # A third fall: its own messages again.
+    fall_again(db_session, home, fall_rule, T0 + timedelta(minutes=15), event_id=3)
+    assert len(rows(db_session, alert, purpose=NotificationPurpose.REPEAT)) == 10
+
+
+def test_a_repeat_without_renotify_stays_silent(
+    db_session: Session, factory: Factory, installed: Settings
+) -> None:
+    home = Home(db_session, factory)
+    fall_rule = rule(db_session)
+    alert = raise_fall(db_session, home, fall_rule)
+    lifecycle.acknowledge(db_session, alert.id, home.caregiver, at=T0 + timedelta(minutes=1))
+    assert raise_fall(db_session, home, fall_rule, at=T0 + timedelta(minutes=2)) is alert
+    assert alert.occurrences == 2
+    assert alert.status is AlertStatus.ACKNOWLEDGED and alert.next_escalation_at is None
+    assert rows(db_session, alert, purpose=NotificationPurpose.REPEAT) == []
+
+
+def test_a_sustained_critical_condition_is_not_renotified_every_tick(
+    db_session: Session, factory: Factory, installed: Settings
+) -> None:
+    home = Home(db_session, factory)
+    wearable = factory.device("wearable", resident=home.resident)
+    high = AlertRule(
+        name="Very high heart rate",
+        kind=RuleKind.THRESHOLD,
+        params=validate_params(
+            RuleKind.THRESHOLD,
+            {"metric": "heart_rate", "op": ">", "value": 150, "for_minutes": 2, "hysteresis": 5},
+        ),
+        severity=Severity.CRITICAL,
+        site_id=home.site.id,
+        auto_resolve=False,
+        route=ROUTE,
+    )
+    db_session.add(high)
+    db_session.flush()
+    now = utcnow().replace(second=0, microsecond=0)
+
+    def beats(start: datetime, minutes: int, value: float) -> None:
+        db_session.add_all(
+            Reading(
+                device_id=wearable.id,
+                metric="heart_rate",
+                ts=start + timedelta(seconds=30 * i),
+                value=value,
+            )
+            for i in range(minutes * 2)
+        )
+        db_session.flush()
+
+    beats(now - timedelta(minutes=4), 4, 170.0)
+    for minute in range(4):  # every minute's tick sees the same episode
+        beats(now + timedelta(minutes=minute), 1, 170.0)
+        evaluate_rules(db_session, now + timedelta(minutes=minute + 1))
+    beats(now + timedelta(minutes=4), 2, 80.0)  # calm, then a new episode: counted, not paged
+    evaluate_rules(db_session, now + timedelta(minutes=6))
+    beats(now + timedelta(minutes=6), 4, 175.0)
+    evaluate_rules(db_session, now + timedelta(minutes=10))
+    alert = db_session.scalar(select(Alert).where(Alert.rule_id == high.id))
+    assert alert is not None and alert.occurrences == 2
+    purposes = {n.purpose for n in rows(db_session, alert)}
+    assert purposes <= {NotificationPurpose.NEW, NotificationPurpose.ESCALATION}
+    assert len(rows(db_session, alert, purpose=NotificationPurpose.NEW)) == 3

@@ -182,3 +182,35 @@ def test_summaries_with_links_or_rambling_are_dropped(
 ) -> None:
     llm.reply = reply
     assert summarize(llm_settings(settings, llm), facts(), "new", "en") is None
+
+
+def test_a_repeat_says_again_with_the_new_events_time_device_and_data() -> None:
+    again = facts(
+        occurrences=3,
+        occurrence_at="2026-11-22T00:52:21+00:00",
+        occurrence_device_id="sunrise-r03-panic",
+        occurrence_data={"pressed": "long", "battery_pct": 71},
+    )
+    en = render_message(again, NotificationPurpose.REPEAT, "en", "Nurse Kim", LINK)
+    assert en.subject == "[CRITICAL] Again (3×): Fall detected — 김영자, room 103"
+    for part in (
+        "it happened again: Fall detected",
+        "This time: 2026-11-22 09:52 KST, device sunrise-r03-panic",
+        "Reported: battery_pct=71, pressed=long",
+        "First time: 2026-11-22 09:31 KST",
+        f"(as Nurse Kim): {LINK}",
+    ):
+        assert part in en.body
+    ko = render_message(again, NotificationPurpose.REPEAT, "ko", "요양보호사 1", LINK)
+    assert ko.subject == "[긴급] 다시 발생(3회째): 낙상 감지 — 김영자 (103호)"
+    assert "이번 발생 시각: 2026-11-22 09:52 KST, 기기 sunrise-r03-panic" in ko.body
+
+
+def test_a_hostile_devices_event_data_cannot_flood_a_message() -> None:
+    flood = facts(occurrence_at="2026-11-22T00:52:21+00:00", occurrence_data={"x": "A\n" * 5000})
+    body = render_message(flood, NotificationPurpose.REPEAT, "en", "Nurse Kim", LINK).body
+    reported = next(line for line in body.splitlines() if line.startswith("Reported: "))
+    assert len(reported) <= len("Reported: ") + 200
+    assert reported.endswith("…")
+    empty = facts(occurrence_at="2026-11-22T00:52:21+00:00", occurrence_data={})
+    assert "Reported: -" in render_message(empty, NotificationPurpose.REPEAT, "en", "K", LINK).body
