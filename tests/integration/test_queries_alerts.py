@@ -228,6 +228,7 @@ def test_reopen_is_refused_when_a_newer_alert_is_open(db_session: Session, world
         Severity.CRITICAL,
         Subject("device", flame_device, None, None, flame_device),
         30,
+        {"event_type": "flame_detected"},  # the same kind of event: the same dedupe key
     )
     assert newer != world.kitchen
     assert not q.alert_detail(db_session, world.operator, world.kitchen).can_reopen
