@@ -169,7 +169,8 @@ def test_caregiver_reads_the_page_in_korean(open_app, scene: Scene) -> None:
     table = _table(at, "심각도")
     assert table["심각도"].tolist() == ["위급", "주의"]
     assert table["내용"].tolist()[0] == "낙상 감지"
-    assert "읽지 않음 1건" in at.expander[0].label
+    # Her resident's fall, and the kitchen flame: she is on duty at the site.
+    assert "읽지 않음 2건" in at.expander[0].label
 
 
 def test_operator_sees_every_alert_most_severe_first(
@@ -253,13 +254,14 @@ def test_acknowledge_resolve_and_reopen_through_the_page(
             ("alert.resolved", caregiver.id),
             ("alert.reopen", caregiver.id),
         } <= set(audited)
-        # The resolution told the people the alert had reached (the outbox hook ran).
-        assert session.scalar(
-            select(Notification.id).where(
+        # The resolution is for the others the alert had reached, not for who resolved it.
+        told = session.scalars(
+            select(Notification.recipient_id).where(
                 Notification.alert_id == alert.id,
                 Notification.purpose == NotificationPurpose.RESOLVED,
             )
-        )
+        ).all()
+        assert caregiver.id not in told
 
 
 def test_a_caregiver_cannot_open_another_residents_alert_by_link(
@@ -294,10 +296,11 @@ def test_inbox_shows_unread_messages_and_marks_them_read(
     caregiver = app_db.user("caregiver1")
     at = open_app("caregiver1", page="alerts", language="en")
     no_exception(at)
-    assert "1 unread" in at.expander[0].label
+    # Her resident's fall, and the kitchen flame: she is on duty at the site.
+    assert "2 unread" in at.expander[0].label
     at.button(key="alerts.inbox.mark_all").click().run()
     no_exception(at)
-    assert "Messages marked as read: 1." in texts(at)
+    assert "Messages marked as read: 2." in texts(at)
     assert "0 unread" in at.expander[0].label
     with app_db.session() as session:
         unread = session.scalars(
