@@ -17,7 +17,16 @@ from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from core.contract.catalogue import CRITICAL_EVENTS
-from models import Alert, AlertRule, CaregiverAssignment, Resident, Role, Severity, User
+from models import (
+    Alert,
+    AlertRule,
+    CaregiverAssignment,
+    Resident,
+    Role,
+    RuleKind,
+    Severity,
+    User,
+)
 from models import Channel as ChannelKind
 
 log = logging.getLogger(__name__)
@@ -124,9 +133,16 @@ def site_on_duty(session: Session, site_id: str, tier: int) -> list[User]:
     return sorted(people.values(), key=lambda user: user.id)
 
 
+# About the equipment, not about anyone's safety: the operators' job even when critical.
+_TECHNICAL_KINDS = frozenset({RuleKind.DEVICE_OFFLINE, RuleKind.BATTERY_LOW, RuleKind.DATA_QUALITY})
+
+
 def is_site_wide(alert: Alert) -> bool:
-    """A critical alert about no one resident (a device or the site): the site's staff answer."""
+    """A critical safety alert about no one resident (a device or the site, e.g. kitchen gas):
+    the people on duty at the site answer it."""
     if alert.resident_id is not None or alert.site_id is None:
+        return False
+    if RuleKind(alert.kind) in _TECHNICAL_KINDS:
         return False
     event_type = (alert.details or {}).get("event_type")
     return Severity(alert.severity) is Severity.CRITICAL or event_type in CRITICAL_EVENTS

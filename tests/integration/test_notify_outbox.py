@@ -199,15 +199,17 @@ def test_korean_caregiver_reads_korean(
     assert "발생 시각: 2026-11-22 09:31 KST" in (email.body or "")
 
 
+@pytest.mark.parametrize("severity", [Severity.WARNING, Severity.CRITICAL])
 def test_device_alert_without_resident_goes_to_the_sites_operators(
-    db_session: Session, factory: Factory, installed: Settings
+    db_session: Session, factory: Factory, installed: Settings, severity: Severity
 ) -> None:
     home = Home(db_session, factory)
     everywhere = factory.user(Role.OPERATOR)
+    # Even critical, a silent device is equipment: not the caregivers on duty.
     alert = lifecycle.raise_alert(
         db_session,
         kind=RuleKind.DEVICE_OFFLINE,
-        severity=Severity.WARNING,
+        severity=severity,
         subject=Subject("device", "dev-x", home.site.id, None, "dev-x"),
         title="Device offline",
         at=T0,
