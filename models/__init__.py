@@ -5,6 +5,7 @@ from models.audit import AuditEntry
 from models.base import Base
 from models.commands import Command
 from models.dead_letters import DeadLetter
+from models.device_status import DeviceStatusChange, StatusChangeReason
 from models.devices import BlockedDevice, Device
 from models.enums import (
     AlertStatus,
@@ -49,6 +50,7 @@ __all__ = [
     "DeadLetter",
     "Device",
     "DeviceStatus",
+    "DeviceStatusChange",
     "Event",
     "IngestReplica",
     "JobWatermark",
@@ -68,5 +70,6 @@ __all__ = [
     "ScopeType",
     "Severity",
     "Site",
+    "StatusChangeReason",
     "User",
 ]

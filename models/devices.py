@@ -29,6 +29,11 @@ class Device(Base):
     status: Mapped[DeviceStatus] = mapped_column(
         StrEnumType(DeviceStatus, 16), default=DeviceStatus.UNKNOWN
     )
+    # When `status` took its current value (the time of the message that changed it); None when
+    # not known (a device registered before status changes were recorded). Heartbeats that
+    # repeat the status leave it alone: "offline for N minutes" counts from it.
+    status_since: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The latest time any message of the device was received; it never moves backwards.
     last_seen: Mapped[datetime | None] = mapped_column(UTCDateTime)
     battery: Mapped[int | None] = mapped_column(Integer)
     rssi: Mapped[int | None] = mapped_column(Integer)

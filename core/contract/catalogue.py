@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from datetime import timedelta
 from enum import StrEnum
 
 REGISTRY_ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
@@ -99,6 +100,24 @@ DEVICE_METRICS: dict[DeviceType, tuple[str, ...]] = {
     DeviceType.BED_SENSOR: ("bed_occupied", "heart_rate", "battery_pct"),
 }
 ACTUATORS = frozenset({DeviceType.GAS_VALVE})
+
+# The longest gap a healthy device of each type normally leaves between two messages (telemetry,
+# events or its status heartbeat, sent at least every 30 minutes). The one table for "how long
+# is too quiet": the device lists' silent state and the rules' default silence limits use it.
+# Matches the simulator (ingest/simulator/simulation.py REPORT_EVERY, STATUS_EVERY): a wearable
+# sends vitals every 10 s but only its battery every 10 min while it is on its charger; detectors
+# and buttons send only their heartbeat and hourly battery.
+REPORT_INTERVALS: dict[str, timedelta] = {
+    DeviceType.MOTION_SENSOR: timedelta(minutes=1),
+    DeviceType.DOOR_SENSOR: timedelta(minutes=10),
+    DeviceType.ENV_SENSOR: timedelta(minutes=5),
+    DeviceType.WEARABLE: timedelta(minutes=10),
+    DeviceType.FALL_DETECTOR: timedelta(minutes=30),
+    DeviceType.FLAME_DETECTOR: timedelta(minutes=30),
+    DeviceType.GAS_VALVE: timedelta(minutes=1),
+    DeviceType.PANIC_BUTTON: timedelta(minutes=30),
+    DeviceType.BED_SENSOR: timedelta(minutes=1),
+}
 
 
 def is_registry_id(value: str) -> bool:

@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 from core import audit, registry
 from core.access import Permission, Viewer, acting_user, require
 from core.contract.catalogue import DeviceType, is_registry_id
+from core.device_state import ShownStatus, shown_status, silent_clause
 from core.errors import ConflictError, IotCareError, NotFoundError
 from core.timeutil import utcnow
 from models import (
@@ -29,6 +30,7 @@ from models import (
     DeadLetter,
     Device,
     DeviceStatus,
+    DeviceStatusChange,
     Event,
     Reading,
     Resident,
@@ -61,7 +63,8 @@ class FleetFilter:
     """What the fleet table is narrowed to; None means any."""
 
     site_id: str | None = None
-    status: DeviceStatus | None = None
+    # As shown: ONLINE and UNKNOWN leave out silent devices, SILENT picks them.
+    status: ShownStatus | DeviceStatus | None = None
     device_type: str | None = None
     quarantined: bool | None = None
     search: str | None = None
@@ -72,10 +75,11 @@ class FleetSummary:
     """Counts over the whole fleet (not the filtered table)."""
 
     total: int
-    online: int
+    online: int  # reported online and talking as often as their type should
     offline: int
     quarantined: int
     low_battery: int
+    silent: int = 0  # not reported offline, but quiet past their type's reporting interval
 
 
 @dataclass(frozen=True)
@@ -97,6 +101,8 @@ class DeviceDetail:
     firmware: str | None
     quarantined: bool
     created_at: datetime
+    shown_status: ShownStatus = ShownStatus.UNKNOWN  # the status, or SILENT when it went quiet
+    status_since: datetime | None = None  # when the reported status began, if known
 
 
 @dataclass(frozen=True)
@@ -109,7 +115,7 @@ class RejectResult:
     blocked: bool = False
 
 
-def _fleet_query(flt: FleetFilter) -> Select[Any]:
+def _fleet_query(flt: FleetFilter, now: datetime) -> Select[Any]:
     query = (
         select(
             Device.id.label("device_id"),
@@ -132,7 +138,13 @@ def _fleet_query(flt: FleetFilter) -> Select[Any]:
     if flt.site_id:
         query = query.where(Device.site_id == flt.site_id)
     if flt.status is not None:
-        query = query.where(Device.status == flt.status)
+        wanted = ShownStatus(str(flt.status))
+        if wanted is ShownStatus.SILENT:
+            query = query.where(silent_clause(now))
+        else:
+            query = query.where(Device.status == DeviceStatus(wanted.value))
+            if wanted is not ShownStatus.OFFLINE:
+                query = query.where(~silent_clause(now))
     if flt.device_type:
         query = query.where(Device.type == flt.device_type)
     if flt.quarantined is not None:
@@ -148,31 +160,45 @@ def _fleet_query(flt: FleetFilter) -> Select[Any]:
     return query
 
 
-def fleet(session: Session, viewer: Viewer, flt: FleetFilter | None = None) -> pd.DataFrame:
-    """The device registry as a table, quarantined devices first, then by site and id."""
+def fleet(
+    session: Session,
+    viewer: Viewer,
+    flt: FleetFilter | None = None,
+    now: datetime | None = None,
+) -> pd.DataFrame:
+    """The device registry as a table, quarantined devices first, then by site and id.
+
+    `status` is the status as shown (ShownStatus): "silent" for a device not reported offline
+    that has been quiet past its type's reporting interval.
+    """
     require(viewer, Permission.MANAGE_DEVICES)
-    rows = session.execute(_fleet_query(flt or FleetFilter())).all()
+    now = now or utcnow()
+    rows = session.execute(_fleet_query(flt or FleetFilter(), now)).all()
     frame = pd.DataFrame([tuple(row) for row in rows], columns=FLEET_COLUMNS)
-    frame["status"] = frame["status"].map(lambda s: DeviceStatus(s).value)
+    frame["status"] = [shown_status(row.status, row.last_seen, row.type, now).value for row in rows]
     for column in ("battery", "rssi", "resident_id"):
         frame[column] = frame[column].astype("Int64")
     return frame
 
 
-def fleet_summary(session: Session, viewer: Viewer, site_id: str | None = None) -> FleetSummary:
-    """How many devices there are, online, offline, quarantined and low on battery."""
+def fleet_summary(
+    session: Session, viewer: Viewer, site_id: str | None = None, now: datetime | None = None
+) -> FleetSummary:
+    """How many devices there are, online, silent, offline, quarantined and low on battery."""
     require(viewer, Permission.MANAGE_DEVICES)
     scope = [Device.site_id == site_id] if site_id else []
+    silent = silent_clause(now or utcnow())
 
     def count(*where: object) -> int:
         return int(session.scalar(select(func.count()).select_from(Device).where(*scope, *where)))
 
     return FleetSummary(
         total=count(),
-        online=count(Device.status == DeviceStatus.ONLINE),
+        online=count(Device.status == DeviceStatus.ONLINE, ~silent),
         offline=count(Device.status == DeviceStatus.OFFLINE),
         quarantined=count(Device.quarantined.is_(True)),
         low_battery=count(Device.battery < LOW_BATTERY),
+        silent=count(silent),
     )
 
 
@@ -203,7 +229,9 @@ def _get(session: Session, device_id: str) -> Device:
     return device
 
 
-def device_detail(session: Session, viewer: Viewer, device_id: str) -> DeviceDetail:
+def device_detail(
+    session: Session, viewer: Viewer, device_id: str, now: datetime | None = None
+) -> DeviceDetail:
     """One device, its site's timezone and its resident's name."""
     require(viewer, Permission.MANAGE_DEVICES)
     device = _get(session, device_id)
@@ -225,6 +253,8 @@ def device_detail(session: Session, viewer: Viewer, device_id: str) -> DeviceDet
         firmware=device.firmware,
         quarantined=device.quarantined,
         created_at=device.created_at,
+        shown_status=shown_status(device.status, device.last_seen, device.type, now or utcnow()),
+        status_since=device.status_since,
     )
 
 
@@ -239,9 +269,10 @@ def recent_messages(
 ) -> pd.DataFrame:
     """What a device said and what happened to it lately, newest first.
 
-    Kinds: reading (metric, value), event (type), dead_letter (reason, detail), command (name,
-    status) and change (audited registry changes such as accept). Status reports update the
-    registry row in place (no history is stored), so the current state is in `device_detail`.
+    Kinds: reading (metric, value), event (type), status (a change of its status: online or
+    offline, with its reason), dead_letter (reason, detail), command (name, status) and change
+    (audited registry changes such as accept). Status heartbeats that repeat the status are not
+    kept; the current state is in `device_detail`.
     """
     require(viewer, Permission.MANAGE_DEVICES)
     since = (now or utcnow()) - timedelta(hours=hours)
@@ -260,6 +291,13 @@ def recent_messages(
         .limit(limit)
     ):
         rows.append((ts, "event", kind, ", ".join(f"{k}={v}" for k, v in (data or {}).items())))
+    for at, status, reason in session.execute(
+        select(DeviceStatusChange.at, DeviceStatusChange.status, DeviceStatusChange.reason)
+        .where(DeviceStatusChange.device_id == device_id, DeviceStatusChange.at >= since)
+        .order_by(DeviceStatusChange.at.desc())
+        .limit(limit)
+    ):
+        rows.append((at, "status", str(status), str(reason)))
     for at, reason, detail in session.execute(
         select(DeadLetter.received_at, DeadLetter.reason, DeadLetter.detail)
         .where(

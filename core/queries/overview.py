@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 
 from core.access import Viewer, resident_clause
 from core.contract.catalogue import DEVICE_METRICS, DeviceType
+from core.device_state import is_silent, silent_clause
 from core.rollups import floor_bucket
 from core.timeutil import ensure_utc, utcnow
 from models import (
@@ -46,8 +47,6 @@ TREND_TOLERANCE: dict[str, float] = {"heart_rate": 5.0, "spo2": 1.0, "body_temp_
 VITALS_FRESH = timedelta(hours=6)
 # How far back the last movement is looked for (older: "no movement for over a week").
 ACTIVITY_LOOKBACK = timedelta(days=7)
-# A device that said nothing for this long is silent (door sensors report every 10 minutes).
-SILENT_AFTER = timedelta(hours=1)
 # The demo's battery rule warns below 15 %.
 BATTERY_LOW_PCT = 15
 
@@ -342,14 +341,15 @@ def problems_of(
     battery: int | None,
     quarantined: bool,
     now: datetime,
+    device_type: str | None = None,
 ) -> tuple[Problem, ...]:
-    """What is wrong with a device (empty: nothing)."""
+    """What is wrong with a device (empty: nothing); silent is judged by its type's interval."""
     found: list[Problem] = []
     if status == DeviceStatus.OFFLINE:
         found.append(Problem.OFFLINE)
     elif last_seen is None:
         found.append(Problem.NEVER_SEEN)
-    elif ensure_utc(last_seen) < now - SILENT_AFTER:
+    elif is_silent(status, last_seen, device_type, now):
         found.append(Problem.SILENT)
     if battery is not None and battery < BATTERY_LOW_PCT:
         found.append(Problem.BATTERY_LOW)
@@ -362,7 +362,7 @@ def _problem_filter(now: datetime) -> ColumnElement[bool]:
     return or_(
         Device.status == DeviceStatus.OFFLINE,
         Device.last_seen.is_(None),
-        Device.last_seen < now - SILENT_AFTER,
+        silent_clause(now),
         Device.battery < BATTERY_LOW_PCT,
         Device.quarantined.is_(True),
     )
@@ -387,7 +387,7 @@ def _device_problems(
     ).all()
     found: dict[int, list[DeviceProblem]] = defaultdict(list)
     for resident_id, device_id, kind, room, status, last_seen, battery, quarantined in rows:
-        problems = problems_of(status, last_seen, battery, bool(quarantined), now)
+        problems = problems_of(status, last_seen, battery, bool(quarantined), now, kind)
         if problems:
             found[int(resident_id)].append(
                 DeviceProblem(

@@ -14,8 +14,8 @@ engine would have seen then (the same windows), and keeps the engine's bookkeepi
 
 Event rules are instant (ingest): every stored event that matches counts as a firing.
 What the registry only knows now is taken as it is now (devices, residents, learned routines);
-the history of a device's status topic is not stored, so offline is judged from the stored
-messages (readings and events) alone.
+device offline is judged from the stored messages (readings and events) and the stored history
+of each device's status (device_status_changes: one row per change, heartbeats are not kept).
 
 Speed: the database leaves out what cannot change the outcome (normal readings away from any
 abnormal one; all but the latest message per step for offline). Measured on a busy 2-core
@@ -65,6 +65,8 @@ from core.rules.scope import covers
 from core.timeutil import ensure_utc, to_local
 from models import (
     Device,
+    DeviceStatus,
+    DeviceStatusChange,
     Event,
     QualityRun,
     Reading,
@@ -616,6 +618,35 @@ def _inactivity(
                 run.tracker.apply(("resident", rid), finding, now)
 
 
+def _status_changes(
+    session: Session, device_ids: Iterable[str], start: datetime, end: datetime
+) -> dict[str, list[tuple[datetime, str]]]:
+    """Per device, its status changes in (start, end] after the one in force at start, by time."""
+    c = DeviceStatusChange.__table__.c
+    out: dict[str, list[tuple[datetime, str]]] = defaultdict(list)
+    ids = sorted(set(device_ids))
+    for offset in range(0, len(ids), 900):
+        chunk = ids[offset : offset + 900]
+        in_force = (
+            select(c.device_id, func.max(c.at).label("at"))
+            .where(c.device_id.in_(chunk), c.at <= start)
+            .group_by(c.device_id)
+            .subquery()
+        )
+        query = (
+            select(c.device_id, c.at, c.status)
+            .outerjoin(in_force, (in_force.c.device_id == c.device_id) & (in_force.c.at == c.at))
+            .where(
+                c.device_id.in_(chunk),
+                or_(in_force.c.at.is_not(None), and_(c.at > start, c.at <= end)),
+            )
+            .order_by(c.device_id, c.at)
+        )
+        for device_id, at, status in session.execute(query):
+            out[device_id].append((ensure_utc(at), str(status)))
+    return out
+
+
 def _device_offline(
     session: Session,
     draft: RuleDraft,
@@ -630,6 +661,12 @@ def _device_offline(
         minutes=max([params.minutes] + [p.minutes for p in overrides.values()])
     )
     times, run.result.data_points = _heard(session, ids, lookback, run.end, (run.start, run.step))
+    changes = _status_changes(session, ids, lookback, run.end)
+    for device_id, device_changes in changes.items():
+        # A status message is a message too: the device was heard when its status changed.
+        times[device_id] = sorted(set(times.get(device_id, [])) | {at for at, _ in device_changes})
+        run.result.data_points += len(device_changes)
+    change_times = {device_id: [at for at, _ in found] for device_id, found in changes.items()}
     if not run.result.has_data:
         return
     for now in run.ticks:
@@ -640,7 +677,18 @@ def _device_offline(
             registered = d.created_at if d.created_at is not None and d.created_at <= now else None
             if last_seen is None and registered is None:
                 continue  # not installed yet at that time
-            state = ev.DeviceState(d.id, last_seen=last_seen, registered_at=registered)
+            # The status in force at the tick, and since when.
+            at_index = bisect.bisect_right(change_times.get(d.id, []), now)
+            status_since, status = (
+                changes[d.id][at_index - 1] if at_index else (None, DeviceStatus.UNKNOWN.value)
+            )
+            state = ev.DeviceState(
+                d.id,
+                status=status,
+                status_since=status_since,
+                last_seen=last_seen,
+                registered_at=registered,
+            )
             chosen = overrides.get(d.resident_id, params) if d.resident_id else params
             finding = ev.device_offline_one(("device", d.id), state, chosen, now)
             if finding is not None:

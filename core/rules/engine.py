@@ -110,6 +110,7 @@ class _Device:
     last_seen: datetime | None
     battery: int | None
     created_at: datetime | None
+    status_since: datetime | None = None  # when the status began (device offline: held how long)
 
 
 @dataclass(frozen=True, slots=True)
@@ -223,6 +224,7 @@ class _Tick:
                     Device.last_seen,
                     Device.battery,
                     Device.created_at,
+                    Device.status_since,
                 ).where(Device.quarantined.is_(False))
             ).tuples()
         ]
@@ -450,6 +452,7 @@ class _Tick:
                 ev.DeviceState(
                     d.id,
                     status=str(d.status),
+                    status_since=d.status_since,
                     last_seen=d.last_seen,
                     registered_at=d.created_at,
                     battery=d.battery,

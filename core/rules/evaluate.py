@@ -297,6 +297,7 @@ class DeviceState:
 
     device_id: str
     status: str = DeviceStatus.UNKNOWN.value
+    status_since: datetime | None = None  # when `status` began, if known
     last_seen: datetime | None = None
     registered_at: datetime | None = None
     battery: int | None = None  # from the status topic
@@ -307,7 +308,13 @@ class DeviceState:
 def device_offline_one(
     key: Hashable, device: DeviceState, params: DeviceOfflineParams, now: datetime
 ) -> Finding | None:
-    """One device: ALARM when silent for `minutes` (or never heard since registered), or offline."""
+    """One device: ALARM when silent for `minutes` (or never heard since registered), or offline
+    for `minutes`.
+
+    An offline status must be held for the rule's minutes, counted from when the device went
+    offline (`status_since`; the last message when that is not known): a device that drops off
+    for a moment and comes back does not alarm. Until then the finding is HOLD.
+    """
     if device.quarantined:
         return None
     limit = timedelta(minutes=params.minutes)
@@ -321,11 +328,20 @@ def device_offline_one(
     }
     if reference is not None:
         details["silent_minutes"] = _minutes(max(now - reference, timedelta(0)))
-    silent = reference is not None and now - reference >= limit
-    if said_offline or silent:
-        details["since"] = _iso(reference)
-        return Finding(key, State.ALARM, reference, device.device_id, details)
-    if device.last_seen is not None and now - device.last_seen < limit:
+    starts = []
+    offline_since = (device.status_since or reference) if said_offline else None
+    if offline_since is not None:
+        details["offline_since"] = _iso(offline_since)
+        details["offline_minutes"] = _minutes(max(now - offline_since, timedelta(0)))
+        if now - offline_since >= limit:
+            starts.append(offline_since)
+    if reference is not None and now - reference >= limit:
+        starts.append(reference)
+    if starts:
+        since = min(starts)
+        details["since"] = _iso(since)
+        return Finding(key, State.ALARM, since, device.device_id, details)
+    if not said_offline and device.last_seen is not None and now - device.last_seen < limit:
         return Finding(key, State.CLEAR, None, device.device_id, details)
     return Finding(key, State.HOLD, None, device.device_id, details)
 
@@ -333,7 +349,7 @@ def device_offline_one(
 def evaluate_device_offline(
     devices: Mapping[Hashable, DeviceState], params: DeviceOfflineParams, now: datetime
 ) -> list[Finding]:
-    """No message for N minutes, or the status topic (or last will) says offline."""
+    """No message for N minutes, or the status topic (or last will) said offline N minutes ago."""
     return [
         f
         for key, device in devices.items()

@@ -12,7 +12,6 @@ from dashboards.components.fleet import device_type, label, or_dash, when
 from dashboards.components.i18n import t
 from dashboards.components.page import flash, require_page, show_error, show_flashes
 from dashboards.context import db_session
-from models import DeviceStatus
 
 MESSAGE_HOURS = 24
 
@@ -39,10 +38,11 @@ default_site = viewer.site_id if viewer.site_id in site_info else next(iter(site
 st.caption(
     t("app.devices.site_time", timezone=site_tz(default_site), site=site_info[default_site][0])
 )
-left, middle, right = st.columns(3)
-left.metric(t("app.devices.online"), summary.online)
-middle.metric(t("app.devices.offline"), summary.offline)
-right.metric(t("app.devices.quarantined"), summary.quarantined)
+online_col, silent_col, offline_col, quarantined_col = st.columns(4)
+online_col.metric(t("app.devices.online"), summary.online)
+silent_col.metric(t("app.devices.silent"), summary.silent, help=t("app.devices.silent_help"))
+offline_col.metric(t("app.devices.offline"), summary.offline)
+quarantined_col.metric(t("app.devices.quarantined"), summary.quarantined)
 st.caption(
     t(
         "app.devices.summary",
@@ -197,7 +197,7 @@ with st.expander(t("app.devices.filters"), expanded=False):
         )
     status_filter = st.selectbox(
         t("app.devices.status"),
-        options=[None, *DeviceStatus],
+        options=[None, *q.ShownStatus],
         format_func=lambda s: t("app.common.all") if s is None else t(f"app.device_status.{s}"),
     )
     type_filter = st.selectbox(
@@ -302,10 +302,20 @@ st.markdown(
 st.markdown(
     t(
         "app.devices.detail.status",
-        status=t(f"app.device_status.{detail.status}"),
+        status=t(f"app.device_status.{detail.shown_status}"),
         last_seen=when(detail.last_seen, tz),
     )
 )
+if detail.status_since is not None:
+    st.caption(
+        t(
+            "app.devices.detail.status_since",
+            status=t(f"app.device_status.{detail.status}"),
+            since=when(detail.status_since, tz),
+        )
+    )
+if detail.shown_status == q.ShownStatus.SILENT:
+    st.warning(t("app.devices.detail.silent"))
 st.caption(
     t(
         "app.devices.detail.hardware",
@@ -328,8 +338,16 @@ else:
             at=messages["at"].map(lambda v: when(v, tz)),
             kind=messages["kind"].map(lambda k: t(f"app.devices.kind.{k}")),
             what=[
-                label("app.ingest.reason", w) if k == "dead_letter" else w
+                label("app.ingest.reason", w)
+                if k == "dead_letter"
+                else t(f"app.device_status.{w}")
+                if k == "status"
+                else w
                 for k, w in zip(messages["kind"], messages["what"], strict=True)
+            ],
+            detail=[
+                t(f"app.devices.status_reason.{d}") if k == "status" else d
+                for k, d in zip(messages["kind"], messages["detail"], strict=True)
             ],
         ),
         hide_index=True,

@@ -13,6 +13,7 @@ import pandas as pd
 import streamlit as st
 
 from core.access import Permission
+from core.device_state import shown_status
 from core.errors import IotCareError
 from core.queries.overview import problems_of
 from core.queries.resident import (
@@ -203,12 +204,16 @@ def notes_section(profile: Any, timezone: str) -> None:
     for device in devices.itertuples():
         last_seen = None if pd.isna(device.last_seen) else device.last_seen
         battery = None if pd.isna(device.battery) else int(device.battery)
-        problems = problems_of(device.status, last_seen, battery, bool(device.quarantined), now)
+        problems = problems_of(
+            device.status, last_seen, battery, bool(device.quarantined), now, device.type
+        )
         rows.append(
             {
                 t("app.resident.notes.device"): device_name(device.type),
                 t("app.resident.day.room"): device.room or t("app.common.none"),
-                t("app.resident.notes.status"): t(f"app.device_status.{device.status}"),
+                t("app.resident.notes.status"): t(
+                    f"app.device_status.{shown_status(device.status, last_seen, device.type, now)}"
+                ),
                 t("app.resident.notes.battery"): battery,
                 t("app.resident.notes.last_seen"): ago(last_seen)
                 if last_seen

@@ -4,14 +4,16 @@ No broker: every message the simulation publishes goes through ingest's own pars
 (ingest.parse.apply_message) into batches that ingest's SQL sink writes in bulk, idempotently.
 What ingest does live with the wall clock is done here with the simulated clock instead:
 
-- messages are parsed as received at their simulated time (device last_seen and status follow);
+- messages are parsed as received at their simulated time (device last_seen and status follow,
+  and each status change is stored in device_status_changes as it happens);
 - critical events open their alerts through ingest's instant rules (CriticalEventAlerts) at the
   event's time, and the event rows say they were received then; their live follow-ups
   (notification delivery, valve commands) are not run for the past;
 - windowed rules (threshold, inactivity, night exit, battery) are replayed over the stored data
-  with the rules backtest, and device offline is judged every 5 simulated minutes from the
-  registry state ingest kept (status topic and last_seen), as the engine's tick would; what they
-  find is raised through the alert lifecycle at its historical time;
+  with the rules backtest, and device offline is judged every 5 simulated minutes, as the
+  engine's tick would, from the stored status history (what each device's status was and since
+  when) and when each device was last heard; what they find is raised through the alert
+  lifecycle at its historical time;
 - demo caregivers acknowledge and resolve those alerts at plausible delays, a few of them as
   false alarms with a note; alerts of the last hours are left open, as they would be.
 
@@ -41,6 +43,7 @@ from core.alerts import lifecycle
 from core.alerts.lifecycle import Subject
 from core.care_report import day_span, get_report, make_report, resident_timezone
 from core.contract.catalogue import DeviceType
+from core.contract.topics import TopicKind
 from core.db import make_session_factory, session_scope
 from core.rollups import Window, backfill_windows, rollup_window
 from core.rules import evaluate as ev
@@ -65,6 +68,7 @@ from models import (
     AlertStatus,
     CaregiverAssignment,
     Device,
+    DeviceStatusChange,
     Event,
     JobWatermark,
     Reading,
@@ -315,24 +319,40 @@ class _OfflineWatch:
         self.site = site
         self.registered = registered
         self.last_seen: dict[str, datetime] = {}
-        self.status: dict[str, str] = {}
+        # Each device's status and since when, read back from device_status_changes.
+        self.status: dict[str, tuple[str, datetime]] = {}
+        self._loaded_until: datetime | None = None
         self.open: dict[tuple[int, str], datetime] = {}
         self.firings: list[_Firing] = []
 
     def note(self, batch: Batch) -> None:
-        """Take in what a batch tells of devices (as ingest writes it to the registry)."""
+        """Take in when devices were last heard (as ingest writes last_seen: never backwards)."""
         for device_id, (_site, seen) in batch.seen.items():
-            self.last_seen[device_id] = seen
-        for device_id, row in batch.statuses.items():
-            self.status[device_id] = "online" if row.status.online else "offline"
+            known = self.last_seen.get(device_id)
+            self.last_seen[device_id] = seen if known is None else max(known, seen)
+
+    def load_statuses(self, engine: Engine, until: datetime) -> None:
+        """Read the status changes stored up to `until` (everything before it is written)."""
+        c = DeviceStatusChange.__table__.c
+        query = select(c.device_id, c.status, c.at).where(
+            c.device_id.in_([d.id for d in self.site.devices]), c.at <= until
+        )
+        if self._loaded_until is not None:
+            query = query.where(c.at > self._loaded_until)
+        with engine.connect() as connection:
+            for device_id, status, at in connection.execute(query.order_by(c.at)):
+                self.status[device_id] = (str(status), ensure_utc(at))
+        self._loaded_until = until
 
     def tick(self, now: datetime) -> None:
         """One engine tick for the device-offline rules."""
         for rule, params, devices in self.rules:
             for device in devices:
+                status, since = self.status.get(device.id, ("unknown", None))
                 state = ev.DeviceState(
                     device.id,
-                    status=self.status.get(device.id, "unknown"),
+                    status=status,
+                    status_since=since,
                     last_seen=self.last_seen.get(device.id),
                     registered_at=self.registered.get(device.id),
                 )
@@ -371,6 +391,9 @@ class _Recorder:
         self.readings = 0
         self.events = 0
         self._now_ts = -1.0
+        self._status_suffix = "/" + TopicKind.STATUS.value
+        self._online: dict[str, bool] = {}  # each device's status as last written
+        self.status_changed = False  # a change waits in the batch
 
     def publish(self, topic: str, payload: bytes, retain: bool = False) -> None:
         """Parse one message as received at the simulated time; write when the batch is full."""
@@ -378,17 +401,35 @@ class _Recorder:
         if self.sim.now_ts != self._now_ts:
             self._now_ts = self.sim.now_ts
             self.now = datetime.fromtimestamp(self._now_ts, UTC)
+        if topic.endswith(self._status_suffix):
+            self._status(topic, payload)
+            return
         apply_message(self.batch, topic, payload, self.now, self.limits)
         if len(self.batch.readings) >= FLUSH_ROWS:
             self.flush()
+
+    def _status(self, topic: str, payload: bytes) -> None:
+        # A batch keeps one status per device: a change must be written before the next one
+        # replaces it, or the stored history would miss a short outage.
+        device = topic.rsplit("/", 2)[-2]
+        pending = self.batch.statuses.get(device)
+        if pending is not None and pending.status.online != self._online.get(device):
+            self.flush()
+        apply_message(self.batch, topic, payload, self.now, self.limits)
+        row = self.batch.statuses.get(device)
+        if row is not None and row.status.online != self._online.get(device):
+            self.status_changed = True
 
     def flush(self) -> None:
         """Write the batch through ingest's SQL sink (one transaction)."""
         batch, self.batch = self.batch, Batch()
         self.watch.note(batch)
+        self.status_changed = False
         if batch.is_empty():
             return
         self.sql.write(batch)
+        for device, row in batch.statuses.items():
+            self._online[device] = row.status.online
         self.readings += len(batch.readings)
         self.events += len(batch.events)
 
@@ -419,8 +460,12 @@ def _simulate(
     sim.scenarios = scenarios
 
     def tick(ts: float) -> None:
+        now = datetime.fromtimestamp(ts, UTC)
+        if recorder.status_changed:
+            recorder.flush()  # the tick reads the stored status history
         recorder.watch.note(recorder.batch)
-        watch.tick(datetime.fromtimestamp(ts, UTC))
+        watch.load_statuses(engine, now)
+        watch.tick(now)
         sim.at(ts + OFFLINE_TICK.total_seconds(), tick)
 
     # Each opened alert is logged as a warning live; for weeks of the past that is noise.

@@ -9,7 +9,7 @@ from sqlalchemy import Connection, Engine, bindparam, func, insert, select, upda
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from core.timeutil import utcnow
+from core.timeutil import ensure_utc, utcnow
 from ingest.batch import Batch, ReadingRow
 from ingest.instant_rules import AfterCommit, InstantRules, NoInstantRules, StoredEvent
 from ingest.registry_cache import KnownDevice, RegistryCache
@@ -20,14 +20,20 @@ from models import (
     DeadLetter,
     Device,
     DeviceStatus,
+    DeviceStatusChange,
     Event,
     Site,
+    StatusChangeReason,
 )
 
 log = logging.getLogger(__name__)
 
 # last_seen is written at most this often per device: it is for "is it alive", not a log.
 LAST_SEEN_GRANULARITY = timedelta(seconds=15)
+# A status received this long before the device's last_seen is old data (a history seeded
+# behind live data): it joins the status history but does not overwrite the live status. The
+# margin absorbs clock differences between ingest replicas.
+STATUS_SKEW = timedelta(seconds=30)
 
 # The arrays are sent as array literals built here, and timestamps as exact integer microseconds
 # since the epoch: letting psycopg2 adapt 4 lists element by element cost about 11 ms per 1,000
@@ -189,34 +195,93 @@ class SqlSink:
         conn.execute(dialect_insert(model).on_conflict_do_nothing(), rows)
 
     def _update_statuses(self, conn: Connection, batch: Batch) -> None:
-        rows = []
-        for row in batch.statuses.values():
-            status = row.status
-            rows.append(
-                {
-                    "b_id": row.device_id,
-                    "b_status": (
-                        DeviceStatus.ONLINE if status.online else DeviceStatus.OFFLINE
-                    ).value,
-                    "b_firmware": status.firmware,
-                    "b_battery": status.battery,
-                    "b_rssi": status.rssi,
-                    "b_seen": row.received_at,
-                }
-            )
+        """Store each device's latest status; record it in device_status_changes if it changed.
+
+        A status older than what the registry heard since (history seeded behind live data) is
+        recorded in the history if it changed there, but does not overwrite the live status.
+        """
         table = Device.__table__
-        conn.execute(
-            update(table)
-            .where(table.c.id == bindparam("b_id"))
-            .values(
-                status=bindparam("b_status"),
-                firmware=_coalesce("b_firmware", table.c.firmware),
-                battery=_coalesce("b_battery", table.c.battery),
-                rssi=_coalesce("b_rssi", table.c.rssi),
-                last_seen=bindparam("b_seen"),
-            ),
-            rows,
-        )
+        statuses = sorted(batch.statuses.values(), key=lambda r: r.device_id)
+        ids = [r.device_id for r in statuses]
+        registry: dict[str, tuple[str | None, datetime | None]] = {}
+        before: dict[str, str] = {}
+        changes = DeviceStatusChange.__table__.c
+        # Each device's status at its message: its latest recorded change up to the batch's
+        # newest status (a batch holds one status per device, newer than the stored changes).
+        cutoff = max(r.received_at for r in statuses)
+        for offset in range(0, len(ids), 900):
+            chunk = ids[offset : offset + 900]
+            for device_id, status, seen in conn.execute(
+                select(table.c.id, table.c.status, table.c.last_seen).where(table.c.id.in_(chunk))
+            ):
+                registry[device_id] = (status, ensure_utc(seen) if seen is not None else None)
+            latest = (
+                select(changes.device_id, func.max(changes.at).label("at"))
+                .where(changes.device_id.in_(chunk), changes.at <= cutoff)
+                .group_by(changes.device_id)
+                .subquery()
+            )
+            for device_id, status in conn.execute(
+                select(changes.device_id, changes.status).join(
+                    latest, (latest.c.device_id == changes.device_id) & (latest.c.at == changes.at)
+                )
+            ):
+                before[device_id] = status
+        updates, changed = [], []
+        for row in statuses:
+            if row.device_id not in registry:
+                continue  # blocked, or removed meanwhile: nothing to attach a history to
+            status = (DeviceStatus.ONLINE if row.status.online else DeviceStatus.OFFLINE).value
+            current_status, last_seen = registry[row.device_id]
+            current = last_seen is None or row.received_at >= last_seen - STATUS_SKEW
+            previous = before.get(row.device_id, current_status if current else None)
+            if previous != status:
+                changed.append(
+                    {
+                        "device_id": row.device_id,
+                        "status": status,
+                        "at": row.received_at,
+                        "reason": StatusChangeReason.STATUS.value,
+                        "firmware": row.status.firmware,
+                    }
+                )
+            if current:
+                updates.append(
+                    {
+                        "b_id": row.device_id,
+                        "b_status": status,
+                        "b_changed": row.received_at if current_status != status else None,
+                        "b_firmware": row.status.firmware,
+                        "b_battery": row.status.battery,
+                        "b_rssi": row.status.rssi,
+                        "b_seen": batch.seen[row.device_id][1]
+                        if row.device_id in batch.seen
+                        else row.received_at,
+                    }
+                )
+        if changed:
+            self._insert_ignore(conn, DeviceStatusChange, changed)
+        if updates:
+            conn.execute(
+                update(table)
+                .where(table.c.id == bindparam("b_id"))
+                .values(
+                    status=bindparam("b_status"),
+                    status_since=_coalesce("b_changed", table.c.status_since),
+                    firmware=_coalesce("b_firmware", table.c.firmware),
+                    battery=_coalesce("b_battery", table.c.battery),
+                    rssi=_coalesce("b_rssi", table.c.rssi),
+                    last_seen=self._latest_seen(),
+                ),
+                updates,
+            )
+
+    def _latest_seen(self) -> object:
+        """last_seen never moves backwards: older data (a seeded history) leaves it alone."""
+        column = Device.__table__.c.last_seen
+        seen = bindparam("b_seen", type_=column.type)
+        greatest = func.greatest if self._dialect == "postgresql" else func.max
+        return greatest(func.coalesce(column, seen), seen)
 
     def _update_last_seen(self, conn: Connection, batch: Batch) -> None:
         written = self._last_seen_written
@@ -232,7 +297,7 @@ class SqlSink:
         conn.execute(
             update(table)
             .where(table.c.id == bindparam("b_id"))
-            .values(last_seen=bindparam("b_seen")),
+            .values(last_seen=self._latest_seen()),
             due,
         )
 

@@ -14,6 +14,7 @@ from models import (
     DeadLetter,
     Device,
     DeviceStatus,
+    DeviceStatusChange,
     Event,
     Reading,
     Resident,
@@ -213,3 +214,48 @@ def test_korean_operator_reads_korean(open_app) -> None:
     assert at.title[0].value == "기기"
     assert "격리되어 기다리는 기기가 없습니다." in texts(at) or "격리: 결정을" in texts(at)
     assert "가스 밸브" in set(at.dataframe[0].value["type"])
+
+
+def test_a_quiet_online_device_is_shown_silent_with_its_status_history(open_app, app_db) -> None:
+    now = utcnow()
+    _clear_quarantine(app_db)
+    with app_db.session() as session:
+        # Online by its last status, but a motion sensor (one message a minute) quiet for 20.
+        session.add(
+            Device(
+                id="quiet-motion",
+                site_id=app_db.site_id,
+                type="motion_sensor",
+                status=DeviceStatus.ONLINE,
+                status_since=now - timedelta(hours=2),
+                last_seen=now - timedelta(minutes=20),
+                created_at=now - timedelta(days=1),
+            )
+        )
+        session.flush()
+        session.add_all(
+            DeviceStatusChange(device_id="quiet-motion", status=status, at=now - ago)
+            for status, ago in (
+                (DeviceStatus.OFFLINE, timedelta(hours=3)),
+                (DeviceStatus.ONLINE, timedelta(hours=2)),
+            )
+        )
+        session.commit()
+    try:
+        at = open_app("operator", page="devices", query={"device": "quiet-motion"})
+        no_exception(at)
+        assert int(next(m for m in at.metric if m.label == "Silent").value) >= 1
+        fleet = at.dataframe[0].value.set_index("device_id")
+        assert fleet.loc["quiet-motion", "status"] == "Silent"
+        assert "This device says it is online but has been quiet" in texts(at)
+        messages = at.dataframe[-1].value
+        status_rows = messages[messages["kind"] == "Status"]
+        assert list(status_rows["what"]) == ["Online", "Offline"]
+        at.session_state["iotcare.language"] = "ko"
+        at.run()
+        assert at.dataframe[0].value.set_index("device_id").loc["quiet-motion", "status"] == (
+            "응답 없음"
+        )
+    finally:
+        with app_db.engine.begin() as conn:
+            conn.execute(Device.__table__.delete().where(Device.id == "quiet-motion"))

@@ -256,3 +256,41 @@ def test_registering_a_blocked_id_lifts_the_block(db_session, fleet_world) -> No
     registry.add_device(db_session, device_id=stray.id, site_id=site.id, device_type="env_sensor")
     assert db_session.get(BlockedDevice, stray.id) is None
     assert db_session.get(Device, stray.id).quarantined is False
+
+
+def test_a_device_quiet_past_its_types_interval_is_shown_silent(db_session, factory) -> None:
+    site = factory.site()
+    now = utcnow()
+    operator = Viewer.of(factory.user(Role.OPERATOR))
+
+    def device(kind: DeviceType, minutes: float, status: DeviceStatus = DeviceStatus.ONLINE):
+        return factory.device(
+            kind, site=site, status=status, last_seen=now - timedelta(minutes=minutes)
+        ).id
+
+    # A motion sensor reports every minute, a fall detector only its half-hourly heartbeat.
+    quiet_motion = device(DeviceType.MOTION_SENSOR, 20)
+    fall = device(DeviceType.FALL_DETECTOR, 20)
+    quiet_fall = device(DeviceType.FALL_DETECTOR, 120)
+    offline = device(DeviceType.ENV_SENSOR, 120, DeviceStatus.OFFLINE)
+    never = factory.device(DeviceType.DOOR_SENSOR, site=site, status=DeviceStatus.ONLINE).id
+    table = q.fleet(db_session, operator, q.FleetFilter(site_id=site.id), now=now)
+    shown = dict(zip(table["device_id"], table["status"], strict=True))
+    assert shown == {
+        quiet_motion: "silent",
+        fall: "online",
+        quiet_fall: "silent",
+        offline: "offline",
+        never: "online",
+    }
+    for status, expected in [
+        (q.ShownStatus.SILENT, {quiet_motion, quiet_fall}),
+        (DeviceStatus.ONLINE, {fall, never}),
+        (DeviceStatus.OFFLINE, {offline}),
+    ]:
+        flt = q.FleetFilter(site_id=site.id, status=status)
+        assert set(q.fleet(db_session, operator, flt, now=now)["device_id"]) == expected
+    summary = q.fleet_summary(db_session, operator, site.id, now=now)
+    assert (summary.online, summary.silent, summary.offline) == (2, 2, 1)
+    assert q.device_detail(db_session, operator, quiet_motion, now=now).shown_status == "silent"
+    assert q.device_detail(db_session, operator, fall, now=now).shown_status == "online"

@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 from core.rules.backtest import MAX_DAYS, RuleDraft, backtest
 from core.rules.params import RuleParamsError
 from core.timeutil import utcnow
-from models import Event, QualityRun, Reading, RuleKind, ScopeType
+from models import DeviceStatusChange, Event, QualityRun, Reading, RuleKind, ScopeType
 from tests.factories import Factory
 
 MINUTE = timedelta(minutes=1)
@@ -213,6 +213,39 @@ def test_battery_low_and_night_exit_and_device_offline(
     )
     assert offline.has_data
     assert offline.firings and offline.firings[-1].at == now - 28 * MINUTE + 20 * MINUTE
+
+
+def test_device_offline_is_judged_from_the_stored_status_history(
+    db_session: Session, factory: Factory, now: datetime
+) -> None:
+    site = factory.site(timezone="UTC")
+    blip = factory.device("env_sensor", site=site)
+    outage = factory.device("env_sensor", site=site)
+    start = now - timedelta(hours=3)
+    for device in (blip, outage):
+        add_series(db_session, device.id, "temperature_c", start, [21.0] * 181)
+
+    def change(device_id: str, status: str, at: datetime) -> None:
+        db_session.add(DeviceStatusChange(device_id=device_id, status=status, at=at))
+
+    # Both online as they begin reporting; "blip" drops off for one minute and keeps reporting.
+    for device in (blip, outage):
+        change(device.id, "online", start)
+    change(blip.id, "offline", now - 90 * MINUTE)
+    change(blip.id, "online", now - 89 * MINUTE)
+    # "outage" says offline for 15 minutes, while its last readings are still arriving.
+    change(outage.id, "offline", now - 60 * MINUTE)
+    change(outage.id, "online", now - 45 * MINUTE)
+    db_session.flush()
+    result = backtest(
+        db_session,
+        RuleDraft(RuleKind.DEVICE_OFFLINE, {"minutes": 10}, site_id=site.id, auto_resolve=True),
+        now,
+        days=1,
+        step=MINUTE,
+    )
+    assert [(f.subject_id, f.at) for f in result.firings] == [(outage.id, now - 50 * MINUTE)]
+    assert result.resolved == 1
 
 
 def test_data_quality_failures_count_once_each_and_a_pass_resolves(

@@ -221,8 +221,21 @@ def test_device_offline_and_battery(db_session: Session, factory: Factory, now: 
     silent = factory.device(
         "motion_sensor", site=site, status=DeviceStatus.ONLINE, last_seen=now - timedelta(hours=1)
     )
+    # Offline for 40 minutes; its last message (an offline heartbeat) 2 minutes ago.
     said_offline = factory.device(
-        "door_sensor", site=site, status=DeviceStatus.OFFLINE, last_seen=now - timedelta(minutes=2)
+        "door_sensor",
+        site=site,
+        status=DeviceStatus.OFFLINE,
+        status_since=now - timedelta(minutes=40),
+        last_seen=now - timedelta(minutes=2),
+    )
+    # Said offline 5 minutes ago: not yet for the rule's 30 minutes.
+    factory.device(
+        "env_sensor",
+        site=site,
+        status=DeviceStatus.OFFLINE,
+        status_since=now - timedelta(minutes=5),
+        last_seen=now - timedelta(minutes=5),
     )
     fine = factory.device("wearable", site=site, status=DeviceStatus.ONLINE, last_seen=now)
     factory.device(

@@ -290,11 +290,42 @@ def test_offline_after_exactly_n_minutes_of_silence() -> None:
     assert finding.details["silent_minutes"] == 30
 
 
-def test_offline_when_the_status_says_so() -> None:
-    device = ev.DeviceState("d1", status="offline", last_seen=T0)
-    finding = offline(device, at(1))
+def test_offline_when_the_status_says_so_for_the_rules_minutes() -> None:
+    device = ev.DeviceState("d1", status="offline", status_since=T0, last_seen=T0)
+    assert offline(device, at(1), minutes=10).state is State.HOLD
+    assert offline(device, at(9), minutes=10).state is State.HOLD
+    finding = offline(device, at(11), minutes=10)
     assert finding.state is State.ALARM
+    assert finding.since == T0
     assert finding.details["status"] == "offline"
+    assert finding.details["offline_minutes"] == 11
+
+
+def test_offline_for_a_minute_then_back_online_never_alarms() -> None:
+    # A 10-minute rule ticking every minute: offline at T0, online again at T0+1.
+    states = []
+    for minute in range(0, 30):
+        if minute < 1:
+            device = ev.DeviceState("d1", status="offline", status_since=T0, last_seen=T0)
+        else:
+            # Back, and reporting every minute since.
+            device = ev.DeviceState("d1", status="online", status_since=at(1), last_seen=at(minute))
+        states.append(offline(device, at(minute), minutes=10).state)
+    assert State.ALARM not in states
+
+
+def test_offline_counts_from_when_it_went_offline_not_from_a_later_heartbeat() -> None:
+    # Offline since T0; a repeated offline status at T0+8 moved last_seen, not status_since.
+    device = ev.DeviceState("d1", status="offline", status_since=T0, last_seen=at(8))
+    finding = offline(device, at(10), minutes=10)
+    assert finding.state is State.ALARM
+    assert finding.since == T0
+
+
+def test_offline_when_its_start_is_unknown_counts_from_the_last_message() -> None:
+    device = ev.DeviceState("d1", status="offline", last_seen=T0)
+    assert offline(device, at(5), minutes=10).state is State.HOLD
+    assert offline(device, at(10), minutes=10).state is State.ALARM
 
 
 def test_offline_never_seen_counts_from_registration() -> None:
