@@ -173,7 +173,7 @@ def _quality_runs(
                     start,
                     end,
                     params=QualityParams.from_settings(c.settings),
-                    docs=docs_dir(c.settings).resolve(),
+                    docs=docs_dir(c.settings),
                     work_mem=c.settings.rollup_work_mem,
                 )
                 for result in results:
