@@ -6,6 +6,7 @@ import signal
 import socket
 import threading
 from collections.abc import Callable
+from datetime import datetime
 from types import FrameType
 
 import typer
@@ -19,6 +20,7 @@ from core import schema
 from core.db import session_scope
 from core.notify.render import alert_facts, describe_what, describe_who, local_time
 from core.seed import DEMO_SITE_ID, seed_demo
+from core.timeutil import ensure_utc, utcnow
 from ingest.broker import EmbeddedBroker
 from models import Alert, Command, CommandStatus
 
@@ -38,7 +40,8 @@ def _port_free(host: str, port: int) -> bool:
 
 
 class AlertFeed:
-    """Prints each new alert and each valve command outcome once, as the inbox would show it."""
+    """Prints each alert opened and each valve command sent since `since`, once, as the inbox
+    would show it (earlier runs' and seeded history's alerts are not news)."""
 
     def __init__(
         self,
@@ -46,18 +49,21 @@ class AlertFeed:
         t: Callable[..., str],
         language: str,
         default_timezone: str,
+        since: datetime,
     ) -> None:
         self.sessions = sessions
         self.t = t
         self.language = language
         self.default_timezone = default_timezone
+        self.since = ensure_utc(since)
         self.seen_alerts: set[object] = set()
         self.seen_commands: set[tuple[object, str]] = set()
 
     def poll(self) -> None:
         """Show what is new since the last poll."""
         with self.sessions() as session:
-            for alert in session.scalars(select(Alert).order_by(Alert.opened_at)):
+            alerts = select(Alert).where(Alert.opened_at >= self.since).order_by(Alert.opened_at)
+            for alert in session.scalars(alerts):
                 if alert.id in self.seen_alerts:
                     continue
                 self.seen_alerts.add(alert.id)
@@ -72,7 +78,10 @@ class AlertFeed:
                     ),
                     fg=typer.colors.RED if facts.severity == "critical" else typer.colors.YELLOW,
                 )
-            for command in session.scalars(select(Command).order_by(Command.created_at)):
+            commands = (
+                select(Command).where(Command.created_at >= self.since).order_by(Command.created_at)
+            )
+            for command in session.scalars(commands):
                 key = (command.id, command.status.value)
                 if key in self.seen_commands or command.status is CommandStatus.PENDING:
                     continue
@@ -119,6 +128,7 @@ def demo(
     c = ctx()
     t = c.t
     settings = c.settings
+    started = utcnow()
     typer.echo(t("cli.demo.database", url=c.engine.url.render_as_string(hide_password=True)))
     outcome = schema.upgrade(c.engine)
     typer.echo(t(f"cli.db.outcome.{outcome}", revision=schema.current_revision(c.engine)))
@@ -145,7 +155,7 @@ def demo(
         simulate += ["--scenario", spec]
     log_dir = settings.data_dir / "demo-logs"
     group = ProcessGroup(log_dir)
-    feed = AlertFeed(c.sessions, t, c.language, settings.default_timezone)
+    feed = AlertFeed(c.sessions, t, c.language, settings.default_timezone, since=started)
     stop = threading.Event()
     died = None
 
