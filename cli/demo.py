@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import signal
-import socket
 import threading
 from collections.abc import Callable
 from datetime import datetime
@@ -14,6 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from cli.context import ctx
+from cli.ports import port_free
 from cli.seed import print_logins
 from cli.supervisor import ProcessGroup
 from core import schema
@@ -27,16 +27,6 @@ from models import Alert, Command, CommandStatus
 DEMO_INGEST_CLIENT = "iotcare-ingest-demo"
 # A fall one simulated minute in, a gas leak (closed by the valve automatically) two later.
 DEFAULT_SCENARIOS = ("fall:3@1m", "gas_leak@3m")
-
-
-def _port_free(host: str, port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((host, port))
-        except OSError:
-            return False
-    return True
 
 
 class AlertFeed:
@@ -139,7 +129,7 @@ def demo(
     broker: EmbeddedBroker | None = None
     mqtt_url = settings.mqtt_url
     if mqtt_url is None:
-        port = broker_port if _port_free("127.0.0.1", broker_port) else 0
+        port = broker_port if port_free("127.0.0.1", broker_port) else 0
         broker = EmbeddedBroker("127.0.0.1", port).start()
         mqtt_url = broker.url
         typer.echo(t("cli.demo.embedded_broker", url=mqtt_url))
