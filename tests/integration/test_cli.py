@@ -9,6 +9,7 @@ import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import create_engine, func, inspect, select
@@ -252,3 +253,40 @@ def test_busy_port_is_one_line_naming_port_and_setting(
     assert str(busy_port) in result.stderr and setting in result.stderr and said in result.stderr
     assert "Traceback" not in result.stderr + result.stdout
     assert result.stdout == ""  # no "Serving the app at ..." first
+
+
+def readme_command_lines() -> list[list[str]]:
+    """The `iotcare ...` lines of the README's command-line section, as words."""
+    text = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    section = text.split("## The command line", 1)[1].split("```", 2)[1]
+    lines = []
+    for line in section.splitlines():
+        words = line.split("#", 1)[0].split()
+        if words and words[0].endswith("iotcare"):
+            lines.append(words[1:])
+    return lines
+
+
+def test_readme_command_lines_match_the_commands() -> None:
+    """Every README line names a real command and its options, and gives the required ones."""
+    import typer
+
+    from cli.main import app
+
+    root = typer.main.get_command(app)
+    lines = readme_command_lines()
+    assert len(lines) > 10
+    for words in lines:
+        # Typer builds on its own copy of click: groups are told apart by their subcommands.
+        command: Any = root
+        rest = list(words)
+        while hasattr(command, "commands") and rest and rest[0] in command.commands:
+            command = command.commands[rest.pop(0)]
+        assert not hasattr(command, "commands"), words
+        known = {name for p in command.params for name in p.opts + p.secondary_opts}
+        given = {w.strip("[]").split("=")[0] for w in rest if w.strip("[]").startswith("-")}
+        assert given <= known, (words, given - known)
+        always = {w.split("=")[0] for w in rest if w.startswith("-")}  # not in [brackets]
+        for option in command.params:
+            if option.required and option.param_type_name == "option":
+                assert always & set(option.opts), (words, option.opts)
