@@ -106,6 +106,7 @@ def test_quality_run_reports_each_suite(database: Session) -> None:
     lines = result.output.splitlines()
     assert lines[0].startswith("Data quality of 2026-01-05T10:00:00+00:00")
     assert "  readings: passed (17 checks)" in lines
+    assert "  device_freshness: passed (1 check)" in lines
     assert database.scalar(select(func.count()).select_from(QualityRun)) == 3
 
 
