@@ -10,6 +10,7 @@ import typer
 
 import dashboards
 from cli.context import ctx
+from cli.ports import require_free_port
 
 APP_SCRIPT = Path(dashboards.__file__).resolve().parent / "streamlit_app.py"
 
@@ -47,6 +48,8 @@ def app(
     """Serve the app until stopped; settings are checked before the server starts."""
     c = ctx()  # fails here, naming the setting, if one is wrong
     chosen = port or c.settings.app_port
+    # Streamlit would only log "Port ... is not available" after we said it is serving.
+    require_free_port(address, chosen, c.t("cli.ports.app", host=address, port=chosen))
     typer.echo(c.t("cli.app.serving", url=f"http://{address}:{chosen}"))
     command = streamlit_command(chosen, address)
     # Replace this process: the supervisor's SIGTERM then reaches Streamlit directly.

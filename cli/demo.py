@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import signal
-import socket
 import threading
 from collections.abc import Callable
+from datetime import datetime
 from types import FrameType
 
 import typer
@@ -13,12 +13,14 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from cli.context import ctx
+from cli.ports import port_free
 from cli.seed import print_logins
 from cli.supervisor import ProcessGroup
 from core import schema
 from core.db import session_scope
 from core.notify.render import alert_facts, describe_what, describe_who, local_time
 from core.seed import DEMO_SITE_ID, seed_demo
+from core.timeutil import ensure_utc, utcnow
 from ingest.broker import EmbeddedBroker
 from models import Alert, Command, CommandStatus
 
@@ -27,18 +29,9 @@ DEMO_INGEST_CLIENT = "iotcare-ingest-demo"
 DEFAULT_SCENARIOS = ("fall:3@1m", "gas_leak@3m")
 
 
-def _port_free(host: str, port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((host, port))
-        except OSError:
-            return False
-    return True
-
-
 class AlertFeed:
-    """Prints each new alert and each valve command outcome once, as the inbox would show it."""
+    """Prints each alert opened and each valve command sent since `since`, once, as the inbox
+    would show it (earlier runs' and seeded history's alerts are not news)."""
 
     def __init__(
         self,
@@ -46,18 +39,21 @@ class AlertFeed:
         t: Callable[..., str],
         language: str,
         default_timezone: str,
+        since: datetime,
     ) -> None:
         self.sessions = sessions
         self.t = t
         self.language = language
         self.default_timezone = default_timezone
+        self.since = ensure_utc(since)
         self.seen_alerts: set[object] = set()
         self.seen_commands: set[tuple[object, str]] = set()
 
     def poll(self) -> None:
         """Show what is new since the last poll."""
         with self.sessions() as session:
-            for alert in session.scalars(select(Alert).order_by(Alert.opened_at)):
+            alerts = select(Alert).where(Alert.opened_at >= self.since).order_by(Alert.opened_at)
+            for alert in session.scalars(alerts):
                 if alert.id in self.seen_alerts:
                     continue
                 self.seen_alerts.add(alert.id)
@@ -72,7 +68,10 @@ class AlertFeed:
                     ),
                     fg=typer.colors.RED if facts.severity == "critical" else typer.colors.YELLOW,
                 )
-            for command in session.scalars(select(Command).order_by(Command.created_at)):
+            commands = (
+                select(Command).where(Command.created_at >= self.since).order_by(Command.created_at)
+            )
+            for command in session.scalars(commands):
                 key = (command.id, command.status.value)
                 if key in self.seen_commands or command.status is CommandStatus.PENDING:
                     continue
@@ -119,6 +118,7 @@ def demo(
     c = ctx()
     t = c.t
     settings = c.settings
+    started = utcnow()
     typer.echo(t("cli.demo.database", url=c.engine.url.render_as_string(hide_password=True)))
     outcome = schema.upgrade(c.engine)
     typer.echo(t(f"cli.db.outcome.{outcome}", revision=schema.current_revision(c.engine)))
@@ -129,7 +129,7 @@ def demo(
     broker: EmbeddedBroker | None = None
     mqtt_url = settings.mqtt_url
     if mqtt_url is None:
-        port = broker_port if _port_free("127.0.0.1", broker_port) else 0
+        port = broker_port if port_free("127.0.0.1", broker_port) else 0
         broker = EmbeddedBroker("127.0.0.1", port).start()
         mqtt_url = broker.url
         typer.echo(t("cli.demo.embedded_broker", url=mqtt_url))
@@ -145,7 +145,7 @@ def demo(
         simulate += ["--scenario", spec]
     log_dir = settings.data_dir / "demo-logs"
     group = ProcessGroup(log_dir)
-    feed = AlertFeed(c.sessions, t, c.language, settings.default_timezone)
+    feed = AlertFeed(c.sessions, t, c.language, settings.default_timezone, since=started)
     stop = threading.Event()
     died = None
 

@@ -9,6 +9,7 @@ from core import device_credentials, registry
 from core.contract.catalogue import DeviceType
 from core.db import session_scope
 from core.errors import IotCareError
+from core.i18n import plural
 
 app = typer.Typer(help="The device registry.", no_args_is_help=True)
 
@@ -106,7 +107,7 @@ def _write_files(c: CliContext) -> None:
             "cli.devices.files_written",
             password_file=result.password_file,
             acl_file=result.acl_file,
-            devices=result.devices,
+            devices=plural(c.t, "cli.devices.count", result.devices),
         )
     )
     if result.reloaded:

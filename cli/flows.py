@@ -11,6 +11,7 @@ import sys
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -19,11 +20,14 @@ import typer
 from cli.context import ctx
 from core.errors import IotCareError
 from flows import runtime
-from flows.deployments import DEPLOYMENTS, find, runner_deployments
+from flows.deployments import DEPLOYMENTS, DeploymentSpec, find, runner_deployments
 
 log = logging.getLogger(__name__)
 
 SERVER_START_TIMEOUT = 120
+# A serve polls its deployments every few seconds (PREFECT_RUNNER_POLL_FREQUENCY, 10 s): one
+# polled this recently, and not paused, is being served by a process that is still running.
+SERVED_WITHIN = timedelta(seconds=60)
 
 app = typer.Typer(
     help="Scheduled jobs (Prefect flows): rollups, data quality, care reports, routines, "
@@ -66,6 +70,18 @@ def serve(
             # Flow runs are subprocesses of the runner: they inherit this.
             os.environ["PREFECT_API_URL"] = f"{url}/api"
             typer.echo(t("cli.flows.server_ready", url=url))
+        # Prefect pauses a serve's deployments when it stops (so runs do not pile up while
+        # nobody serves them): a second serve would pause the first one's on its way out.
+        served = served_elsewhere()
+        if served:
+            raise IotCareError(
+                t(
+                    "cli.flows.already_served",
+                    url=os.environ["PREFECT_API_URL"].removesuffix("/api"),
+                    names=", ".join(served),
+                    seconds=int(SERVED_WITHIN.total_seconds()),
+                )
+            )
         runtime.use(c.settings)
         deployments = runner_deployments()
         typer.echo(t("cli.flows.serving", count=len(deployments)))
@@ -74,6 +90,33 @@ def serve(
                 t("cli.flows.line", name=spec.name, cron=spec.cron, entrypoint=spec.entrypoint)
             )
         _serve(deployments, limit)
+
+
+def served_elsewhere(specs: tuple[DeploymentSpec, ...] = DEPLOYMENTS) -> list[str]:
+    """Our deployments that another serve is serving now: not paused, polled within a minute."""
+    from prefect import get_client
+    from prefect.exceptions import ObjectNotFound
+    from prefect.utilities.asyncutils import run_coro_as_sync
+
+    from core.timeutil import ensure_utc, utcnow
+
+    async def read() -> list[str]:
+        served = []
+        recent = utcnow() - SERVED_WITHIN
+        async with get_client() as client:
+            for spec in specs:
+                try:
+                    deployment = await client.read_deployment_by_name(
+                        f"{spec.load_flow().name}/{spec.name}"
+                    )
+                except ObjectNotFound:
+                    continue
+                polled = deployment.last_polled
+                if not deployment.paused and polled and ensure_utc(polled) >= recent:
+                    served.append(spec.name)
+        return served
+
+    return run_coro_as_sync(read()) or []
 
 
 def _interrupt(*_: Any) -> None:

@@ -8,6 +8,7 @@ import typer
 
 from cli.context import ctx
 from core.db import session_scope
+from core.i18n import plural
 
 app = typer.Typer(help="Data quality (Great Expectations suites).", no_args_is_help=True)
 
@@ -52,7 +53,12 @@ def run(
     for result in results:
         key = "cli.quality.passed" if result.success else "cli.quality.failed"
         typer.echo(
-            t(key, suite=result.suite, failed=len(result.failed_checks), total=len(result.checks))
+            t(
+                key,
+                suite=result.suite,
+                failed=len(result.failed_checks),
+                total=plural(t, "cli.quality.checks", len(result.checks)),
+            )
         )
         for check in result.failed_checks:
             sample = ", ".join(str(s) for s in check.sample[:3])

@@ -11,6 +11,7 @@ from tqdm import tqdm
 from cli.context import ctx
 from core import rollups
 from core.db import session_scope
+from core.i18n import plural
 from models import RollupPeriod
 
 app = typer.Typer(help="Rollups: hourly and daily aggregates of readings.", no_args_is_help=True)
@@ -69,8 +70,8 @@ def backfill(
     typer.echo(
         t(
             "cli.rollups.backfilled",
-            hours=buckets.get(RollupPeriod.HOUR, 0),
-            days=buckets.get(RollupPeriod.DAY, 0),
+            hours=plural(t, "cli.rollups.hours", buckets.get(RollupPeriod.HOUR, 0)),
+            days=plural(t, "cli.rollups.days", buckets.get(RollupPeriod.DAY, 0)),
             start=begin.isoformat(),
             end=finish.isoformat(),
             rows=rows,

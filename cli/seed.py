@@ -15,6 +15,7 @@ from cli.context import ctx
 from core import schema
 from core.db import session_scope
 from core.errors import IotCareError
+from core.i18n import plural
 from core.rules.backtest import MAX_DAYS
 from core.seed import SeedResult, seed_demo
 from ingest.simulator.errors import SimulatorError
@@ -128,17 +129,22 @@ def history(
             "cli.seed.history.done",
             start=span["start"],
             end=span["end"],
-            messages=result.messages,
-            readings=result.readings,
-            events=result.events,
-            alerts=result.alerts_opened,
-            repeats=result.repeats,
             acknowledged=result.acknowledged,
             resolved=result.resolved,
             false_alarms=result.false_alarms,
-            rollups=result.rollup_rows,
-            reports=result.reports,
-            quality=quality,
+            **{
+                name: plural(t, f"cli.seed.history.count.{name}", n)
+                for name, n in (
+                    ("messages", result.messages),
+                    ("readings", result.readings),
+                    ("events", result.events),
+                    ("alerts", result.alerts_opened),
+                    ("repeats", result.repeats),
+                    ("rollups", result.rollup_rows),
+                    ("reports", result.reports),
+                    ("quality", quality),
+                )
+            },
         )
     )
     seconds = {k: f"{result.seconds.get(k, 0.0):.1f}" for k in PHASES}
@@ -173,7 +179,7 @@ def _quality_runs(
                     start,
                     end,
                     params=QualityParams.from_settings(c.settings),
-                    docs=docs_dir(c.settings).resolve(),
+                    docs=docs_dir(c.settings),
                     work_mem=c.settings.rollup_work_mem,
                 )
                 for result in results:

@@ -13,6 +13,7 @@ import typer
 from cli.context import ctx
 from core.db import session_scope
 from core.errors import IotCareError
+from core.i18n import plural
 from core.settings import MqttProtocol, Settings, parse_duration
 from ingest.simulator.clock import SimClock, default_start, parse_start
 from ingest.simulator.errors import SimulatorError
@@ -231,16 +232,16 @@ def _sim_summary(t: Callable[..., str], stats: RunStats) -> None:
     typer.echo(
         t(
             "cli.simulate.stopped",
-            messages=stats.messages,
-            events=stats.events,
+            messages=plural(t, "cli.simulate.count.messages", stats.messages),
+            events=plural(t, "cli.simulate.count.events", stats.events),
             malformed=stats.malformed,
-            commands=stats.commands,
+            commands=plural(t, "cli.simulate.count.commands", stats.commands),
             seconds=f"{stats.seconds:.1f}",
             until=stats.simulated_until.isoformat(timespec="seconds"),
         )
     )
     if stats.unacknowledged:
-        typer.echo(t("cli.simulate.unacknowledged", count=stats.unacknowledged), err=True)
+        typer.echo(plural(t, "cli.simulate.unacknowledged", stats.unacknowledged), err=True)
 
 
 def _load_summary(t: Callable[..., str], stats: LoadStats) -> None:
@@ -255,4 +256,4 @@ def _load_summary(t: Callable[..., str], stats: LoadStats) -> None:
         )
     )
     if stats.unacknowledged:
-        typer.echo(t("cli.simulate.unacknowledged", count=stats.unacknowledged), err=True)
+        typer.echo(plural(t, "cli.simulate.unacknowledged", stats.unacknowledged), err=True)

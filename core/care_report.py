@@ -9,14 +9,19 @@ sleep        the resident's bed sensors (bed_occupied), 20:00 on D-1 to 10:00 on
              night; times_up: changes from 1 to 0 inside the night; readings: how many were used.
 activity     motion = 1 readings of the resident's motion sensors during D, counted per room
              (the device's room, else the resident's, else "-"); active_hours: hours of D with
-             at least one.
+             at least one; readings: motion readings of any value (0: no data, not stillness).
 vitals       heart_rate, spo2, body_temp_c from the resident's devices during D: count, min,
              max and mean (rounded to 0.1).
 night_doors  door_opened events of the resident's devices from 22:00 on D-1 to 06:00 on D: count
-             and local times (HH:MM).
+             and local times (HH:MM); readings: door_open readings then (0 and no event: no data).
 alerts       alerts about the resident opened during D: count, by severity, acknowledged,
              unacknowledged (never acknowledged, resolved or not), and the median minutes from
              opening to acknowledgement of the acknowledged ones (rounded to 0.1).
+received     readings and events of the resident's devices from 20:00 on D-1 to the end of D: none
+             at all is a day without data, and the message says so plainly.
+
+A section without data says "no data" in the message rather than zeros (reports of version 1,
+made before these counts were kept, are rendered as they were).
 
 A report is stored once per resident and day (care_reports, upserted: re-making it keeps
 sent_at), and queued in the notification outbox for each caregiver assigned to the resident,
@@ -40,7 +45,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from core.contract.catalogue import DeviceType, EventType
-from core.i18n import normalize_language, translator
+from core.i18n import normalize_language, plural, translator
 from core.notify.outbox import contacts
 from core.notify.quiet_hours import quiet_until
 from core.timeutil import ensure_utc, utcnow
@@ -62,7 +67,7 @@ from models import Channel as ChannelKind
 
 log = logging.getLogger(__name__)
 
-REPORT_VERSION = 1
+REPORT_VERSION = 2
 HOLD = timedelta(minutes=15)
 SLEEP_FROM, SLEEP_TO = time(20, 0), time(10, 0)
 DOORS_FROM, DOORS_TO = time(22, 0), time(6, 0)
@@ -179,7 +184,23 @@ def activity_figures(
         "motion_by_room": dict(sorted(per_room.items())),
         "motion_total": len(rows),
         "active_hours": len(hours),
+        "readings": _count_readings(session, list(rooms), ("motion",), day),
     }
+
+
+def _count_readings(
+    session: Session, device_ids: Sequence[str], metrics: Sequence[str] | None, span: LocalSpan
+) -> int:
+    """Readings of these devices (and metrics, if given) in the span: zero means no data."""
+    if not device_ids:
+        return 0
+    start, end = span.utc
+    query = select(func.count()).where(
+        Reading.device_id.in_(list(device_ids)), Reading.ts >= start, Reading.ts < end
+    )
+    if metrics is not None:
+        query = query.where(Reading.metric.in_(list(metrics)))
+    return int(session.scalar(query) or 0)
 
 
 def vitals_figures(session: Session, device_ids: Sequence[str], day: LocalSpan) -> dict[str, Any]:
@@ -233,7 +254,26 @@ def night_door_figures(
         "to": night.end.isoformat(),
         "count": len(times),
         "times": [ts.astimezone(zone).strftime("%H:%M") for ts in times],
+        "readings": _count_readings(session, device_ids, ("door_open",), night),
     }
+
+
+def received_figures(
+    session: Session, device_ids: Sequence[str], span: LocalSpan
+) -> dict[str, int]:
+    """Everything the resident's devices sent in the span (readings and events)."""
+    start, end = span.utc
+    events = 0
+    if device_ids:
+        events = int(
+            session.scalar(
+                select(func.count()).where(
+                    Event.device_id.in_(list(device_ids)), Event.ts >= start, Event.ts < end
+                )
+            )
+            or 0
+        )
+    return {"readings": _count_readings(session, device_ids, None, span), "events": events}
 
 
 def alert_figures(session: Session, resident: Resident, day: LocalSpan) -> dict[str, Any]:
@@ -278,6 +318,7 @@ def build_report(session: Session, resident: Resident, day: date) -> dict[str, A
         "vitals": vitals_figures(session, _ids(devices), whole_day),
         "night_doors": night_door_figures(session, _ids(devices), doors_night),
         "alerts": alert_figures(session, resident, whole_day),
+        "received": received_figures(session, _ids(devices), LocalSpan(night.start, whole_day.end)),
     }
 
 
@@ -355,44 +396,88 @@ def _duration(t: Callable[..., str], minutes: float) -> str:
     return t("report.duration", hours=hours, minutes=rest)
 
 
-def render_report(data: dict[str, Any], name: str, language: str) -> tuple[str, str]:
-    """Subject and body of the report message in a language (whole-message templates)."""
-    t = translator(language)
-    sleep, activity, doors, alerts = (
-        data["sleep"],
-        data["activity"],
-        data["night_doors"],
-        data["alerts"],
-    )
-    vitals = "; ".join(
-        t(
-            "report.vital",
-            metric=t(f"report.metric.{metric}"),
-            min=f"{v['min']:g}",
-            max=f"{v['max']:g}",
-            mean=f"{v['mean']:g}",
+def day_has_data(data: dict[str, Any]) -> bool:
+    """Whether the resident's devices sent anything for the report (version 1: assumed so)."""
+    received = data.get("received")
+    return received is None or received["readings"] + received["events"] > 0
+
+
+def section_has_data(data: dict[str, Any], section: str) -> bool:
+    """Whether a section (sleep, activity, night_doors) rests on data rather than silence."""
+    figures = data[section]
+    if section == "sleep":
+        return bool(figures["readings"] or figures["in_bed_minutes"])
+    if section == "night_doors":
+        return bool(figures.get("readings", 1) or figures["count"])
+    return bool(figures.get("readings", 1))  # activity; version 1 reports kept no count
+
+
+def _vitals(t: Callable[..., str], vitals: dict[str, Any]) -> str:
+    parts = []
+    for metric in VITALS:
+        label = t(f"report.metric.{metric}")
+        if metric not in vitals:
+            parts.append(t("report.vital_no_data", metric=label))
+            continue
+        v = vitals[metric]
+        parts.append(
+            t(
+                "report.vital",
+                metric=label,
+                min=f"{v['min']:g}",
+                max=f"{v['max']:g}",
+                mean=f"{v['mean']:g}",
+            )
         )
-        for metric, v in data["vitals"].items()
-    )
-    rooms = ", ".join(f"{room} {count}" for room, count in activity["motion_by_room"].items())
+    return "; ".join(parts)
+
+
+def render_report(data: dict[str, Any], name: str, language: str) -> tuple[str, str]:
+    """Subject and body of the report message in a language: one sentence per section."""
+    t = translator(language)
+    alerts = data["alerts"]
     median = alerts["median_ack_minutes"]
-    body = t(
-        "report.body",
-        name=name,
-        day=data["day"],
-        in_bed=_duration(t, sleep["in_bed_minutes"]),
-        times_up=sleep["times_up"],
-        motion=activity["motion_total"],
-        active_hours=activity["active_hours"],
-        rooms=rooms or t("report.none"),
-        vitals=vitals or t("report.none"),
-        doors=doors["count"],
-        door_times=", ".join(doors["times"]) or t("report.none"),
+    alerts_line = t(
+        "report.alerts",
         alerts=alerts["count"],
         acknowledged=alerts["acknowledged"],
         median_ack=t("report.minutes", minutes=f"{median:g}") if median is not None else "-",
     )
-    return t("report.subject", name=name, day=data["day"]), body
+    subject = t("report.subject", name=name, day=data["day"])
+    intro = t("report.intro", name=name, day=data["day"])
+    if not day_has_data(data):
+        return subject, "\n\n".join([intro, t("report.no_data_day", name=name), alerts_line])
+    sleep, activity, doors = data["sleep"], data["activity"], data["night_doors"]
+    lines = [
+        t(
+            "report.sleep",
+            in_bed=_duration(t, sleep["in_bed_minutes"]),
+            times_up=plural(t, "report.times_up", sleep["times_up"]),
+        )
+        if section_has_data(data, "sleep")
+        else t("report.sleep_no_data"),
+        t(
+            "report.activity",
+            motion=plural(t, "report.movements", activity["motion_total"]),
+            active_hours=plural(t, "report.hours", activity["active_hours"]),
+            rooms=", ".join(f"{room} {n}" for room, n in activity["motion_by_room"].items())
+            or t("report.none"),
+        )
+        if section_has_data(data, "activity")
+        else t("report.activity_no_data"),
+        t("report.vitals", vitals=_vitals(t, data["vitals"]))
+        if data["vitals"]
+        else t("report.vitals_no_data"),
+        t(
+            "report.doors",
+            doors=plural(t, "report.door_times", doors["count"]),
+            door_times=", ".join(doors["times"]) or t("report.none"),
+        )
+        if section_has_data(data, "night_doors")
+        else t("report.doors_no_data"),
+        alerts_line,
+    ]
+    return subject, intro + "\n\n" + "\n".join(lines)
 
 
 def _caregivers(session: Session, resident_id: int) -> list[User]:

@@ -210,6 +210,9 @@ def dead_letter_frame(session: Session, start: datetime, end: datetime) -> pd.Da
 
 
 def _context(docs: Path) -> Any:
+    # GX's filesystem store refuses a relative base_directory, and data_dir is relative ("var")
+    # unless set otherwise.
+    docs = docs.resolve()
     config = DataContextConfig(
         store_backend_defaults=InMemoryStoreBackendDefaults(init_temp_docs_sites=False),
         progress_bars=ProgressBarsConfig(globally=False),

@@ -66,3 +66,11 @@ def translator(language: str | None) -> Callable[..., str]:
         return translate(key, language, **params)
 
     return t
+
+
+def plural(t: Callable[..., str], key: str, n: int, **params: Any) -> str:
+    """A counted phrase: `key.one` when n is 1, else `key.other`, with {n} and params filled in.
+
+    English has the two forms; Korean has one, so its catalogue gives both keys the same text.
+    """
+    return t(f"{key}.{'one' if n == 1 else 'other'}", n=n, **params)

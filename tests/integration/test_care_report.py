@@ -143,6 +143,7 @@ def test_known_day_matches_hand_computed_figures(db_session: Session, factory: F
         "motion_by_room": {"bedroom": 3, "living room": 3},
         "motion_total": 6,
         "active_hours": 4,
+        "readings": 7,  # and one no-motion reading: stillness, not missing data
     }
     assert data["vitals"] == {
         "heart_rate": {"count": 4, "min": 54.0, "max": 90.0, "mean": 69.0},
@@ -150,6 +151,7 @@ def test_known_day_matches_hand_computed_figures(db_session: Session, factory: F
     }
     assert data["night_doors"]["count"] == 2
     assert data["night_doors"]["times"] == ["23:10", "03:05"]
+    assert data["received"]["events"] == 4  # every door opening from 20:00 on the 4th
     assert data["alerts"] == {
         "count": 3,
         "by_severity": {"critical": 1, "warning": 2},
@@ -208,3 +210,67 @@ def test_local_day_spans_dst_changes() -> None:
     span = care_report.day_span(date(2026, 3, 29), "Europe/Berlin")
     start, end = span.utc
     assert end - start == timedelta(hours=23)
+
+
+def test_message_words_counts_in_english_and_korean(db_session: Session, factory: Factory) -> None:
+    data = care_report.make_report(db_session, known_day(db_session, factory), DAY).data
+    _, body = care_report.render_report(data, "Kim", "en")
+    assert "Sleep (20:00 to 10:00): 7 h 50 min in bed, up 2 times." in body
+    assert "Activity: 6 movements in 4 hours (bedroom 3, living room 3)." in body
+    assert "Door opened at night (22:00 to 06:00): 2 times (23:10, 03:05)." in body
+    assert "body temperature (°C): no data" in body
+    once = {
+        **data,
+        "sleep": {**data["sleep"], "times_up": 1},
+        "activity": {**data["activity"], "motion_total": 1, "active_hours": 1},
+        "night_doors": {**data["night_doors"], "count": 1, "times": ["23:10"]},
+    }
+    _, body = care_report.render_report(once, "Kim", "en")
+    assert "in bed, up 1 time." in body and "1 movement in 1 hour (" in body
+    assert "(22:00 to 06:00): 1 time (23:10)." in body
+    _, body = care_report.render_report(once, "Kim", "ko")
+    assert "일어난 횟수 1회" in body and "1시간 동안 움직임 1회" in body
+
+
+def test_day_without_any_data_says_so(db_session: Session, factory: Factory) -> None:
+    resident = factory.resident(factory.site(timezone="Asia/Seoul"))
+    factory.device(DeviceType.WEARABLE, resident=resident)
+    factory.device(DeviceType.BED_SENSOR, resident=resident)
+    data = care_report.make_report(db_session, resident.id, DAY).data
+    assert data["received"] == {"readings": 0, "events": 0}
+    assert not care_report.day_has_data(data)
+    _, english = care_report.render_report(data, "Kim", "en")
+    assert "No data arrived from Kim's devices" in english
+    assert "0 h 0 min" not in english and "up 0 times" not in english and "Alerts: 0" in english
+    _, korean = care_report.render_report(data, "김", "ko")
+    assert "김 님의 기기에서 받은 데이터가 없습니다" in korean and "0시간 0분" not in korean
+
+
+def test_sections_without_data_say_no_data(db_session: Session, factory: Factory) -> None:
+    """Only a wearable's heart rate arrived: sleep, activity and the door say "no data"."""
+    resident = factory.resident(factory.site(timezone="Asia/Seoul"))
+    wear = factory.device(DeviceType.WEARABLE, resident=resident).id
+    factory.device(DeviceType.BED_SENSOR, resident=resident)
+    factory.device(DeviceType.MOTION_SENSOR, resident=resident)
+    factory.device(DeviceType.DOOR_SENSOR, resident=resident)
+    db_session.execute(insert(Reading), [reading(wear, "heart_rate", local(5, 9), 61.0)])
+    data = care_report.make_report(db_session, resident.id, DAY).data
+    _, body = care_report.render_report(data, "Kim", "en")
+    assert "Sleep (20:00 to 10:00): no data." in body
+    assert "Activity: no data." in body
+    assert "Door at night (22:00 to 06:00): no data." in body
+    assert "heart rate (bpm) 61 to 61 (mean 61); blood oxygen (%): no data" in body
+    _, korean = care_report.render_report(data, "김", "ko")
+    assert "수면 (20:00~10:00): 데이터 없음." in korean and "활동: 데이터 없음." in korean
+
+
+def test_reports_made_before_the_counts_render_as_they_did(
+    db_session: Session, factory: Factory
+) -> None:
+    data = care_report.make_report(db_session, known_day(db_session, factory), DAY).data
+    version_1 = {key: value for key, value in data.items() if key != "received"}
+    version_1["activity"] = {k: v for k, v in data["activity"].items() if k != "readings"}
+    version_1["night_doors"] = {k: v for k, v in data["night_doors"].items() if k != "readings"}
+    _, body = care_report.render_report(version_1, "Kim", "en")
+    assert "no data" not in body.replace("body temperature (°C): no data", "")
+    assert "Activity: 6 movements in 4 hours" in body

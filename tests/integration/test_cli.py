@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import create_engine, func, inspect, select
@@ -19,7 +22,11 @@ from tests.conftest import TEST_SECRET
 
 
 def iotcare(
-    *args: str, database_url: str | None = None, env: dict | None = None, input: str | None = None
+    *args: str,
+    database_url: str | None = None,
+    env: dict | None = None,
+    input: str | None = None,
+    timeout: float = 120,
 ) -> subprocess.CompletedProcess[str]:
     environment = {k: v for k, v in os.environ.items() if not k.startswith("IOTCARE_")}
     environment.update(
@@ -38,7 +45,7 @@ def iotcare(
         text=True,
         env=environment,
         input=input,
-        timeout=120,
+        timeout=timeout,
         check=False,
     )
 
@@ -213,3 +220,73 @@ def test_bad_arguments_get_usage_not_traceback(args: tuple[str, ...], tmp_path: 
     result = iotcare(*args, database_url=f"sqlite:///{tmp_path / 'x.db'}")
     assert result.returncode != 0
     assert "Traceback" not in result.stderr + result.stdout
+
+
+@pytest.fixture
+def busy_port() -> Iterator[int]:
+    """A port something else listens on for the test's duration."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        yield int(sock.getsockname()[1])
+
+
+@pytest.mark.parametrize(
+    ("command", "setting", "language", "said"),
+    [
+        (("broker", "--port", "{port}"), "--port", "en_US.UTF-8", "already in use"),
+        (("app", "--port", "{port}"), "IOTCARE_APP_PORT", "en_US.UTF-8", "already in use"),
+        (("ingest",), "IOTCARE_METRICS_PORT", "en_US.UTF-8", "already in use"),
+        (("ingest",), "IOTCARE_METRICS_PORT", "ko_KR.UTF-8", "이미 사용 중"),
+    ],
+)
+def test_busy_port_is_one_line_naming_port_and_setting(
+    busy_port: int, command: tuple[str, ...], setting: str, language: str, said: str
+) -> None:
+    args = [arg.format(port=busy_port) for arg in command]
+    result = iotcare(
+        *args, env={"IOTCARE_METRICS_PORT": str(busy_port), "LANG": language}, timeout=30
+    )
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert result.stderr.strip().count("\n") == 0, result.stderr
+    assert str(busy_port) in result.stderr and setting in result.stderr and said in result.stderr
+    assert "Traceback" not in result.stderr + result.stdout
+    assert result.stdout == ""  # no "Serving the app at ..." first
+
+
+def readme_command_lines() -> list[list[str]]:
+    """The `iotcare ...` lines of the README's command-line section, as words."""
+    text = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    section = text.split("## The command line", 1)[1].split("```", 2)[1]
+    lines = []
+    for line in section.splitlines():
+        words = line.split("#", 1)[0].split()
+        if words and words[0].endswith("iotcare"):
+            lines.append(words[1:])
+    return lines
+
+
+def test_readme_command_lines_match_the_commands() -> None:
+    """Every README line names a real command and its options, and gives the required ones."""
+    import typer
+
+    from cli.main import app
+
+    root = typer.main.get_command(app)
+    lines = readme_command_lines()
+    assert len(lines) > 10
+    for words in lines:
+        # Typer builds on its own copy of click: groups are told apart by their subcommands.
+        command: Any = root
+        rest = list(words)
+        while hasattr(command, "commands") and rest and rest[0] in command.commands:
+            command = command.commands[rest.pop(0)]
+        assert not hasattr(command, "commands"), words
+        known = {name for p in command.params for name in p.opts + p.secondary_opts}
+        given = {w.strip("[]").split("=")[0] for w in rest if w.strip("[]").startswith("-")}
+        assert given <= known, (words, given - known)
+        always = {w.split("=")[0] for w in rest if w.startswith("-")}  # not in [brackets]
+        for option in command.params:
+            if option.required and option.param_type_name == "option":
+                assert always & set(option.opts), (words, option.opts)

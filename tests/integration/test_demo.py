@@ -9,8 +9,19 @@ import subprocess
 import sys
 import time
 import urllib.request
+from datetime import timedelta
 from pathlib import Path
 
+import pytest
+from sqlalchemy import create_engine
+from sqlalchemy.orm import sessionmaker
+
+from cli.demo import AlertFeed
+from core import registry, schema
+from core.alerts.lifecycle import Subject, raise_alert
+from core.i18n import translator
+from core.timeutil import utcnow
+from models import RuleKind, Severity
 from tests.support.tcp_proxy import free_port
 from tests.support.waiting import wait_until
 
@@ -57,6 +68,36 @@ def children_of(pid: int) -> list[int]:
             if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
                 found.append(int(entry.name))
     return found
+
+
+def test_alert_feed_prints_only_alerts_opened_since_the_demo_started(
+    empty_database: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    engine = create_engine(empty_database)
+    schema.upgrade(engine)
+    sessions = sessionmaker(engine, expire_on_commit=False)
+    started = utcnow()
+    with sessions() as session:
+        site = registry.create_site(session, "feedsite", "Feed site", "UTC")
+        resident = registry.create_resident(session, site, "Kim")
+        subject = Subject("resident", str(resident.id), site.id, resident.id)
+        for title, at in (("Old fall", started - timedelta(days=1)), ("New fall", started)):
+            raise_alert(
+                session,
+                kind=RuleKind.EVENT,
+                severity=Severity.CRITICAL,
+                subject=Subject(subject.type, f"{subject.id}-{title}", site.id, resident.id),
+                title=title,
+                at=at,
+            )
+        session.commit()
+    feed = AlertFeed(sessions, translator("en"), "en", "UTC", since=started)
+    feed.poll()
+    feed.poll()
+    engine.dispose()
+    printed = capsys.readouterr().out
+    assert printed.count("ALERT CRITICAL") == 1, printed
+    assert "New fall" in printed and "Old fall" not in printed
 
 
 def test_demo_runs_everything_and_stops_on_ctrl_c(tmp_path: Path) -> None:

@@ -18,10 +18,11 @@ from cli import flows as flows_cli
 from cli import quality as quality_cli
 from cli import reports as reports_cli
 from cli import rollups as rollups_cli
-from core import registry, schema
+from core import care_report, registry, schema
 from core.contract.catalogue import DeviceType
+from core.timeutil import utcnow
 from flows.deployments import DEPLOYMENTS
-from models import CareReport, QualityRun, Reading, Rollup
+from models import CareReport, QualityRun, Reading, Resident, Rollup
 
 T0 = datetime(2026, 1, 5, 10, tzinfo=UTC)
 
@@ -85,7 +86,7 @@ def invoke(*args: str, check: bool = True) -> Any:
 def test_backfill_prints_one_summary_line(database: Session) -> None:
     result = invoke("rollups", "backfill", "--start", "2026-01-05", "--end", "2026-01-06")
     summary = result.output.strip().splitlines()[-1].strip()  # after the cleared bar
-    assert summary.startswith("Rolled up 24 hours and 1 days from 2026-01-05T00:00:00+00:00 to ")
+    assert summary.startswith("Rolled up 24 hours and 1 day from 2026-01-05T00:00:00+00:00 to ")
     hourly = select(func.sum(Rollup.count)).where(Rollup.period == "hour")
     assert database.scalar(hourly) == 30
     daily = select(func.count()).select_from(Rollup).where(Rollup.period == "day")
@@ -105,14 +106,37 @@ def test_quality_run_reports_each_suite(database: Session) -> None:
     lines = result.output.splitlines()
     assert lines[0].startswith("Data quality of 2026-01-05T10:00:00+00:00")
     assert "  readings: passed (17 checks)" in lines
+    assert "  device_freshness: passed (1 check)" in lines
     assert database.scalar(select(func.count()).select_from(QualityRun)) == 3
 
 
 def test_reports_make_stores_a_report(database: Session) -> None:
     result = invoke("reports", "make", "--day", "2026-01-05")
-    assert "Resident" in result.output and "0 notifications queued" in result.output
+    # Only a wearable's heart rate: the sections of the other sensors have no data, not zeros.
+    assert result.output.strip().endswith(
+        ": no sleep data, no motion data, no door data, 0 alerts; 0 notifications queued."
+    )
     report = database.scalar(select(CareReport))
     assert report is not None and report.data["vitals"]["heart_rate"]["count"] == 30
+
+
+def test_reports_make_without_a_day_makes_each_residents_yesterday(database: Session) -> None:
+    """As the README writes it: no --day makes the day the hourly flow makes, in local time."""
+    resident = database.scalar(select(Resident))
+    assert resident is not None
+    resident.timezone = "Pacific/Kiritimati"  # UTC+14: its yesterday is often UTC's today
+    database.commit()
+    before = utcnow()
+    result = invoke("reports", "make")
+    days = {
+        care_report.due_day(at, "Pacific/Kiritimati", timedelta(hours=1))
+        for at in (before, utcnow())
+    }
+    report = database.scalar(select(CareReport))
+    assert report is not None and report.day in days
+    assert f"Resident {resident.id}, {report.day.isoformat()}: no data from the resident's" in (
+        result.output
+    )
 
 
 def test_flows_list_names_every_deployment(override_settings: Callable[..., Any]) -> None:

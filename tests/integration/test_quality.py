@@ -249,3 +249,18 @@ def test_each_injected_problem_is_caught_by_its_expectation(
     session.commit()
     again = session.scalars(select(Alert).where(Alert.subject_id == "readings")).all()
     assert len(again) == 1 and again[0].occurrences == 2
+
+
+def test_relative_docs_directory_is_resolved(
+    session: Session, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The default data_dir is relative ("var"): Data Docs still build, under the working dir."""
+    session.execute(insert(Reading), clean_readings())
+    session.commit()
+    monkeypatch.chdir(tmp_path)
+    url = session.get_bind().url.render_as_string(hide_password=False)
+    results = validate_window(
+        session, url, START, END, params=PARAMS, docs=Path("var") / "data-docs", now=NOW
+    )
+    assert all(r.success for r in results)
+    assert (tmp_path / "var" / "data-docs" / "index.html").exists()

@@ -109,7 +109,7 @@ def test_the_command_reports_and_is_idempotent(tmp_path: Path) -> None:
     assert iotcare("seed", "demo", database_url=url).returncode == 0
     first = iotcare("seed", "history", "--days", "1", "--quality-runs", "1", database_url=url)
     assert first.returncode == 0, first.stderr
-    assert "History from" in first.stdout and "1 data-quality runs" in first.stdout
+    assert "History from" in first.stdout and "1 data-quality run." in first.stdout
     assert "Traceback" not in first.stderr
     second = iotcare("seed", "history", "--days", "1", database_url=url)
     assert second.returncode == 0, second.stderr

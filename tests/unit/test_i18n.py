@@ -6,7 +6,7 @@ import string
 
 import pytest
 
-from core.i18n import LANGUAGES, catalogue, normalize_language, translate
+from core.i18n import LANGUAGES, catalogue, normalize_language, plural, translate, translator
 
 
 def placeholders(template: str) -> set[str]:
@@ -49,3 +49,23 @@ def test_translate_fills_parameters() -> None:
 def test_unknown_key_is_an_error() -> None:
     with pytest.raises(KeyError):
         translate("no.such.key", "en")
+
+
+def test_counted_phrases_have_both_forms() -> None:
+    english = catalogue("en")
+    ones = {key.removesuffix(".one") for key in english if key.endswith(".one")}
+    others = {key.removesuffix(".other") for key in english if key.endswith(".other")}
+    assert ones == others
+
+
+@pytest.mark.parametrize(
+    ("n", "en", "ko"),
+    [
+        (0, "up 0 times", "일어난 횟수 0회"),
+        (1, "up 1 time", "일어난 횟수 1회"),
+        (2, "up 2 times", "일어난 횟수 2회"),
+    ],
+)
+def test_plural_picks_the_form(n: int, en: str, ko: str) -> None:
+    assert plural(translator("en"), "report.times_up", n) == en
+    assert plural(translator("ko"), "report.times_up", n) == ko
