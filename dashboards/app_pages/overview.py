@@ -71,11 +71,12 @@ def board(timezone: str) -> None:
         return
     columns = st.columns(len(CareState) + (1 if overview.site_alerts else 0))
     if overview.site_alerts:
+        critical = len(overview.critical_site_alerts)
         columns.pop(0).metric(
             t("app.overview.site_alerts_metric"),
             len(overview.site_alerts),
-            t("app.overview.site_alerts_critical", n=len(overview.critical_site_alerts)),
-            delta_color="inverse" if overview.critical_site_alerts else "off",
+            t("app.overview.site_alerts_critical", n=critical) if critical else None,
+            delta_color="inverse",  # red: more critical alerts is worse
         )
     for column, state in zip(columns, CareState, strict=True):
         column.metric(t(f"app.overview.state.{state}"), overview.counts[state])
