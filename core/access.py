@@ -1,7 +1,10 @@
 """Who may see and do what: roles, permissions and the residents a viewer may see.
 
 Every query function the app and the notebooks use takes a `Viewer` and filters through here, so
-a caregiver sees only the residents assigned to them whatever page or notebook asks.
+a caregiver sees only the residents assigned to them whatever page or notebook asks. Sites: a
+caregiver also sees the site-level side of every site they work at (a site where at least one
+active resident is assigned to them, or their own User.site_id), so a gas leak in the kitchen
+reaches everyone on duty there; operators and admins see every site.
 """
 
 from __future__ import annotations
@@ -10,12 +13,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
 
-from sqlalchemy import ColumnElement, Select, select, true
+from sqlalchemy import ColumnElement, Select, or_, select, true
 from sqlalchemy.orm import Session
 
 from core.errors import IotCareError
 from core.i18n import normalize_language
-from models import CaregiverAssignment, Resident, Role, User
+from models import CaregiverAssignment, Resident, Role, Site, User
 
 
 class Permission(StrEnum):
@@ -100,6 +103,31 @@ def assigned_resident_ids(viewer: Viewer) -> Select[tuple[int]]:
     """Subquery of the resident ids assigned to a caregiver."""
     return select(CaregiverAssignment.resident_id).where(
         CaregiverAssignment.user_id == viewer.user_id
+    )
+
+
+def assigned_site_ids(viewer: Viewer) -> Select[tuple[str]]:
+    """Subquery of the sites of a caregiver's assigned active residents."""
+    return (
+        select(Resident.site_id)
+        .join(CaregiverAssignment, CaregiverAssignment.resident_id == Resident.id)
+        .where(CaregiverAssignment.user_id == viewer.user_id, Resident.active.is_(True))
+    )
+
+
+def site_clause(viewer: Viewer, column: ColumnElement[str | None]) -> ColumnElement[bool]:
+    """A WHERE clause limiting a site id `column` to the sites the viewer sees (see module doc)."""
+    require(viewer, Permission.VIEW_RESIDENTS)
+    if viewer.sees_all_residents:
+        return true()
+    works_at = column.in_(assigned_site_ids(viewer))
+    return works_at if viewer.site_id is None else or_(works_at, column == viewer.site_id)
+
+
+def visible_site_ids(session: Session, viewer: Viewer) -> list[str]:
+    """Ids of the sites the viewer sees, sorted (operators and admins: every site)."""
+    return list(
+        session.scalars(select(Site.id).where(site_clause(viewer, Site.id)).order_by(Site.id))
     )
 
 

@@ -256,9 +256,12 @@ class Settings(BaseSettings):
         timedelta(hours=8), description="Signed-in session lifetime in the app."
     )
     app_refresh: Duration = Field(
-        timedelta(seconds=30),
+        timedelta(seconds=15),
         gt=timedelta(0),
-        description="How often the overview page refreshes itself (residents' cards).",
+        description=(
+            "How often the app's live parts refresh themselves: the overview, the alerts list and "
+            "inbox, the sidebar's unread count (a new critical alert shows within this time)."
+        ),
     )
 
     # --- notifications (outbox delivery, channels, one-click links)

@@ -10,6 +10,7 @@ import streamlit as st
 from core.errors import IotCareError
 from dashboards.components.auth import handle_ack_link, refresh_viewer, sign_in_form, sign_out
 from dashboards.components.i18n import language, t
+from dashboards.components.unread import unread_summary
 from dashboards.context import app_context
 from dashboards.navigation import pages_for
 
@@ -45,6 +46,8 @@ navigation = st.navigation(
 )
 with st.sidebar:
     st.caption(t("app.signed_in_as", name=viewer.display_name, role=t(f"app.roles.{viewer.role}")))
+    # On every page, refreshed on its own: what waits for this person.
+    unread_summary(viewer, app_context().settings.app_refresh)
     if st.button(t("app.signout"), icon=":material/logout:"):
         sign_out(t("app.signed_out"))
         st.rerun()

@@ -3,9 +3,11 @@
 Who sees which alert (`alert_clause`): operators and admins see every alert. A caregiver sees an
 alert when it is about one of their assigned residents: the alert's resident_id is assigned to
 them, or the alert has no resident and its device belongs to an assigned resident
-(devices.resident_id). Site-level alerts, about no resident and no resident's device (a data
-quality failure, the kitchen flame sensor, an unassigned device), are for operators: the routing
-sends them to operators too (core.notify.routes.recipients), so a caregiver never sees them here.
+(devices.resident_id). A caregiver also sees the site-level alerts (`site_level_clause`: no
+resident, and no resident's device: the kitchen's flame or gas sensor, a data quality failure, an
+unassigned device) of every site they work at (core.access.site_clause: a site where they look
+after at least one resident, or their own site): a gas leak concerns everyone on duty there. They
+never see another resident's alerts, nor those of an alert with no site.
 A caregiver may act only on alerts they see; acting goes through core.alerts.lifecycle, which
 writes alert_history and the audit log and queues notifications in the same transaction.
 """
@@ -29,6 +31,7 @@ from core.access import (
     acting_user,
     assigned_resident_ids,
     require,
+    site_clause,
 )
 from core.alerts import lifecycle
 from core.errors import IotCareError, NotFoundError
@@ -133,6 +136,24 @@ class AlertDetail:
     notifications: pd.DataFrame
 
 
+@dataclass(frozen=True)
+class UnreadCounts:
+    """What waits for the viewer: open (unacknowledged) alerts, the critical ones, unread inbox."""
+
+    alerts: int
+    critical: int
+    inbox: int
+
+
+def site_level_clause() -> ColumnElement[bool]:
+    """A WHERE clause on Alert: about a site, not a resident (no resident, no resident's device)."""
+    residents_devices = select(Device.id).where(Device.resident_id.is_not(None))
+    return and_(
+        Alert.resident_id.is_(None),
+        or_(Alert.device_id.is_(None), Alert.device_id.not_in(residents_devices)),
+    )
+
+
 def alert_clause(viewer: Viewer) -> ColumnElement[bool]:
     """A WHERE clause on Alert limiting it to the alerts the viewer may see (see module doc)."""
     require(viewer, Permission.HANDLE_ALERTS)
@@ -143,6 +164,11 @@ def alert_clause(viewer: Viewer) -> ColumnElement[bool]:
     return or_(
         Alert.resident_id.in_(assigned),
         and_(Alert.resident_id.is_(None), Alert.device_id.in_(assigned_devices)),
+        and_(
+            site_level_clause(),
+            Alert.site_id.is_not(None),
+            site_clause(viewer, Alert.site_id),
+        ),
     )
 
 
@@ -253,6 +279,21 @@ def alert_counts(session: Session, viewer: Viewer) -> AlertCounts:
         open=by_status.get(AlertStatus.OPEN, 0),
         acknowledged=by_status.get(AlertStatus.ACKNOWLEDGED, 0),
         critical_unresolved=critical,
+    )
+
+
+def unread_counts(session: Session, viewer: Viewer) -> UnreadCounts:
+    """Open alerts the viewer sees (not yet taken on by anyone), the critical ones, unread inbox."""
+    rows = session.execute(
+        select(Alert.severity, func.count())
+        .where(alert_clause(viewer), Alert.status == AlertStatus.OPEN)
+        .group_by(Alert.severity)
+    ).all()
+    by_severity = {Severity(severity): int(count) for severity, count in rows}
+    return UnreadCounts(
+        alerts=sum(by_severity.values()),
+        critical=by_severity.get(Severity.CRITICAL, 0),
+        inbox=notify_inbox.unread_count(session, viewer.user_id),
     )
 
 

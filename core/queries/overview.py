@@ -6,6 +6,11 @@ Everything comes from six queries whatever the number of residents (no query per
 served by an index: the latest reading of a device is a backward scan of the readings primary
 key (device_id, ts, metric) that stops at the first match, and the previous hour's mean is one
 probe of the rollups primary key.
+
+Above the cards: the unresolved site-level alerts the viewer sees (a gas leak or flame in the
+kitchen: about the site, not one resident; who sees them is core.queries.alerts.alert_clause).
+While a critical one is unresolved, no resident of that site is "all well": their cards say so
+and count as needing attention.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from sqlalchemy.orm import Session
 from core.access import Viewer, resident_clause
 from core.contract.catalogue import DEVICE_METRICS, DeviceType
 from core.device_state import is_silent, silent_clause
+from core.queries.alerts import UNRESOLVED, alert_clause, site_level_clause
 from core.rollups import floor_bucket
 from core.timeutil import ensure_utc, utcnow
 from models import (
@@ -97,6 +103,27 @@ class AlertBrief:
 
 
 @dataclass(frozen=True)
+class SiteAlert:
+    """An unresolved alert about a site, not a resident: what, where and when (site's zone)."""
+
+    id: uuid.UUID
+    site_id: str
+    site_name: str
+    timezone: str
+    kind: str
+    severity: Severity
+    status: AlertStatus
+    title: str
+    details: dict[str, Any]
+    device_id: str | None
+    device_type: str | None
+    room: str | None
+    opened_at: datetime
+    last_seen_at: datetime
+    occurrences: int
+
+
+@dataclass(frozen=True)
 class Vital:
     """The latest value of a vital sign and where it is heading."""
 
@@ -132,6 +159,7 @@ class ResidentCard:
     movement_room: str | None = None
     vitals: tuple[Vital, ...] = ()  # in VITALS order, only those with a recent reading
     device_problems: tuple[DeviceProblem, ...] = ()
+    site_alert: bool = False  # a critical alert about the resident's site is unresolved
 
     @property
     def sort_key(self) -> tuple[Any, ...]:
@@ -154,25 +182,64 @@ class Overview:
     cards: list[ResidentCard]
     counts: dict[CareState, int] = field(default_factory=dict)
     as_of: datetime | None = None
+    site_alerts: list[SiteAlert] = field(default_factory=list)  # critical first, then oldest
+
+    @property
+    def critical_site_alerts(self) -> list[SiteAlert]:
+        """The unresolved critical site-level alerts (the page's banner)."""
+        return [a for a in self.site_alerts if a.severity is Severity.CRITICAL]
 
 
 def _visible_residents(viewer: Viewer) -> Select[Any]:
     return select(Resident.id).where(Resident.active.is_(True), resident_clause(viewer))
 
 
-def _residents(session: Session, viewer: Viewer) -> list[tuple[int, str, str | None, str]]:
+def _residents(session: Session, viewer: Viewer) -> list[tuple[int, str, str | None, str, str]]:
     rows = session.execute(
         select(
             Resident.id,
             Resident.name,
             Resident.room,
             func.coalesce(Resident.timezone, Site.timezone),
+            Resident.site_id,
         )
         .join(Site, Site.id == Resident.site_id)
         .where(Resident.active.is_(True), resident_clause(viewer))
         .order_by(Resident.name, Resident.id)
     ).all()
-    return [(int(r[0]), r[1], r[2], r[3]) for r in rows]
+    return [(int(r[0]), r[1], r[2], r[3], r[4]) for r in rows]
+
+
+def site_alerts(session: Session, viewer: Viewer) -> list[SiteAlert]:
+    """Unresolved site-level alerts the viewer sees, critical first, then the longest waiting."""
+    rows = session.execute(
+        select(Alert, Site.name, Site.timezone, Device.type, Device.room)
+        .join(Site, Site.id == Alert.site_id)
+        .outerjoin(Device, Device.id == Alert.device_id)
+        .where(alert_clause(viewer), site_level_clause(), Alert.status.in_(UNRESOLVED))
+    ).all()
+    found = [
+        SiteAlert(
+            id=alert.id,
+            site_id=str(alert.site_id),
+            site_name=site_name,
+            timezone=timezone,
+            kind=str(alert.kind),
+            severity=Severity(alert.severity),
+            status=AlertStatus(alert.status),
+            title=alert.title,
+            details=dict(alert.details or {}),
+            device_id=alert.device_id,
+            device_type=device_type,
+            room=room,
+            opened_at=ensure_utc(alert.opened_at),
+            last_seen_at=ensure_utc(alert.last_seen_at),
+            occurrences=int(alert.occurrences),
+        )
+        for alert, site_name, timezone, device_type, room in rows
+    ]
+    found.sort(key=lambda a: (SEVERITY_RANK[a.severity], a.opened_at, str(a.id)))
+    return found
 
 
 def _alerts(session: Session, visible: Select[Any]) -> dict[int, list[AlertBrief]]:
@@ -402,11 +469,15 @@ def _device_problems(
     return found
 
 
-def state_of(alerts: Sequence[AlertBrief], device_problems: Sequence[DeviceProblem]) -> CareState:
-    """Critical with an open critical alert; attention with any other alert or a broken device."""
+def state_of(
+    alerts: Sequence[AlertBrief],
+    device_problems: Sequence[DeviceProblem],
+    site_alert: bool = False,
+) -> CareState:
+    """Critical: an open critical alert; attention: other alerts, a broken device, a site alert."""
     if any(a.severity is Severity.CRITICAL and a.status is AlertStatus.OPEN for a in alerts):
         return CareState.CRITICAL
-    if alerts or device_problems:
+    if alerts or device_problems or site_alert:
         return CareState.ATTENTION
     return CareState.OK
 
@@ -422,32 +493,36 @@ def count_states(cards: Iterable[ResidentCard]) -> dict[CareState, int]:
 def resident_overview(session: Session, viewer: Viewer, now: datetime | None = None) -> Overview:
     """A card per resident the viewer may see, worst state first (caregivers: theirs only)."""
     now = ensure_utc(now or utcnow())
+    on_site = site_alerts(session, viewer)
+    sites_in_danger = {a.site_id for a in on_site if a.severity is Severity.CRITICAL}
     residents = _residents(session, viewer)
     if not residents:
-        return Overview(cards=[], counts=count_states([]), as_of=now)
+        return Overview(cards=[], counts=count_states([]), as_of=now, site_alerts=on_site)
     visible = _visible_residents(viewer)
     alerts = _alerts(session, visible)
     movement = _last_movement(session, visible, now)
     vitals = _vitals(session, visible, now)
     problems = _device_problems(session, visible, now)
     cards = []
-    for resident_id, name, room, timezone in residents:
+    for resident_id, name, room, timezone, site_id in residents:
         own_alerts = alerts.get(resident_id, [])
         own_problems = problems.get(resident_id, [])
         moved = movement.get(resident_id)
+        in_danger = site_id in sites_in_danger
         cards.append(
             ResidentCard(
                 resident_id=resident_id,
                 name=name,
                 room=room,
                 timezone=timezone,
-                state=state_of(own_alerts, own_problems),
+                state=state_of(own_alerts, own_problems, in_danger),
                 alerts=tuple(own_alerts),
                 last_movement=moved[0] if moved else None,
                 movement_room=moved[1] if moved else None,
                 vitals=tuple(vitals.get(resident_id, [])),
                 device_problems=tuple(own_problems),
+                site_alert=in_danger,
             )
         )
     cards.sort(key=lambda card: card.sort_key)
-    return Overview(cards=cards, counts=count_states(cards), as_of=now)
+    return Overview(cards=cards, counts=count_states(cards), as_of=now, site_alerts=on_site)

@@ -1,7 +1,10 @@
 """Alerts needing attention by severity and age; look at one, acknowledge, resolve, reopen.
 
-Caregivers see and act on the alerts of their assigned residents only (core.queries.alerts);
-operators and admins see all. `?alert=<id>` opens one alert directly (links from other pages).
+Caregivers see and act on the alerts of their assigned residents and of the sites they work at
+(a gas leak in the kitchen), never another resident's (core.queries.alerts); operators and admins
+see all. `?alert=<id>` opens one alert directly (links from other pages). The inbox, counts and
+list refresh themselves every IOTCARE_APP_REFRESH (a fragment); the chosen alert's detail and its
+forms sit outside it, so a refresh never loses a note being typed.
 """
 
 from __future__ import annotations
@@ -13,7 +16,6 @@ from core.access import Permission
 from core.errors import IotCareError
 from core.queries.alerts import (
     UNRESOLVED,
-    AlertDetail,
     acknowledge_alert,
     alert_counts,
     alert_detail,
@@ -25,6 +27,7 @@ from core.queries.alerts import (
     resolve_alert,
     viewer_timezone,
 )
+from core.timeutil import utcnow
 from dashboards.components.alert_views import (
     ago_text,
     alert_notifications_table,
@@ -38,17 +41,25 @@ from dashboards.components.alert_views import (
 )
 from dashboards.components.i18n import language, t
 from dashboards.components.page import flash, require_page, show_error, show_flashes
+from dashboards.components.timefmt import local_time
 from dashboards.context import app_context, db_session
 from models import AlertStatus, Severity
 
 SELECTED = "alerts.selected"
 # An alert opened by link or just acted on stays on screen even when the filter hides it.
 PINNED = "alerts.pinned"
+# The alert whose detail and forms this page showed last: a refresh never takes it away (nor a
+# half-typed note), even when someone else resolves it meanwhile.
+SHOWN = "alerts.shown"
+# True while the whole page runs; False during the list's own timed or widget reruns.
+FULL_RUN = "alerts.full_run"
 FILTERS = ("unresolved", "open", "acknowledged", "resolved", "all")
 
 viewer = require_page(Permission.HANDLE_ALERTS)
 lang = language()
-default_timezone = app_context().settings.default_timezone
+settings = app_context().settings
+default_timezone = settings.default_timezone
+refresh = settings.app_refresh
 st.title(t("app.nav.alerts"))
 show_flashes()
 st.caption(t("app.alerts.intro_all" if viewer.sees_all_residents else "app.alerts.intro"))
@@ -57,18 +68,31 @@ linked = st.query_params.get("alert")
 if linked:
     del st.query_params["alert"]
     st.session_state[PINNED] = st.session_state[SELECTED] = linked
+st.session_state[SHOWN] = st.session_state.get(SELECTED)
 
 with db_session() as session:
     timezone = viewer_timezone(session, viewer, default_timezone)
-    counts = alert_counts(session, viewer)
-    unread = inbox(session, viewer, unread_only=True, limit=20)
-    unread_count = inbox_unread(session, viewer)
 
-# The signed-in person's own inbox: messages the platform sent them in the app.
-with st.expander(t("app.alerts.inbox.title", n=unread_count), expanded=not unread.empty):
-    if unread.empty:
-        st.caption(t("app.alerts.inbox.empty"))
-    else:
+
+def _label(severity: str, what: str, who: str, opened_at: object) -> str:
+    return t(
+        "app.alerts.choose_label",
+        severity=severity_text(severity),
+        what=what,
+        who=who,
+        age=ago_text(opened_at),
+    )
+
+
+def _inbox() -> None:
+    """The signed-in person's own inbox: messages the platform sent them in the app."""
+    with db_session() as session:
+        unread = inbox(session, viewer, unread_only=True, limit=20)
+        unread_count = inbox_unread(session, viewer)
+    with st.expander(t("app.alerts.inbox.title", n=unread_count), expanded=not unread.empty):
+        if unread.empty:
+            st.caption(t("app.alerts.inbox.empty"))
+            return
         show_table(
             pd.DataFrame(
                 {
@@ -83,95 +107,121 @@ with st.expander(t("app.alerts.inbox.title", n=unread_count), expanded=not unrea
             flash(t("app.alerts.inbox.marked", n=marked))
             st.rerun()
 
-left, middle, right = st.columns(3)
-left.metric(t("app.alerts.metric_open"), counts.open)
-middle.metric(t("app.alerts.metric_acknowledged"), counts.acknowledged)
-right.metric(t("app.alerts.metric_critical"), counts.critical_unresolved)
 
-shown = st.radio(
-    t("app.alerts.show"),
-    options=FILTERS,
-    format_func=lambda name: (
-        {
-            "unresolved": t("app.alerts.unresolved"),
-            "all": t("app.common.all"),
-        }.get(name)
-        or t(f"app.alert_status.{name}")
-    ),
-    horizontal=True,
-    key="alerts.filter",
-)
-severities = st.multiselect(
-    t("app.alerts.severity"),
-    options=[s.value for s in Severity],
-    default=[s.value for s in Severity],
-    format_func=severity_text,
-    key="alerts.severities",
-)
-statuses = {
-    "unresolved": UNRESOLVED,
-    "open": (AlertStatus.OPEN,),
-    "acknowledged": (AlertStatus.ACKNOWLEDGED,),
-    "resolved": (AlertStatus.RESOLVED,),
-    "all": None,
-}[shown]
+@st.fragment(run_every=refresh)
+def live_list() -> None:
+    """Inbox, counts, filters, the list and the choice of alert; reruns every app_refresh.
 
-with db_session() as session:
-    alerts = list_alerts(session, viewer, statuses, severities or None, language=lang)
+    The detail and its forms are outside: a refresh never clears a note being written.
+    """
+    _inbox()
+    with db_session() as session:
+        counts = alert_counts(session, viewer)
+    left, middle, right = st.columns(3)
+    left.metric(t("app.alerts.metric_open"), counts.open)
+    middle.metric(t("app.alerts.metric_acknowledged"), counts.acknowledged)
+    right.metric(t("app.alerts.metric_critical"), counts.critical_unresolved)
 
-if alerts.empty:
-    st.info(
-        t("app.alerts.empty_unresolved" if shown == "unresolved" else "app.alerts.empty_filtered")
+    shown = st.radio(
+        t("app.alerts.show"),
+        options=FILTERS,
+        format_func=lambda name: (
+            {
+                "unresolved": t("app.alerts.unresolved"),
+                "all": t("app.common.all"),
+            }.get(name)
+            or t(f"app.alert_status.{name}")
+        ),
+        horizontal=True,
+        key="alerts.filter",
     )
-else:
-    show_table(alerts_table(alerts, timezone))
-    st.caption(t("app.common.site_time", timezone=timezone))
-
-labels = {
-    row.id: t(
-        "app.alerts.choose_label",
-        severity=severity_text(row.severity),
-        what=row.what,
-        who=who_text(row.resident, row.room, row.device_id),
-        age=ago_text(row.opened_at),
+    severities = st.multiselect(
+        t("app.alerts.severity"),
+        options=[s.value for s in Severity],
+        default=[s.value for s in Severity],
+        format_func=severity_text,
+        key="alerts.severities",
     )
-    for row in alerts.itertuples(index=False)
-}
-options = list(labels)
+    statuses = {
+        "unresolved": UNRESOLVED,
+        "open": (AlertStatus.OPEN,),
+        "acknowledged": (AlertStatus.ACKNOWLEDGED,),
+        "resolved": (AlertStatus.RESOLVED,),
+        "all": None,
+    }[shown]
+    with db_session() as session:
+        alerts = list_alerts(session, viewer, statuses, severities or None, language=lang)
+    if alerts.empty:
+        st.info(
+            t(
+                "app.alerts.empty_unresolved"
+                if shown == "unresolved"
+                else "app.alerts.empty_filtered"
+            )
+        )
+    else:
+        show_table(alerts_table(alerts, timezone))
+        st.caption(t("app.common.site_time", timezone=timezone))
+    st.caption(
+        t(
+            "app.alerts.updated",
+            time=local_time(utcnow(), timezone, with_date=False),
+            seconds=int(refresh.total_seconds()),
+        )
+    )
+
+    labels = {
+        row.id: _label(
+            row.severity, row.what, who_text(row.resident, row.room, row.device_id), row.opened_at
+        )
+        for row in alerts.itertuples(index=False)
+    }
+    options = list(labels)
+    pinned = st.session_state.get(PINNED)
+    for kept in dict.fromkeys((pinned, st.session_state.get(SHOWN))):
+        if kept is None or kept in labels:
+            continue
+        try:
+            with db_session() as session:
+                detail = alert_detail(session, viewer, kept, lang, default_timezone)
+        except IotCareError as error:
+            if kept == pinned:
+                show_error(error)  # a link to an alert that is not theirs, or is gone
+                st.session_state.pop(PINNED, None)
+            continue
+        labels[kept] = _label(
+            detail.severity.value,
+            detail.what,
+            who_text(detail.resident_name, detail.room, detail.device_id),
+            detail.opened_at,
+        )
+        options.insert(0, kept)
+    if st.session_state.get(SELECTED) not in options:
+        st.session_state[SELECTED] = options[0] if options else None
+    if options:
+        st.selectbox(
+            t("app.alerts.choose"), options=options, format_func=labels.__getitem__, key=SELECTED
+        )
+    chosen = st.session_state.get(SELECTED)
+    if not st.session_state.get(FULL_RUN) and chosen != st.session_state.get(SHOWN):
+        st.rerun()  # another alert chosen (or none left): the detail below must follow
+
+
+st.session_state[FULL_RUN] = True
+try:
+    live_list()
+finally:
+    st.session_state[FULL_RUN] = False
 selected = st.session_state.get(SELECTED)
-detail: AlertDetail | None = None
-if selected is not None and (selected in labels or selected == st.session_state.get(PINNED)):
-    try:
-        with db_session() as session:
-            detail = alert_detail(session, viewer, selected, lang, default_timezone)
-    except IotCareError as error:
-        show_error(error)  # a link to an alert that is not theirs, or is gone
-        st.session_state.pop(PINNED, None)
-        selected = None
-if detail is not None and selected not in labels:
-    labels[selected] = t(
-        "app.alerts.choose_label",
-        severity=severity_text(detail.severity.value),
-        what=detail.what,
-        who=who_text(detail.resident_name, detail.room, detail.device_id),
-        age=ago_text(detail.opened_at),
-    )
-    options.insert(0, selected)
-if selected not in options:
-    selected = options[0] if options else None
-    st.session_state[SELECTED] = selected
-if not options:
+if selected is None:
     st.stop()
-
-st.selectbox(t("app.alerts.choose"), options=options, format_func=labels.__getitem__, key=SELECTED)
-selected = st.session_state[SELECTED]
-if detail is None or str(detail.id) != selected:
-    try:
-        with db_session() as session:
-            detail = alert_detail(session, viewer, selected, lang, default_timezone)
-    except IotCareError as error:
-        show_error(error)
-        st.stop()
+st.session_state[SHOWN] = selected
+try:
+    with db_session() as session:
+        detail = alert_detail(session, viewer, selected, lang, default_timezone)
+except IotCareError as error:
+    show_error(error)
+    st.stop()
 assert detail is not None
 alert_id = str(detail.id)
 tz = detail.timezone

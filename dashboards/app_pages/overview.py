@@ -1,7 +1,9 @@
 """Overview: a card per resident the viewer looks after, worst state first, refreshed live.
 
 The cards live in a fragment that reruns itself every IOTCARE_APP_REFRESH; the filters and the
-page number are widgets with keys inside it, so a refresh keeps the reader's place.
+page number are widgets with keys inside it, so a refresh keeps the reader's place. Above them,
+in the same fragment, the unresolved alerts about a site the viewer works at (a gas leak in the
+kitchen) as a banner: what, where, since when in the site's time.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from core.timeutil import utcnow
 from dashboards.components.i18n import t
 from dashboards.components.page import require_page, show_error
 from dashboards.components.resident_cards import render_card
+from dashboards.components.site_alerts import render_site_alerts
 from dashboards.components.timefmt import local_time
 from dashboards.context import app_context, db_session
 from models import Site
@@ -56,6 +59,7 @@ def board(timezone: str) -> None:
     except IotCareError as error:
         show_error(error)
         return
+    render_site_alerts(overview.site_alerts)
     if not overview.cards:
         st.info(
             t(
@@ -65,7 +69,15 @@ def board(timezone: str) -> None:
             )
         )
         return
-    columns = st.columns(len(CareState))
+    columns = st.columns(len(CareState) + (1 if overview.site_alerts else 0))
+    if overview.site_alerts:
+        critical = len(overview.critical_site_alerts)
+        columns.pop(0).metric(
+            t("app.overview.site_alerts_metric"),
+            len(overview.site_alerts),
+            t("app.overview.site_alerts_critical", n=critical) if critical else None,
+            delta_color="inverse",  # red: more critical alerts is worse
+        )
     for column, state in zip(columns, CareState, strict=True):
         column.metric(t(f"app.overview.state.{state}"), overview.counts[state])
     states = st.pills(

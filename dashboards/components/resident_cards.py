@@ -125,7 +125,10 @@ def render_card(card: ResidentCard) -> None:
         )
         st.markdown(f"**{title}**")
         state_badge(card.state)
-        lines: list[str] = [alert_line(a) for a in card.alerts[:CARD_ALERTS]]
+        lines: list[str] = []
+        if card.site_alert:
+            lines.append(f":red[{t('app.overview.site_alert_card')}]")
+        lines += [alert_line(a) for a in card.alerts[:CARD_ALERTS]]
         if len(card.alerts) > CARD_ALERTS:
             lines.append(t("app.overview.more_alerts", n=len(card.alerts) - CARD_ALERTS))
         if card.last_movement is not None:
@@ -146,7 +149,7 @@ def render_card(card: ResidentCard) -> None:
             )
         for device in card.device_problems:
             lines.extend(f":orange[{md(line)}]" for line in problem_lines(device))
-        if not card.alerts and not card.device_problems:
+        if not card.alerts and not card.device_problems and not card.site_alert:
             lines.append(t("app.overview.nothing_wrong"))
         st.markdown("  \n".join(lines))
         st.page_link(

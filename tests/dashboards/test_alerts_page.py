@@ -146,28 +146,32 @@ def _choose(at, alert_id: str):
     return at
 
 
-def test_caregiver_sees_only_alerts_of_assigned_residents(open_app, scene: Scene) -> None:
+def test_caregiver_sees_alerts_of_assigned_residents_and_of_their_site(
+    open_app, scene: Scene
+) -> None:
     at = open_app("caregiver1", page="alerts", language="en")
     no_exception(at)
     options = _options(at)
-    # Their resident's fall and their resident's silent motion sensor; nothing else.
-    assert len(options) == 2
+    # Their resident's fall, the kitchen flame at their site, their resident's silent motion
+    # sensor; never another resident's alert.
+    assert len(options) == 3
     assert "Fall detected" in options[0] and scene.mine_name in options[0]
-    assert "No message for 45 minutes" in options[1]
+    assert "Flame detected" in options[1] and "kitchen-flame" in options[1]
+    assert "No message for 45 minutes" in options[2]
     table = _table(at, "Severity")
-    assert table["Severity"].tolist() == ["Critical", "Warning"]  # severity first, then age
-    assert all(scene.mine_name in who for who in table["Who"])
+    assert table["Severity"].tolist() == ["Critical", "Critical", "Warning"]  # severity, then age
+    assert table["What"].tolist()[1] == "Flame detected"
     shown = texts(at) + " ".join(options) + table.to_string()
-    assert scene.other_name not in shown and "kitchen" not in shown
+    assert scene.other_name not in shown and "Panic button" not in shown
     metrics = {m.label: m.value for m in at.metric}
-    assert metrics["Open"] == "2" and metrics["Critical, not resolved"] == "1"
+    assert metrics["Open"] == "3" and metrics["Critical, not resolved"] == "2"
 
 
 def test_caregiver_reads_the_page_in_korean(open_app, scene: Scene) -> None:
     at = open_app("caregiver1", page="alerts")  # the demo caregivers read Korean
     no_exception(at)
     table = _table(at, "심각도")
-    assert table["심각도"].tolist() == ["위급", "주의"]
+    assert table["심각도"].tolist() == ["위급", "위급", "주의"]
     assert table["내용"].tolist()[0] == "낙상 감지"
     # Her resident's fall, and the kitchen flame: she is on duty at the site.
     assert "읽지 않음 2건" in at.expander[0].label

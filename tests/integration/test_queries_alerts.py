@@ -22,6 +22,7 @@ from models import (
     Notification,
     NotificationPurpose,
     NotificationStatus,
+    Resident,
     Role,
     RuleKind,
     Severity,
@@ -120,17 +121,22 @@ def world(db_session: Session, factory: Factory) -> World:
     )
 
 
-def test_caregiver_sees_their_residents_and_their_residents_devices_only(
+def test_caregiver_sees_their_residents_their_devices_and_their_sites_alerts(
     db_session: Session, world: World
 ) -> None:
     frame = q.list_alerts(db_session, world.caregiver, statuses=None)
-    assert set(frame["id"]) == {world.about_mine, world.my_device}
-    # Most severe first: the critical fall, then the warning.
-    assert frame["id"].tolist() == [world.about_mine, world.my_device]
+    # Their resident's fall and motion sensor, and the site's own alerts (the kitchen flame, the
+    # data quality check); not the other resident's alert nor the other resident's device.
+    assert frame["id"].tolist() == [
+        world.kitchen,  # critical, +3
+        world.about_mine,  # critical, +10
+        world.my_device,  # warning
+        world.site_quality,  # info
+    ]
     device_row = frame.set_index("id").loc[world.my_device]
     assert device_row["resident"] == "Mine"  # the device's resident
     counts = q.alert_counts(db_session, world.caregiver)
-    assert (counts.open, counts.acknowledged, counts.critical_unresolved) == (2, 0, 1)
+    assert (counts.open, counts.acknowledged, counts.critical_unresolved) == (4, 0, 2)
 
 
 def test_operator_sees_every_alert_by_severity_then_age(db_session: Session, world: World) -> None:
@@ -148,7 +154,7 @@ def test_operator_sees_every_alert_by_severity_then_age(db_session: Session, wor
     assert q.alert_counts(db_session, world.operator).open == 6
 
 
-@pytest.mark.parametrize("which", ["about_other", "other_device", "site_quality", "kitchen"])
+@pytest.mark.parametrize("which", ["about_other", "other_device"])
 def test_caregiver_cannot_see_or_act_on_others_alerts(
     db_session: Session, world: World, which: str
 ) -> None:
@@ -296,3 +302,87 @@ def test_inbox_is_the_viewers_own(db_session: Session, factory: Factory, world: 
     # Marking all touches only the viewer's own.
     assert q.mark_inbox_read(db_session, world.operator) == 1
     assert q.inbox_unread(db_session, world.operator) == 0
+
+
+def test_site_alerts_are_seen_by_the_caregivers_of_that_site_only(
+    db_session: Session, factory: Factory, world: World
+) -> None:
+    site_a = world.caregiver.site_id
+    elsewhere = factory.site()
+    theirs = factory.resident(elsewhere, name="Elsewhere")
+    other_site = Viewer.of(factory.user(Role.CAREGIVER, residents=(theirs,), site_id=elsewhere.id))
+    # Works at site A by assignment only (no User.site_id), or by User.site_id only.
+    mine = db_session.scalar(select(Resident).where(Resident.name == "Mine"))
+    by_assignment = Viewer.of(factory.user(Role.CAREGIVER, residents=(mine,)))
+    by_site = Viewer.of(factory.user(Role.CAREGIVER, site_id=site_a))
+    # An alert of no site at all is for operators.
+    siteless = _raise(db_session, RuleKind.DATA_QUALITY, Severity.INFO, Subject("global", "x"), 4)
+
+    site_alerts = {world.kitchen, world.site_quality}
+    for viewer in (by_assignment, by_site):
+        seen = set(q.list_alerts(db_session, viewer, statuses=None)["id"])
+        assert site_alerts <= seen and siteless not in seen
+        assert world.about_other not in seen and world.other_device not in seen
+        assert q.alert_detail(db_session, viewer, world.kitchen).what == "Flame detected"
+    assert set(q.list_alerts(db_session, by_site, statuses=None)["id"]) == site_alerts
+    assert q.list_alerts(db_session, other_site, statuses=None).empty
+    assert q.alert_counts(db_session, other_site).critical_unresolved == 0
+    for alert_id in (world.kitchen, siteless):
+        with pytest.raises(AccessDenied):
+            q.check_alert(db_session, other_site, alert_id)
+    with pytest.raises(AccessDenied):
+        q.check_alert(db_session, world.caregiver, siteless)
+    assert siteless in set(q.list_alerts(db_session, world.operator)["id"])
+
+
+def test_a_caregiver_acknowledges_and_resolves_a_site_alert(
+    db_session: Session, world: World
+) -> None:
+    alert = q.acknowledge_alert(db_session, world.caregiver, world.kitchen, "on my way")
+    assert alert.status is AlertStatus.ACKNOWLEDGED
+    assert alert.acknowledged_by == world.caregiver.user_id
+    alert = q.resolve_alert(db_session, world.caregiver, world.kitchen, "pan fire put out")
+    assert alert.status is AlertStatus.RESOLVED and alert.resolved_by == world.caregiver.user_id
+    audited = set(
+        db_session.execute(
+            select(AuditEntry.action, AuditEntry.actor_id).where(
+                AuditEntry.target_id == world.kitchen
+            )
+        ).all()
+    )
+    assert {
+        ("alert.acknowledge", world.caregiver.user_id),
+        ("alert.resolved", world.caregiver.user_id),
+    } <= audited
+
+
+def test_unread_counts_are_open_alerts_the_viewer_sees_and_their_inbox(
+    db_session: Session, factory: Factory, world: World
+) -> None:
+    assert q.unread_counts(db_session, world.caregiver) == q.UnreadCounts(
+        alerts=4, critical=2, inbox=0
+    )
+    assert q.unread_counts(db_session, world.operator) == q.UnreadCounts(
+        alerts=6, critical=3, inbox=0
+    )
+    # Taken on by someone: no longer unread for anyone.
+    q.acknowledge_alert(db_session, world.operator, world.kitchen)
+    db_session.add(
+        Notification(
+            idempotency_key=f"test:{world.kitchen}",
+            alert_id=uuid.UUID(world.kitchen),
+            recipient_id=world.caregiver.user_id,
+            channel=Channel.INBOX,
+            address="inbox",
+            purpose=NotificationPurpose.NEW,
+            status=NotificationStatus.SENT,
+            subject="Flame detected",
+        )
+    )
+    db_session.flush()
+    assert q.unread_counts(db_session, world.caregiver) == q.UnreadCounts(
+        alerts=3, critical=1, inbox=1
+    )
+    elsewhere = factory.resident(factory.site())
+    other_site = Viewer.of(factory.user(Role.CAREGIVER, residents=(elsewhere,)))
+    assert q.unread_counts(db_session, other_site) == q.UnreadCounts(alerts=0, critical=0, inbox=0)

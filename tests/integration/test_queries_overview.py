@@ -243,3 +243,52 @@ def test_the_number_of_queries_does_not_grow_with_residents(db_session, factory)
         cards = resident_overview(db_session, operator, now=NOW).cards
     assert len(cards) >= 11
     assert len(many) == len(few) <= 6
+
+
+def test_a_site_alert_shows_on_every_overview_of_its_site(db_session, factory) -> None:
+    site, elsewhere = factory.site(timezone="Asia/Seoul"), factory.site()
+    mine = factory.resident(site, name="Mine", room="1")
+    other = factory.resident(site, name="Other", room="2")
+    far = factory.resident(elsewhere, name="Far", room="9")
+    caregiver = Viewer.of(factory.user(Role.CAREGIVER, residents=(mine,)))
+    other_site = Viewer.of(factory.user(Role.CAREGIVER, residents=(far,)))
+    boss = factory.user(Role.OPERATOR)
+    operator = Viewer.of(boss)
+    valve = factory.device("gas_valve", site=site, room="kitchen")
+    healthy(factory, other)  # another resident's device: its alerts stay theirs
+    leak = raise_alert(
+        db_session,
+        kind=RuleKind.EVENT,
+        severity=Severity.CRITICAL,
+        subject=Subject("device", valve.id, site.id, None, valve.id),
+        title="Gas leak",
+        details={"event_type": "gas_leak"},
+        at=NOW - timedelta(minutes=3),
+    ).alert
+    db_session.flush()
+
+    for viewer in (caregiver, operator):
+        overview = resident_overview(db_session, viewer, now=NOW)
+        assert [a.id for a in overview.site_alerts] == [leak.id]
+        assert [a.id for a in overview.critical_site_alerts] == [leak.id]
+        gas = overview.site_alerts[0]
+        assert (gas.room, gas.device_type, gas.site_name) == ("kitchen", "gas_valve", site.name)
+        assert gas.timezone == "Asia/Seoul" and gas.opened_at == NOW - timedelta(minutes=3)
+        # Nobody at the site is "all well" during a gas leak; the other site's residents are.
+        states = {card.name: (card.state, card.site_alert) for card in overview.cards}
+        assert states["Mine"] == (CareState.ATTENTION, True)
+        assert overview.counts[CareState.OK] == (1 if viewer is operator else 0)
+    assert resident_overview(db_session, operator, now=NOW).counts[CareState.ATTENTION] == 2
+
+    far_view = resident_overview(db_session, other_site, now=NOW)
+    assert far_view.site_alerts == []
+    assert [(c.name, c.state) for c in far_view.cards] == [("Far", CareState.OK)]
+
+    # Acknowledged: still on the overview until resolved; resolved: gone, all well again.
+    acknowledge(db_session, leak.id, boss, note="valve closed")
+    overview = resident_overview(db_session, caregiver, now=NOW)
+    assert overview.site_alerts[0].status.value == "acknowledged"
+    assert overview.counts[CareState.ATTENTION] == 1
+    resolve(db_session, leak.id, boss, note="aired out")
+    overview = resident_overview(db_session, caregiver, now=NOW)
+    assert overview.site_alerts == [] and overview.counts[CareState.OK] == 1
