@@ -96,6 +96,7 @@ def test_messages_are_stored_once_and_bad_ones_dead_lettered(
             )
             for i in range(300)
         ]
+        root = settings.mqtt_topic_root
         bad = [
             (topic(settings, "wear1", "telemetry"), b"{not json"),
             (
@@ -107,7 +108,15 @@ def test_messages_are_stored_once_and_bad_ones_dead_lettered(
                 orjson.dumps({"ts": "2099-01-01T00:00:00Z", "readings": {"spo2": 97}}),
             ),
             (topic(settings, "wear1", "telemetry"), b"{" + b" " * 300_000 + b"}"),
-            (f"{settings.mqtt_topic_root}/v1/home/wear1/telemetry/x", b"{}"),
+            # Under the root but outside the contract: received, and kept for an operator.
+            (f"{root}/v1/home/wear1/telemetry/x", b"{}"),
+            (f"{root}/v1/home/wear1/telemetrics", b"{}"),
+            (f"{root}/x", b"{}"),
+        ]
+        # The platform's own publishes under the root are neither data nor dead letters.
+        platform = [
+            (topic(settings, "wear1", "cmd"), b'{"id": "x"}'),
+            (f"{root}/ingest/another-replica/status", status_payload(True)),
         ]
         extras = [
             (topic(settings, "fall1", "event"), event_payload(BASE, EventType.FALL_DETECTED)),
@@ -118,12 +127,13 @@ def test_messages_are_stored_once_and_bad_ones_dead_lettered(
             ),
         ]
         # Everything twice: the second copy is what a redelivery looks like.
-        publish_all(mqtt_url, good + bad + extras + good[:50] + extras[:1])
+        publish_all(mqtt_url, good + bad + platform + extras + good[:50] + extras[:1])
         wait_until(
             lambda: count(ingest_engine, Reading) == 900 + 1, timeout=30, message="all readings"
         )
-        wait_until(lambda: count(ingest_engine, DeadLetter) == 4, message="dead letters")
+        wait_until(lambda: count(ingest_engine, DeadLetter) == 7, message="dead letters")
         wait_until(lambda: count(ingest_engine, Event) == 1, message="event")
+        skipped = service.metrics.total(service.metrics.skipped)
     finally:
         service.stop()
 
@@ -132,8 +142,21 @@ def test_messages_are_stored_once_and_bad_ones_dead_lettered(
         fall = conn.execute(select(Device).where(Device.id == "fall1")).one()
         stranger = conn.execute(select(Device).where(Device.id == "stranger")).one()
         replica = conn.execute(select(IngestReplica)).one()
-    # The wildcard subscription never matches the 6-level topic; the rest each have a reason.
-    assert reasons == ["future_timestamp", "invalid_json", "oversized", "unknown_metric"]
+        letters = sorted(conn.execute(select(DeadLetter.reason, DeadLetter.topic)).tuples())
+    # One subscription, so each message arrived once: one dead letter each, with its reason.
+    assert reasons == [
+        "future_timestamp",
+        "invalid_json",
+        "oversized",
+        "unknown_metric",
+        "unknown_topic",
+        "unknown_topic",
+        "unknown_topic",
+    ]
+    assert [t for reason, t in letters if reason == "unknown_topic"] == sorted(
+        t for t, _ in bad[-3:]
+    )
+    assert skipped >= len(platform)
     assert fall.status == DeviceStatus.ONLINE and fall.firmware == "2.1.0"
     assert fall.battery == 64 and fall.last_seen is not None
     assert stranger.quarantined and stranger.site_id == "home"
