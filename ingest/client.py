@@ -308,7 +308,8 @@ class IngestClient:
                 self.platform_topic(topic)
             ):
                 self.metrics.skipped.inc()
-                self.ack([delivery])
+                if delivery.qos:
+                    self.ack([delivery])
                 return
             self.on_message(topic, message.payload, delivery)
         except Exception as error:
@@ -346,7 +347,7 @@ class IngestClient:
         except Exception:
             log.exception("message on %s not recorded; left for redelivery", topic[:200])
             recorded = False
-        if recorded:
+        if recorded and delivery.qos:
             self.ack([delivery])
 
     # --- acknowledgement (called from the flusher thread)
