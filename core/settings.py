@@ -144,9 +144,12 @@ class Settings(BaseSettings):
         "stable across restarts (the broker keeps the session under it).",
     )
     mqtt_shared_group: str | None = Field(
-        "ingest",
+        None,
         pattern=r"^[A-Za-z0-9_-]{1,64}$",
-        description="Shared-subscription group, so replicas split the load; empty: no sharing.",
+        description="Shared-subscription group, so several replicas split the load; unset: one "
+        "replica on a plain persistent subscription. Mosquitto 2.0 does not restore shared "
+        "subscriptions after a restart: what devices publish until the replicas resubscribe is "
+        "lost (docs/ingest.md).",
     )
     mqtt_keepalive: int = Field(30, ge=5, le=3600, description="Keepalive, seconds.")
     mqtt_session_expiry: Duration = Field(

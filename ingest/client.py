@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import random
 import ssl
 import struct
 import threading
 import time
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,7 +21,7 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from core.contract.payloads import status_payload
-from core.contract.topics import INBOUND, subscription
+from core.contract.topics import INBOUND, VERSION, subscription
 from core.errors import ConfigError
 from ingest.metrics import IngestMetrics
 from ingest.pipeline import Delivery
@@ -28,6 +29,11 @@ from ingest.pipeline import Delivery
 log = logging.getLogger(__name__)
 
 OnMessage = Callable[[str, bytes, Delivery], None]
+# Called when handing a message over failed; True once the message is durably recorded (then
+# it is acknowledged), False to leave it unacknowledged for redelivery on the next connection.
+OnFailure = Callable[[str, bytes, Delivery, Exception], bool]
+# Retained messages remembered per process, so a reconnect does not ingest them again.
+RETAINED_MEMORY = 100_000
 ACK_POLL_SECONDS = 0.02
 # Longest stretch without reading the socket while the pipeline holds too many messages.
 MAX_READ_PAUSE_SECONDS = 1.0
@@ -69,7 +75,7 @@ class ClientConfig:
     address: BrokerAddress
     client_id: str
     topic_root: str = "care"
-    shared_group: str | None = "ingest"
+    shared_group: str | None = None
     mqtt5: bool = True
     keepalive: int = 30
     session_expiry: int = 7 * 86400
@@ -148,9 +154,11 @@ class IngestClient:
         on_message: OnMessage,
         metrics: IngestMetrics,
         backlog_full: Callable[[], bool] | None = None,
+        on_failure: OnFailure | None = None,
     ) -> None:
         self.config = config
         self.on_message = on_message
+        self.on_failure = on_failure or (lambda _topic, _payload, _delivery, _error: False)
         self.metrics = metrics
         # While this says so, the socket is not read (up to MAX_READ_PAUSE_SECONDS at a time):
         # memory stays bounded even when the broker sends more than its in-flight window (Mosquitto
@@ -160,12 +168,56 @@ class IngestClient:
         self.state = "starting"
         self._stopping = threading.Event()
         self._generation = 0
+        self._connack_seen = False
         # Written batches' deliveries, acknowledged by the network thread itself: paho calls from
         # another thread would contend for the GIL on every PUBACK and stall both threads.
         self._to_ack: deque[Sequence[Delivery]] = deque()
         self._to_publish: deque[_Publish] = deque()
         self._thread: threading.Thread | None = None
+        # (topic, payload digest) of retained messages already handed over by this process.
+        self._retained_seen: OrderedDict[bytes, None] = OrderedDict()
+        root = config.topic_root
+        self._ingest_prefix = f"{root}/ingest/"
+        self._device_prefix = f"{root}/{VERSION}/"
         self.client = self._make_client()
+
+    @property
+    def subscriptions(self) -> list[str]:
+        """The one filter ingest subscribes to: everything under the topic root.
+
+        One filter, so no message matches twice (Mosquitto sends a copy per matching
+        subscription). Topics of the contract, and those breaking it (unknown kinds, extra
+        levels), all arrive; the platform's own publishes are skipped on arrival (`platform_topic`).
+        """
+        pattern = f"{self.config.topic_root}/#"
+        group = self.config.shared_group
+        return [f"$share/{group}/{pattern}" if group else pattern]
+
+    def _superseded(self) -> list[str]:
+        """Filters earlier versions or settings may have left in a persistent session."""
+        root, group = self.config.topic_root, self.config.shared_group
+        groups = {None, "ingest", group}
+        old = [subscription(root, kind, g) for kind in INBOUND for g in groups]
+        old += [f"$share/{g}/{root}/#" if g else f"{root}/#" for g in groups]
+        current = set(self.subscriptions)
+        return sorted({f for f in old if f not in current})
+
+    def platform_topic(self, topic: str) -> bool:
+        """Whether the platform itself publishes on `topic` (commands, replica status)."""
+        if topic.startswith(self._ingest_prefix):
+            rest = topic[len(self._ingest_prefix) :].split("/")
+            return len(rest) == 2 and rest[1] == "status"
+        if topic.endswith("/cmd") and topic.startswith(self._device_prefix):
+            return topic.count("/") == 4
+        return False
+
+    def alive(self) -> bool:
+        """Whether the network thread runs."""
+        return self._thread is not None and self._thread.is_alive()
+
+    def is_connected(self) -> bool:
+        """Connected and the network thread alive (a dead thread leaves the flag behind)."""
+        return self.connected.is_set() and self.alive()
 
     @property
     def status_topic(self) -> str:
@@ -212,6 +264,7 @@ class IngestClient:
             log.error("broker refused the connection: %s", reason_code)
             return
         session_present = bool(getattr(_flags, "session_present", False))
+        self._connack_seen = True
         self.connected.set()
         self.state = "connected"
         self.metrics.connected.set(1)
@@ -221,12 +274,18 @@ class IngestClient:
             self.config.address.port,
             session_present,
         )
-        options: Any = SubscribeOptions(qos=1) if self.config.mqtt5 else 1
-        topics = [
-            (subscription(self.config.topic_root, kind, self.config.shared_group), options)
-            for kind in INBOUND
-        ]
-        client.subscribe(topics)
+        # Retained messages only for a new subscription (MQTT 5): reconnecting to a persistent
+        # session does not send them again. Under 3.1.1 `_on_message` skips the repeats.
+        options: Any = (
+            SubscribeOptions(qos=1, retainHandling=SubscribeOptions.RETAIN_SEND_IF_NEW_SUB)
+            if self.config.mqtt5
+            else 1
+        )
+        # Always subscribe: Mosquitto 2.0 does not restore shared subscriptions after a restart.
+        client.subscribe([(pattern, options) for pattern in self.subscriptions])
+        if session_present:
+            # Subscribed first, so nothing falls between; duplicates meanwhile are idempotent.
+            client.unsubscribe(self._superseded())
         client.publish(self.status_topic, status_payload(True), qos=1, retain=True)
 
     def _on_disconnect(
@@ -242,9 +301,54 @@ class IngestClient:
             log.warning("disconnected from broker: %s", reason_code)
 
     def _on_message(self, _client: mqtt.Client, _userdata: Any, message: mqtt.MQTTMessage) -> None:
-        self.on_message(
-            message.topic, message.payload, Delivery(message.mid, message.qos, self._generation)
+        delivery = Delivery(message.mid, message.qos, self._generation)
+        try:
+            topic = message.topic
+            if (message.retain and self._retained_again(topic, message.payload)) or (
+                self.platform_topic(topic)
+            ):
+                self.metrics.skipped.inc()
+                if delivery.qos:
+                    self.ack([delivery])
+                return
+            self.on_message(topic, message.payload, delivery)
+        except Exception as error:
+            # Never let one message stop the network thread (paho re-raises out of loop()).
+            self._message_failed(message, delivery, error)
+
+    def _retained_again(self, topic: str, payload: bytes) -> bool:
+        """Whether this retained message was handed over before (and remember it if not)."""
+        # Topics never hold U+0000, so the separator keeps topic and payload apart.
+        key = hashlib.blake2b(topic.encode() + b"\0" + payload, digest_size=16).digest()
+        seen = self._retained_seen
+        if key in seen:
+            seen.move_to_end(key)
+            return True
+        seen[key] = None
+        if len(seen) > RETAINED_MEMORY:
+            seen.popitem(last=False)
+        return False
+
+    def _message_failed(
+        self, message: mqtt.MQTTMessage, delivery: Delivery, error: Exception
+    ) -> None:
+        """Record a message the pipeline could not take; acknowledge it once it is recorded."""
+        self.metrics.callback_errors.inc()
+        topic = bytes(message._topic).decode("utf-8", "replace")  # .topic itself may fail
+        log.error(
+            "message on %s could not be handled: %s: %s",
+            topic[:200],
+            type(error).__name__,
+            error,
+            exc_info=error,
         )
+        try:
+            recorded = self.on_failure(topic, message.payload, delivery, error)
+        except Exception:
+            log.exception("message on %s not recorded; left for redelivery", topic[:200])
+            recorded = False
+        if recorded and delivery.qos:
+            self.ack([delivery])
 
     # --- acknowledgement (called from the flusher thread)
 
@@ -293,7 +397,7 @@ class IngestClient:
 
     def send(self, topic: str, payload: bytes, timeout: float = 5.0, retain: bool = False) -> None:
         """Publish at QoS 1 and wait for the broker's acknowledgement (a CommandSender)."""
-        if not self.connected.is_set():
+        if not self.is_connected():
             raise ConnectionError("not connected to the broker")
         request = _Publish(topic, payload, retain)
         self._to_publish.append(request)
@@ -329,6 +433,17 @@ class IngestClient:
         return props
 
     def _run(self) -> None:
+        try:
+            self._connect_loop()
+        finally:
+            # Whatever ended the thread, nobody is reading the broker any more.
+            self.connected.clear()
+            self.metrics.connected.set(0)
+            if not self._stopping.is_set():
+                self.state = "network thread stopped"
+                log.critical("the MQTT network thread stopped; ingest receives nothing")
+
+    def _connect_loop(self) -> None:
         attempt = 0
         first = True
         client = self.client
@@ -357,39 +472,21 @@ class IngestClient:
                 )
                 self._stopping.wait(delay)
                 continue
-            rc = mqtt.MQTT_ERR_SUCCESS
-            backlog_full = self.backlog_full
-            paused_since: float | None = None
-            while not self._stopping.is_set() and rc == mqtt.MQTT_ERR_SUCCESS:
-                if backlog_full():
-                    now = time.monotonic()
-                    if paused_since is None:
-                        paused_since = now
-                    if now - paused_since < MAX_READ_PAUSE_SECONDS:
-                        # Leave the rest in the socket (TCP holds the broker back); keep acking.
-                        if self._to_ack:
-                            self._send_acks()
-                        if self._to_publish:
-                            self._send_publishes()
-                        self._stopping.wait(0.001)
-                        continue
-                paused_since = None
-                if client.buffered:
-                    # select() cannot see what is already in our buffer: handle it first.
-                    rc = client.loop_misc()
-                else:
-                    # A short timeout bounds how long a written batch waits for its acks when idle.
-                    rc = client.loop(timeout=ACK_POLL_SECONDS)
-                drained = 0
-                while rc == mqtt.MQTT_ERR_SUCCESS and client.buffered and drained < DRAIN_PACKETS:
-                    rc = client.loop_read()
-                    drained += 1
-                if self._to_ack:
-                    self._send_acks()
-                if self._to_publish:
-                    self._send_publishes()
-                if self.connected.is_set():
-                    attempt = 0
+            self._connack_seen = False
+            try:
+                rc = self._serve()
+            except Exception:
+                # A bug in a callback or in paho: drop this connection (the broker redelivers
+                # what was not acknowledged) and reconnect, rather than let the thread die.
+                log.exception("MQTT network loop failed; reconnecting")
+                self.metrics.loop_errors.inc()
+                self._generation += 1
+                self.connected.clear()
+                self.metrics.connected.set(0)
+                self.state = "disconnected"
+                rc = mqtt.MQTT_ERR_UNKNOWN
+            if self._connack_seen:
+                attempt = 0  # this connection worked: start the backoff over
             if self._stopping.is_set():
                 return
             delay = backoff_delay(attempt, self.config.reconnect_min, self.config.reconnect_max)
@@ -398,6 +495,39 @@ class IngestClient:
                 "connection lost (%s); reconnecting in %.1f s", mqtt.error_string(rc), delay
             )
             self._stopping.wait(delay)
+
+    def _serve(self) -> mqtt.MQTTErrorCode:
+        """Run one connection's network loop until it fails or ingest stops; paho's last rc."""
+        client = self.client
+        rc = mqtt.MQTT_ERR_SUCCESS
+        backlog_full = self.backlog_full
+        paused_since: float | None = None
+        while not self._stopping.is_set() and rc == mqtt.MQTT_ERR_SUCCESS:
+            if backlog_full():
+                now = time.monotonic()
+                if paused_since is None:
+                    paused_since = now
+                if now - paused_since < MAX_READ_PAUSE_SECONDS:
+                    # Leave the rest in the socket (TCP holds the broker back); keep acking.
+                    if self._to_ack:
+                        self._send_acks()
+                    if self._to_publish:
+                        self._send_publishes()
+                    self._stopping.wait(0.001)
+                    continue
+            paused_since = None
+            # select() cannot see what is already in our buffer: handle that first. Otherwise a
+            # short timeout bounds how long a written batch waits for its acks when idle.
+            rc = client.loop_misc() if client.buffered else client.loop(timeout=ACK_POLL_SECONDS)
+            drained = 0
+            while rc == mqtt.MQTT_ERR_SUCCESS and client.buffered and drained < DRAIN_PACKETS:
+                rc = client.loop_read()
+                drained += 1
+            if self._to_ack:
+                self._send_acks()
+            if self._to_publish:
+                self._send_publishes()
+        return rc
 
     def stop(self, timeout: float = 10.0) -> None:
         """Send pending acks, publish offline status, disconnect and stop the network thread."""

@@ -61,6 +61,26 @@ class IngestMetrics:
         self.reconnects = Counter(
             "iotcare_ingest_reconnects", "Broker (re)connection attempts", registry=r
         )
+        self.skipped = Counter(
+            "iotcare_ingest_messages_skipped",
+            "Messages acknowledged unread: the platform's own, or retained ones seen before",
+            registry=r,
+        )
+        self.callback_errors = Counter(
+            "iotcare_ingest_callback_errors",
+            "Messages the pipeline failed to take (recorded as internal_error when possible)",
+            registry=r,
+        )
+        self.loop_errors = Counter(
+            "iotcare_ingest_network_loop_errors",
+            "Unexpected errors in the MQTT network loop (the connection is dropped and renewed)",
+            registry=r,
+        )
+        self.healthy = Gauge(
+            "iotcare_ingest_healthy",
+            "1 while /healthz reports healthy (connected, threads alive, batches written)",
+            registry=r,
+        )
 
     def total(self, counter: Counter) -> float:
         """Sum of a counter over all its labels."""
@@ -88,6 +108,7 @@ class HealthServer:
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
                 if self.path.startswith("/metrics"):
+                    health_ref()  # refreshes the health and connected gauges
                     self._send(200, metrics_ref.render(), CONTENT_TYPE_LATEST)
                 elif self.path.startswith("/healthz"):
                     ok, detail = health_ref()

@@ -83,6 +83,8 @@ class Pipeline:
         self.last_error: str | None = None
         self.failing_since: float | None = None
         self.last_write_at: float | None = None
+        # Arrival (monotonic) of the oldest message of the batch being written, for health.
+        self._writing_since: float | None = None
 
     # --- called from the MQTT thread
 
@@ -107,6 +109,11 @@ class Pipeline:
     def pending(self) -> int:
         """Messages received and not yet acknowledged (current batch only)."""
         return self._batch.messages
+
+    def oldest_unwritten(self) -> float | None:
+        """Monotonic arrival time of the oldest message not yet written; None when none waits."""
+        times = [t for t in (self._writing_since, self._first_at) if t is not None]
+        return min(times) if times else None
 
     # --- the flusher
 
@@ -160,9 +167,11 @@ class Pipeline:
             if taken is None:
                 return
             batch, deliveries, first_at = taken
+            self._writing_since = first_at
             if not self._write(batch):
                 return  # stopping during an outage: unacknowledged messages are redelivered
             self.acker(deliveries)
+            self._writing_since = None
             self._account(batch, first_at)
 
     def _write(self, batch: Batch) -> bool:

@@ -22,14 +22,20 @@ from ingest.instant_alerts import CriticalEventAlerts, Deliver
 from ingest.instant_rules import InstantRules
 from ingest.metrics import HealthServer, IngestMetrics
 from ingest.parse import Limits
-from ingest.pipeline import Pipeline, PipelineConfig
+from ingest.pipeline import Delivery, Pipeline, PipelineConfig
 from ingest.registry_cache import RegistryCache
 from ingest.sinks.base import Sink
 from ingest.sinks.influx import make_influx_sink
 from ingest.sinks.sql import SqlSink
-from models import IngestReplica
+from models import DeadLetter, IngestReplica
 
 log = logging.getLogger(__name__)
+
+# Dead-letter reason of a message ingest itself failed on (not the device's fault).
+INTERNAL_ERROR = "internal_error"
+# Failing writes, or a message waiting for its write, longer than this make a replica unhealthy
+# (or 10 flush intervals, if longer).
+STUCK_AFTER_SECONDS = 30.0
 
 
 def default_client_id() -> str:
@@ -49,6 +55,7 @@ class IngestService:
         rules: InstantRules | None = None,
         deliver: Deliver | None = None,
         mqtt_url: str | None = None,
+        stuck_after: float | None = None,
     ) -> None:
         url = mqtt_url or settings.mqtt_url
         if not url:
@@ -58,6 +65,9 @@ class IngestService:
             )
         self.settings = settings
         self.engine = engine
+        self.stuck_after = stuck_after or max(
+            STUCK_AFTER_SECONDS, 10 * settings.ingest_flush_interval.total_seconds()
+        )
         self.metrics = IngestMetrics()
         self.cache = RegistryCache()
         self.client_id = settings.mqtt_client_id or default_client_id()
@@ -97,6 +107,7 @@ class IngestService:
             # Stop reading when the next batch already holds this many messages (normally the
             # broker's window stops it far earlier).
             backlog_full=lambda: self.pipeline.pending() >= read_limit,
+            on_failure=self._record_failed_message,
         )
         self.pipeline = Pipeline(
             self.sinks,
@@ -161,50 +172,109 @@ class IngestService:
         log.info("ingest replica %s stopped", self.client_id)
 
     def health(self) -> tuple[bool, dict[str, Any]]:
-        """Healthy when connected, the flusher runs and writes are not failing."""
-        failing_for = (
-            time.monotonic() - self.pipeline.failing_since
-            if self.pipeline.failing_since is not None
-            else 0.0
-        )
+        """Healthy when connected, every thread runs and batches get written; else the reasons."""
+        now = time.monotonic()
+        pipeline = self.pipeline
+        failing_for = now - pipeline.failing_since if pipeline.failing_since is not None else 0.0
+        oldest = pipeline.oldest_unwritten()
+        waiting_for = now - oldest if oldest is not None else 0.0
+        connected = self.client.is_connected()
+        reasons: list[str] = []
+        if self._stop.is_set():
+            reasons.append("stopping")  # threads end on purpose now: nothing else to report
+        elif not self.client.alive():
+            reasons.append("MQTT network thread is not running")
+        elif not connected:
+            reasons.append(f"not connected to the broker ({self.client.state})")
+        if not pipeline.alive() and not self._stop.is_set():
+            reasons.append("flusher thread is not running")
+        if failing_for >= self.stuck_after:
+            reasons.append(f"writes failing for {failing_for:.0f} s: {pipeline.last_error}")
+        elif waiting_for >= self.stuck_after:
+            # Nothing fails, yet nothing gets written: a write that never returns.
+            reasons.append(f"a message has waited {waiting_for:.0f} s for its batch to be written")
+        heartbeat = self._heartbeat
+        if heartbeat is not None and not heartbeat.is_alive() and not self._stop.is_set():
+            reasons.append("heartbeat thread is not running")
         detail = {
             "client_id": self.client_id,
-            "connected": self.client.connected.is_set(),
+            "connected": connected,
             "state": self.client.state,
-            "flusher": self.pipeline.alive(),
-            "pending": self.pipeline.pending(),
+            "mqtt_thread": self.client.alive(),
+            "flusher": pipeline.alive(),
+            "pending": pipeline.pending(),
+            "oldest_unwritten_seconds": round(waiting_for, 1),
             "failing_for_seconds": round(failing_for, 1),
-            "last_error": self.pipeline.last_error,
+            "last_error": pipeline.last_error,
+            "reasons": reasons,
         }
-        ok = detail["connected"] and detail["flusher"] and failing_for < 30
+        ok = not reasons
+        self.metrics.connected.set(1 if connected else 0)
+        self.metrics.healthy.set(1 if ok else 0)
         return ok, detail
+
+    def _record_failed_message(
+        self, topic: str, payload: bytes, _delivery: Delivery, error: Exception
+    ) -> bool:
+        """Dead-letter a message the pipeline failed on, at once; True once it is committed."""
+        self.metrics.received.inc()
+        limit = self.settings.ingest_dead_letter_payload_bytes
+        detail = f"ingest failed on this message: {type(error).__name__}: {error}"
+        try:
+            with self.engine.begin() as connection:
+                connection.execute(
+                    DeadLetter.__table__.insert().values(
+                        topic=topic[:1024],
+                        payload=bytes(payload[:limit]),
+                        payload_size=len(payload),
+                        reason=INTERNAL_ERROR,
+                        detail=detail[:1000],
+                        received_at=utcnow(),
+                    )
+                )
+        except Exception as db_error:
+            log.error(
+                "message on %s not dead-lettered (%s); left unacknowledged for redelivery",
+                topic[:200],
+                db_error,
+            )
+            return False
+        self.metrics.dead_letters.labels(reason=INTERNAL_ERROR).inc()
+        return True
 
     def _heartbeat_loop(self) -> None:
         interval = self.settings.ingest_heartbeat_interval.total_seconds()
         while not self._stop.wait(interval if self._heartbeat_ok() else min(interval, 5)):
-            self._record_state()
+            try:
+                self._record_state()
+            except Exception:
+                log.exception("replica state not recorded")
 
     def _heartbeat_ok(self) -> bool:
-        return self.pipeline.failing_since is None
+        return self.health()[0]
 
     def _record_state(self) -> None:
         """Upsert this replica's row; skipped quietly while the database is down."""
         metrics = self.metrics
         self.metrics.pending.set(self.pipeline.pending())
+        _ok, detail = self.health()
+        # The operator page shows a replica as connected only while it is healthy; the reasons
+        # take the place of the last error (the table has no column of its own for them).
+        reasons = [r for r in detail["reasons"] if r != "stopping"]
         values = {
             "client_id": self.client_id,
             "hostname": socket.gethostname(),
             "pid": os.getpid(),
             "started_at": self.started_at,
             "heartbeat_at": utcnow(),
-            "connected": self.client.connected.is_set(),
+            "connected": detail["connected"] and not reasons,
             "received": int(metrics.total(metrics.received)),
             "written": int(metrics.total(metrics.written)),
             "dead_lettered": int(metrics.total(metrics.dead_letters)),
             "pending": self.pipeline.pending(),
             "spool_bytes": sum(s.backlog_bytes() for s in self.sinks),
             "lag_seconds": metrics.lag_seconds._value.get(),
-            "last_error": self.pipeline.last_error,
+            "last_error": "; ".join(reasons)[:2000] if reasons else self.pipeline.last_error,
         }
         dialect_insert = (
             postgresql.insert if self.engine.dialect.name == "postgresql" else sqlite.insert

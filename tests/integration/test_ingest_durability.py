@@ -26,15 +26,14 @@ from sqlalchemy import Engine, func, select
 
 from core import schema
 from core.contract.payloads import telemetry_payload
-from core.contract.topics import INBOUND, subscription
 from core.db import make_engine, make_session_factory, session_scope
 from ingest.simulator.malformed import malformed_cases
 from models import DeadLetter, Reading
 from tests.conftest import make_test_settings
 from tests.factories import Factory
 from tests.support.ingest_process import IngestProcess
-from tests.support.mosquitto import PrivateMosquitto
-from tests.support.publisher import StreamPublisher
+from tests.support.mosquitto import PrivateMosquitto, shipped_options
+from tests.support.publisher import StreamPublisher, publish_all
 from tests.support.services import TEST_DATABASE_URL, require
 from tests.support.tcp_proxy import ProxiedDatabase, proxied_url
 from tests.support.waiting import wait_until
@@ -83,9 +82,9 @@ class Scene:
     directory: Path
     replicas: list[IngestProcess] = field(default_factory=list)
 
-    def replica(self, client_id: str | None = None, **settings: str) -> IngestProcess:
-        """An ingest replica (not started) on this broker and database."""
-        values = {
+    def replica(self, client_id: str | None = None, **settings: str | None) -> IngestProcess:
+        """An ingest replica (not started) on this broker and database; None: the default."""
+        values: dict[str, str | None] = {
             "mqtt_shared_group": "",
             "ingest_inflight_window": str(WINDOW),
             "mqtt_reconnect_min": "0.2s",
@@ -99,12 +98,12 @@ class Scene:
             topic_root=self.root,
             client_id=client_id or f"ingest-{uuid.uuid4().hex[:8]}",
             directory=self.directory,
-            settings=values,
+            settings={name: value for name, value in values.items() if value is not None},
         )
         self.replicas.append(process)
         return process
 
-    def started(self, client_id: str | None = None, **settings: str) -> IngestProcess:
+    def started(self, client_id: str | None = None, **settings: str | None) -> IngestProcess:
         """A replica that has subscribed (so nothing published from now on can miss it)."""
         process = self.replica(client_id, **settings).start()
         process.wait_online(timeout=60)
@@ -219,6 +218,76 @@ def scene_for(
 def scene(scene_for: Callable[[str | None], Scene]) -> Scene:
     """The test's Scene, ingest reaching the database directly."""
     return scene_for(None)
+
+
+@pytest.fixture
+def shipped_scene(
+    empty_database: str, private_mosquitto: Callable[..., PrivateMosquitto], tmp_path: Path
+) -> Iterator[Scene]:
+    """A Scene whose broker runs deploy/mosquitto/mosquitto.conf (minus listener and auth)."""
+    engine = migrated_engine(empty_database, tmp_path)
+    scene = Scene(
+        broker=private_mosquitto(options=shipped_options()),
+        engine=engine,
+        database_url=empty_database,
+        root=f"t{uuid.uuid4().hex[:10]}",
+        directory=tmp_path / "ingest",
+    )
+    try:
+        yield scene
+    finally:
+        scene.close()
+        engine.dispose()
+
+
+def shipped_replica(scene: Scene) -> IngestProcess:
+    """A replica with the settings we ship: default subscription, docker-compose's window."""
+    window = shipped_options()["max_inflight_messages"]
+    return scene.started(mqtt_shared_group=None, ingest_inflight_window=window)
+
+
+def test_a_broker_restart_with_the_shipped_settings_loses_nothing(shipped_scene: Scene) -> None:
+    scene = shipped_scene
+    messages, expected = telemetry(scene.root, 6000)
+    thirds = [messages[i : i + 2000] for i in range(0, 6000, 2000)]
+    replica = shipped_replica(scene)
+    publish_all(scene.broker.url, thirds[0])  # while ingest runs
+    replica.terminate()
+    publish_all(scene.broker.url, thirds[1])  # queued in ingest's session
+    # Orderly stop (what `docker compose restart mosquitto` sends): everything is saved first.
+    scene.broker.stop()
+    scene.broker.start()
+    # Devices are back before ingest is: the restored subscription must queue these too.
+    publish_all(scene.broker.url, thirds[2])
+    replica.start()
+    replica.wait_connected(timeout=60)
+    scene.wait_for_rows(len(expected) * READINGS_PER_MESSAGE)
+    assert replica.terminate() == 0, replica.log_text()
+
+    scene.assert_stored_exactly_once(expected)
+    scene.assert_broker_dropped_nothing()
+    assert "session present: True" in replica.log_text()
+
+
+def test_a_broker_crash_loses_only_what_arrived_since_its_last_autosave(
+    shipped_scene: Scene,
+) -> None:
+    scene = shipped_scene
+    messages, expected = telemetry(scene.root, 3000)
+    replica = shipped_replica(scene)
+    replica.terminate()
+    saves = scene.broker.saves()
+    publish_all(scene.broker.url, messages)  # queued in ingest's session
+    # The shipped autosave_interval writes them to disk within seconds, unasked.
+    scene.broker.wait_for_save(saves, timeout=3 * float(shipped_options()["autosave_interval"]))
+    scene.broker.kill()  # SIGKILL: no save on the way out
+    scene.broker.start()
+    replica.start()
+    replica.wait_connected(timeout=60)
+    scene.wait_for_rows(len(expected) * READINGS_PER_MESSAGE)
+    assert replica.terminate() == 0, replica.log_text()
+
+    scene.assert_stored_exactly_once(expected)
 
 
 @pytest.mark.parametrize("protocol", ["3.1.1", "5"], ids=["mqtt311", "mqtt5"])
@@ -366,13 +435,12 @@ def test_malformed_traffic_is_dead_lettered_and_valid_traffic_around_it_stored(
     scene: Scene,
 ) -> None:
     valid, expected = telemetry(scene.root, 2000)
-    subscribed = [subscription(scene.root, kind) for kind in INBOUND]
     now = datetime.now(UTC)
-    # Only what ingest subscribes to can reach it (a 4-level topic, say, never does).
+    # Ingest subscribes to everything under the root; what lies outside it never reaches it.
     cases = [
         case
         for case in malformed_cases(scene.root, SITE, DEVICES[0], now, wall=now)
-        if any(topic_matches_sub(pattern, case.topic) for pattern in subscribed)
+        if topic_matches_sub(f"{scene.root}/#", case.topic)
     ]
     assert len(cases) >= 10, [case.name for case in cases]
     messages: list[Message] = []
