@@ -282,7 +282,7 @@ def test_the_stack_has_every_part() -> None:
         "app",
         "caddy",
     } <= set(services)
-    assert len([n for n, s in services.items() if command(s) == ["ingest"]]) >= 2
+    assert len([n for n, s in services.items() if command(s) == ["ingest"]]) == 1
     assert command(services["migrate"]) == ["db", "upgrade"]
     assert command(services["broker-files"]) == ["devices", "write-broker-files"]
     assert command(services["flows"]) == ["flows", "serve"]
@@ -327,17 +327,17 @@ def _depends(services: dict[str, Any], name: str, target: str) -> bool:
     return target in direct or any(_depends(services, d, target) for d in direct)
 
 
-def test_ingest_replicas_share_the_subscription_under_distinct_ids() -> None:
+def test_ingest_runs_one_replica_on_a_plain_persistent_subscription() -> None:
     services = resolved_model("prod")["services"]
     replicas = {n: s for n, s in services.items() if command(s) == ["ingest"]}
     envs = [environment(s) for s in replicas.values()]
-    ids = [env["IOTCARE_MQTT_CLIENT_ID"] for env in envs]
-    assert len(set(ids)) == len(ids) >= 2
-    assert {env["IOTCARE_MQTT_SHARED_GROUP"] for env in envs} == {"ingest"}
-    # Each replica keeps its own state (the InfluxDB spool) and its own log directory.
-    states = [_mount_source(s, "/var/lib/iotcare") for s in replicas.values()]
-    assert len(set(states)) == len(states)
-    assert len({env["IOTCARE_LOG_DIR"] for env in envs}) == len(envs)
+    # Mosquitto 2.0 drops shared subscriptions on restart: the shipped arrangement must not use one.
+    assert list(replicas) == ["ingest"]
+    assert not envs[0].get("IOTCARE_MQTT_SHARED_GROUP")
+    # A stable client id, so the broker keeps the session (and its queue) across restarts.
+    assert envs[0]["IOTCARE_MQTT_CLIENT_ID"] == "iotcare-ingest"
+    assert _mount_source(replicas["ingest"], "/var/lib/iotcare")
+    assert envs[0]["IOTCARE_LOG_DIR"]
     # The in-flight window is the broker's: ack-after-write needs the whole window to flush.
     broker = re.search(r"^max_inflight_messages\s+(\d+)", MOSQUITTO_CONF.read_text(), re.M)
     assert broker
