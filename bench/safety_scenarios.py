@@ -8,18 +8,24 @@ rules (core.seed.DEFAULT_RULES, DEFAULT_ROUTE), untouched: the benchmark measure
 gets out of the box. Every member of staff gets a webhook contact pointing at a real HTTP receiver
 in this process.
 
-Simulated part (--days of simulated time, a few seconds of wall time per simulated day): the
-device simulator (ingest.simulator) lives through the days at both sites, normal life included
-(night bathroom trips, meals, naps, devices reporting at their own intervals), with incidents and
-distractors placed at local times. Every simulated minute:
+Simulated part: the device simulator (ingest.simulator) lives through --days local days at both
+sites (plus the hours between the two sites' midnights, and 3 h of warm-up before that in which
+devices only report), normal life included (night bathroom trips in the en-suite, meals, naps,
+devices reporting at their own intervals), with incidents and distractors placed at local
+times. At each tick:
 
-- the minute's messages go through ingest's parser (ingest.parse.apply_message) and SQL sink, as
-  received at their simulated time; a message carrying an event is written at once, so critical
-  events open their alert through ingest's instant rules (CriticalEventAlerts) at the event's
-  time and are delivered right after that commit (deliver_now, as ingest does);
-- the live windowed rules engine ticks (core.rules.engine.evaluate_rules, now = the minute);
+- the messages up to the tick go through ingest's parser (ingest.parse.apply_message) and SQL
+  sink, as received at their simulated time; a message carrying an event is written at once, so
+  critical events open their alert through ingest's instant rules (CriticalEventAlerts) at the
+  event's time and are delivered right after that commit (deliver_now, as ingest does);
+- staff act (the first gas leak's alert is acknowledged two minutes in);
+- the live windowed rules engine ticks (core.rules.engine.evaluate_rules, now = the tick);
 - the notification sweeper delivers what is due (core.notify.delivery.deliver_due).
 
+Ticks come every simulated minute, as deployed, around each label (its first --watch minutes and
+the --watch minutes before its deadline) and while each distractor lasts; elsewhere every
+--quiet-tick minutes (1: every minute throughout), which only makes an unlabelled alert's time
+coarser, so that days simulate in minutes on two cores.
 A webhook POST is stamped with the simulated time of the step that sent it.
 
 Live part (critical events in real time; skipped with --no-live): a private Mosquitto, a
@@ -129,8 +135,8 @@ CRITICAL_LIMIT = timedelta(seconds=1)
 # Devices report for a while before the measured period, so its first ticks see a history (a
 # resident's motion since the morning) rather than a care home switched on that minute.
 WARMUP = timedelta(hours=3)
-# Minutes ticked one by one after a label's start and before its deadline.
-WATCH = timedelta(minutes=15)
+# Minutes ticked one by one after a label's start and before its deadline (--watch).
+WATCH = 15
 FALSE_ALARM_TARGET = 0.1  # per resident-day
 # What a care home expects of each windowed kind: an alert within this of the incident's start.
 LIMITS: dict[str, timedelta] = {
@@ -182,6 +188,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "around them; 1: every minute throughout, as deployed)",
     )
     parser.add_argument(
+        "--watch",
+        type=int,
+        default=WATCH,
+        help="minutes ticked one by one after each label's start and before its deadline",
+    )
+    parser.add_argument(
         "--no-live", action="store_true", help="skip the live part (MQTT, ingest process)"
     )
     parser.add_argument(
@@ -197,8 +209,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error("--residents must be between 6 and 40")
     if not 1 <= args.days <= 7:
         parser.error("--days must be between 1 and 7")
-    if args.interval <= 0 or args.quiet_tick < 1:
-        parser.error("--interval and --quiet-tick must be positive")
+    if args.interval <= 0 or args.quiet_tick < 1 or args.watch < 1:
+        parser.error("--interval, --quiet-tick and --watch must be positive")
     return args
 
 
@@ -211,6 +223,7 @@ def command_options(args: argparse.Namespace) -> list[str]:
         f"--interval={args.interval:g}",
         f"--seed={args.seed}",
         f"--quiet-tick={args.quiet_tick}",
+        f"--watch={args.watch}",
     ]
     if args.no_live:
         options.append("--no-live")
@@ -417,14 +430,16 @@ class Plan:
     # ticks every --quiet-tick minutes.
     watch: list[tuple[datetime, datetime]] = field(default_factory=list)
 
-    def tick_times(self, start: datetime, end: datetime, quiet: timedelta) -> list[datetime]:
+    def tick_times(
+        self, start: datetime, end: datetime, quiet: timedelta, watch: timedelta
+    ) -> list[datetime]:
         """Every minute inside a watched span, every `quiet` elsewhere, in (start, end]."""
         # Around a label's start (an early alert) and up to its deadline (a late one): alerts
         # in between are on time whenever they come.
         spans = list(self.watch)
         for item in self.labels:
-            spans.append((item.start - SLACK, min(item.deadline, item.start + WATCH) + SLACK))
-            spans.append((item.deadline - WATCH, item.deadline + SLACK))
+            spans.append((item.start - SLACK, min(item.deadline, item.start + watch) + SLACK))
+            spans.append((item.deadline - watch, item.deadline + SLACK))
         times = set()
         t = start + STEP
         while t <= end:
@@ -861,7 +876,8 @@ def _run_days(
             for sim, recorder in sims:
                 sim.advance_to(start - WARMUP + timedelta(hours=hour) - timedelta(seconds=1))
                 recorder.flush()
-        for t in plan.tick_times(start, end, timedelta(minutes=args.quiet_tick)):
+        every, watch = timedelta(minutes=args.quiet_tick), timedelta(minutes=args.watch)
+        for t in plan.tick_times(start, end, every, watch):
             # Each site up to the tick (critical events are written, alerted and delivered as
             # they come), then staff actions, the engine's tick and the sweeper at that minute.
             phase = time.perf_counter()
@@ -975,6 +991,7 @@ class Outcome:
     label: Label
     occurrence: Occurrence | None = None
     notified: Notified | None = None
+    late: Occurrence | None = None  # the first fitting occurrence after the deadline, if missed
 
     @property
     def alert_seconds(self) -> float | None:
@@ -1006,6 +1023,15 @@ def match(
             if label.start <= occurrence.at <= label.deadline and fits(label, occurrence, rules):
                 outcome.occurrence = occurrence
                 break
+        if outcome.occurrence is None:
+            outcome.late = next(
+                (
+                    o
+                    for o in occurrences
+                    if label.deadline < o.at <= label.end + GRACE and fits(label, o, rules)
+                ),
+                None,
+            )
         if outcome.occurrence is not None:
             window_end = label.deadline + (CRITICAL_LIMIT if label.critical else STEP)
             for hit in sorted(notified, key=lambda n: n.at):
@@ -1116,6 +1142,7 @@ def run_live(args: argparse.Namespace, receiver: ClockedReceiver) -> dict[str, A
                     at = datetime.now(UTC)
                     assert publisher is not None
                     publisher.publish(topic, event_payload(at, EventType(event), {"bench": True}))
+                    time.sleep(0.2)  # one at a time, not one ingest batch
                     made = Label(kind, subject, site.id, at, at, at + CRITICAL_LIMIT, note, True)
                     labels.append(made)
                     return made
@@ -1173,7 +1200,7 @@ def run_live(args: argparse.Namespace, receiver: ClockedReceiver) -> dict[str, A
                     "gas_leak", first, valve.id, ("device", valve.id), "kitchen gas leak"
                 )
                 for made in (panic, other, flame, smoke, leak):
-                    wait_notified(made, 5.0)
+                    wait_notified(made, 3.0)
                 with session_scope(sessions) as session:
                     acknowledge_open(valve.id)(session, datetime.now(UTC))
                 again = publish(
@@ -1191,7 +1218,7 @@ def run_live(args: argparse.Namespace, receiver: ClockedReceiver) -> dict[str, A
                     "kitchen gas leak at the second site",
                 )
                 for made in (again, site_leak):
-                    wait_notified(made, 5.0)
+                    wait_notified(made, 3.0)
                 occurrences = read_occurrences(sessions)
                 rules = read_rules(sessions)
                 with receiver.lock:
@@ -1250,6 +1277,9 @@ def describe_outcome(outcome: Outcome) -> str:
     label = outcome.label
     where = f"{label.subject[0]} {label.subject[1]}@{label.site_id}"
     found = "MISSED"
+    if outcome.late is not None:
+        late = (outcome.late.at - label.start).total_seconds()
+        found = f"MISSED (late: {outcome.late.action} after {_secs(late)})"
     if outcome.occurrence is not None:
         found = f"{outcome.occurrence.action} after {_secs(outcome.alert_seconds)}"
         found += (
