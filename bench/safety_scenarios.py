@@ -227,6 +227,8 @@ def command_options(args: argparse.Namespace) -> list[str]:
     ]
     if args.no_live:
         options.append("--no-live")
+    if args.backend == "postgresql" or not args.no_live:
+        options.append(f"--database-url={args.database_url}")
     return options
 
 
