@@ -93,6 +93,7 @@ class ResidentLife:
         self.in_room = True
         self.moved = False  # since the motion sensor last reported
         self.heart_override: float | None = None
+        self.spo2_override: float | None = None  # a desaturation, set by benchmarks and tests
         self._override: tuple[Activity, float] | None = None
         self._heart = self.heart_base
         self._plans: dict[date, DayPlan] = {}
@@ -244,6 +245,8 @@ class ResidentLife:
             heart = _clamp(round(self._heart), 50, 125)
         asleep = 0.8 if traits.in_bed else 0.0
         spo2 = _clamp(round(self.spo2_base - asleep + self.rng.gauss(0, 0.6)), 94, 99)
+        if self.spo2_override is not None:
+            spo2 = self.spo2_override
         temp = self.temp_base + 0.3 * math.sin(2 * math.pi * (hour - 12) / 24)
         temp = _clamp(round(temp + self.rng.gauss(0, 0.05), 1), 36.2, 37.2)
         return {"heart_rate": heart, "spo2": spo2, "body_temp_c": temp}

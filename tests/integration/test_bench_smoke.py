@@ -141,3 +141,48 @@ def test_time_index_benchmark_reads_every_bucket() -> None:
     output = run_bench("bench.time_index", "--days=1", "--devices=20", "--hours=2", "--repeat=1")
     assert "summarized:" in output and "(20 buckets)" in output, output
     assert "-m bench.time_index --days=1 --devices=20 --interval=10" in output, output
+
+
+@pytest.mark.postgres
+def test_safety_scenarios_label_every_incident_and_time_the_critical_path(tmp_path: Path) -> None:
+    from bench.safety_scenarios import CRITICAL_KINDS, WINDOWED_KINDS
+
+    runs = tmp_path / "runs.jsonl"
+    output = run_bench(
+        "bench.safety_scenarios",
+        "--backend=sqlite",
+        "--residents=6",
+        "--days=1",
+        "--quiet-tick=60",
+        "--watch=3",
+        "--no-fail",  # today's misses are the benchmark's findings, not the test's
+        "--json",
+        str(runs),
+        broker=True,
+    )
+    assert "simulated days (simulated clock" in output, output
+    assert "live critical path (MQTT -> ingest -> webhook, wall clock)" in output, output
+    assert "false alarms:" in output and "per resident-day" in output, output
+    assert "-m bench.safety_scenarios --backend=sqlite --residents=6 --days=1" in output, output
+    (line,) = runs.read_text().splitlines()
+    record = json.loads(line)
+    simulated, live = record["simulated"], record["live"]
+    # Every kind is labelled, at both sites (two of each; flame and smoke one site each).
+    assert set(simulated) == set(CRITICAL_KINDS) | set(WINDOWED_KINDS), output
+    assert record["labels"] == sum(row["labels"] for row in simulated.values()) == 26
+    # Every critical event opens (or repeats) an alert at once, simulated and live; the live
+    # path times each of them, repeats included.
+    for kind in CRITICAL_KINDS:
+        assert simulated[kind]["detected"] == simulated[kind]["labels"], (kind, output)
+        assert live[kind]["detected"] == live[kind]["labels"], (kind, output)
+    assert sum(row["labels"] for row in live.values()) == 8, output
+    assert live["fall"]["notify_s"]["max"] is not None, output
+    # Vital signs held past the default thresholds and a night exit are found in time.
+    for kind in ("high_heart_rate", "low_heart_rate", "low_spo2", "night_exit"):
+        assert simulated[kind]["detected"] == simulated[kind]["labels"] == 2, (kind, output)
+    assert record["resident_days"] > 6, output
+    assert set(record["targets"]) == {
+        "critical_notified_within_1s",
+        "windowed_detected_in_time",
+        "false_alarms_below_target",
+    }
