@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from datetime import timedelta
 from enum import StrEnum
 
 REGISTRY_ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
@@ -99,6 +100,20 @@ DEVICE_METRICS: dict[DeviceType, tuple[str, ...]] = {
     DeviceType.BED_SENSOR: ("bed_occupied", "heart_rate", "battery_pct"),
 }
 ACTUATORS = frozenset({DeviceType.GAS_VALVE})
+
+# How often each device type is expected to send telemetry (device type -> interval); the
+# simulator reports at these periods, and default rules derive their silence limits from them.
+REPORT_INTERVALS: dict[str, timedelta] = {
+    DeviceType.MOTION_SENSOR.value: timedelta(minutes=1),
+    DeviceType.DOOR_SENSOR.value: timedelta(minutes=10),
+    DeviceType.ENV_SENSOR.value: timedelta(minutes=5),
+    DeviceType.WEARABLE.value: timedelta(seconds=10),
+    DeviceType.FALL_DETECTOR.value: timedelta(hours=1),
+    DeviceType.FLAME_DETECTOR.value: timedelta(hours=1),
+    DeviceType.GAS_VALVE.value: timedelta(minutes=1),
+    DeviceType.PANIC_BUTTON.value: timedelta(hours=1),
+    DeviceType.BED_SENSOR.value: timedelta(minutes=1),
+}
 
 
 def is_registry_id(value: str) -> bool:
