@@ -101,18 +101,22 @@ DEVICE_METRICS: dict[DeviceType, tuple[str, ...]] = {
 }
 ACTUATORS = frozenset({DeviceType.GAS_VALVE})
 
-# How often each device type is expected to send telemetry (device type -> interval); the
-# simulator reports at these periods, and default rules derive their silence limits from them.
+# The longest gap a healthy device of each type normally leaves between two messages (telemetry,
+# events or its status heartbeat, sent at least every 30 minutes). The one table for "how long
+# is too quiet": the device lists' silent state and the rules' default silence limits use it.
+# Matches the simulator (ingest/simulator/simulation.py REPORT_EVERY, STATUS_EVERY): a wearable
+# sends vitals every 10 s but only its battery every 10 min while it is on its charger; detectors
+# and buttons send only their heartbeat and hourly battery.
 REPORT_INTERVALS: dict[str, timedelta] = {
-    DeviceType.MOTION_SENSOR.value: timedelta(minutes=1),
-    DeviceType.DOOR_SENSOR.value: timedelta(minutes=10),
-    DeviceType.ENV_SENSOR.value: timedelta(minutes=5),
-    DeviceType.WEARABLE.value: timedelta(seconds=10),
-    DeviceType.FALL_DETECTOR.value: timedelta(hours=1),
-    DeviceType.FLAME_DETECTOR.value: timedelta(hours=1),
-    DeviceType.GAS_VALVE.value: timedelta(minutes=1),
-    DeviceType.PANIC_BUTTON.value: timedelta(hours=1),
-    DeviceType.BED_SENSOR.value: timedelta(minutes=1),
+    DeviceType.MOTION_SENSOR: timedelta(minutes=1),
+    DeviceType.DOOR_SENSOR: timedelta(minutes=10),
+    DeviceType.ENV_SENSOR: timedelta(minutes=5),
+    DeviceType.WEARABLE: timedelta(minutes=10),
+    DeviceType.FALL_DETECTOR: timedelta(minutes=30),
+    DeviceType.FLAME_DETECTOR: timedelta(minutes=30),
+    DeviceType.GAS_VALVE: timedelta(minutes=1),
+    DeviceType.PANIC_BUTTON: timedelta(minutes=30),
+    DeviceType.BED_SENSOR: timedelta(minutes=1),
 }
 
 

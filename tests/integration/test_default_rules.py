@@ -154,7 +154,7 @@ def test_default_battery_low_is_a_warning_and_offline_limits_follow_the_device_t
     assert _spec("Battery low")["severity"] is Severity.WARNING
     assert _spec("Door opened at night")["params"] == {}
     limits = {spec["device_type"]: spec["params"]["minutes"] for spec in offline_rules()}
-    assert limits["panic_button"] == 180 and limits["motion_sensor"] == 15
+    assert limits["panic_button"] == 90 and limits["motion_sensor"] == 15
     assert all(spec["scope_type"] is ScopeType.DEVICE_TYPE for spec in offline_rules())
 
 
