@@ -11,6 +11,12 @@ that any earlier alert, even a resolved one, was about. On PostgreSQL, ticks tak
 advisory lock, so two ticks at once run one after the other; lifecycle's unique index and
 savepoint remain the last line against a duplicate alert.
 
+Rules read a metric from any registered, non-quarantined device of their scope that sends it,
+whatever its type (ingest accepts every catalogue metric from every device); devices_reporting
+finds them without scanning every device's readings. A resident an inactivity rule watches who
+has no motion data at all gets one info setup notice (rule-less, one per resident) instead of an
+inactivity alert; it resolves itself once motion data arrives.
+
 Event rules are not evaluated here: ingest runs them on arrival (core.rules.events).
 """
 
