@@ -852,21 +852,23 @@ def _setup_notices(session: Session, tick: _Tick) -> None:
         rid: lifecycle.dedupe_key(None, kind, Subject("resident", str(rid)))
         for rid in (*tick.setup, *tick.judged)
     }
-    if not keys:
-        return
     a = Alert.__table__.c
-    known: dict[str, tuple[uuid.UUID, str]] = {}
-    for chunk in _chunks(keys.values()):
-        for alert_id, key, status in session.execute(
-            select(a.id, a.dedupe_key, a.status).where(
-                a.dedupe_key.in_(chunk), a.rule_id.is_(None), a.kind == kind.value
+    # Open notices (the partial unique index on unresolved dedupe keys answers this)...
+    open_notices: dict[str, uuid.UUID] = {}
+    for chunk in _chunks(keys[rid] for rid in tick.judged):
+        for key, alert_id in session.execute(
+            select(a.dedupe_key, a.id).where(
+                a.dedupe_key.in_(chunk), a.status != AlertStatus.RESOLVED.value
             )
         ):
-            if key not in known or str(status) != AlertStatus.RESOLVED.value:
-                known[key] = (alert_id, str(status))
+            open_notices[key] = alert_id
+    # ...and, only for the few residents still without data, any notice ever posted.
+    posted: set[str] = set()
+    for chunk in _chunks(keys[rid] for rid in tick.setup):
+        posted |= set(session.scalars(select(a.dedupe_key).where(a.dedupe_key.in_(chunk))))
     title = translate("rules.setup.inactivity_title", "en")
     for rid, device_id in sorted(tick.setup.items()):
-        if keys[rid] in known:
+        if keys[rid] in posted:
             continue  # posted already (open, or seen to by someone)
         subject, name = tick.resident_subject(rid, device_id)
         raised = lifecycle.raise_alert(
@@ -882,8 +884,8 @@ def _setup_notices(session: Session, tick: _Tick) -> None:
             result.opened.append(raised.alert.id)
     note = translate("rules.finding.resolved", "en")
     for rid in sorted(tick.judged):
-        alert_id, status = known.get(keys[rid], (None, AlertStatus.RESOLVED.value))
-        if alert_id is not None and status != AlertStatus.RESOLVED.value:
+        alert_id = open_notices.get(keys[rid])
+        if alert_id is not None:
             lifecycle.resolve(session, alert_id, None, note, at=now)
             result.resolved.append(alert_id)
 
