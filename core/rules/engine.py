@@ -89,6 +89,9 @@ DOOR_PRIOR = timedelta(minutes=30)
 # Ids per IN (...) list: well under SQLite's variable limit, and plans stay index lookups.
 CHUNK = 900
 
+# A new resident without motion data gets a setup notice only after this long: at a demo's start
+# or a resident's admission the sensor's first reading is usually a minute away.
+SETUP_GRACE = timedelta(minutes=30)
 # Readings later than this after their hour may be missing from the hour's rollup for a while.
 ROLLUP_LAG = timedelta(hours=2)
 
@@ -194,6 +197,7 @@ class _Resident:
     timezone: str
     active_start: time
     active_end: time
+    created_at: datetime | None = None
 
 
 @dataclass
@@ -276,7 +280,7 @@ class _Tick:
         s = self.session
         sites = dict(s.execute(select(Site.id, Site.timezone)).tuples().all())
         residents: dict[int, _Resident] = {}
-        for rid, site_id, name, tz, start, end in s.execute(
+        for rid, site_id, name, tz, start, end, created in s.execute(
             select(
                 Resident.id,
                 Resident.site_id,
@@ -284,10 +288,11 @@ class _Tick:
                 Resident.timezone,
                 Resident.active_start,
                 Resident.active_end,
+                Resident.created_at,
             ).where(Resident.active.is_(True))
         ).tuples():
             residents[rid] = _Resident(
-                rid, site_id, name, tz or sites.get(site_id, "UTC"), start, end
+                rid, site_id, name, tz or sites.get(site_id, "UTC"), start, end, created
             )
         devices = [
             _Device(*row)
@@ -549,13 +554,16 @@ class _Tick:
                 judged.add(rid)
             for params, subjects in groups.items():
                 found += self.outcomes(rule, ev.evaluate_inactivity(subjects, params, self.now))
-        # Residents with no motion data at all get a setup notice instead (see _setup_notices).
+        # Residents with no motion data at all get a setup notice instead (see _setup_notices),
+        # once they have been registered for SETUP_GRACE: a sensor just installed is not news.
         self.setup = {
             rid: next(
                 (d.id for d in self.registry.by_resident.get(rid, []) if d.type == "motion_sensor"),
                 None,
             )
             for rid in covered - judged
+            if (registered := self.registry.residents[rid].created_at) is None
+            or self.now - registered >= SETUP_GRACE
         }
         self.judged = judged
         return found

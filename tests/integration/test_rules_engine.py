@@ -489,6 +489,11 @@ def test_a_resident_without_motion_data_gets_one_setup_notice(
     sensor = factory.device("motion_sensor", resident=new)
     rule = add_rule(db_session, RuleKind.INACTIVITY, {"max_minutes": 150}, site=site)
     now = datetime(2026, 3, 10, 15, 0, tzinfo=UTC)  # 8 hours into the active hours
+    new.created_at = now - timedelta(days=1)
+    # Just admitted (10 minutes ago): the sensor's first reading is usually moments away.
+    admitted = factory.resident(site, active_hours=(time(7, 0), time(22, 0)))
+    factory.device("motion_sensor", resident=admitted)
+    admitted.created_at = now - timedelta(minutes=10)
 
     def setup_notices() -> list[Alert]:
         db_session.flush()
@@ -510,6 +515,7 @@ def test_a_resident_without_motion_data_gets_one_setup_notice(
     )
     assert notice.details["setup"] is True and notice.device_id == sensor.id
     assert notice.title.startswith("Setup: no motion data yet")
+    assert not db_session.scalars(select(Alert).where(Alert.resident_id == admitted.id)).all()
 
     # Resolved by hand, it does not come back.
     lifecycle.resolve(db_session, notice.id, None, "sensor ordered", at=now + timedelta(minutes=3))
@@ -519,6 +525,7 @@ def test_a_resident_without_motion_data_gets_one_setup_notice(
     # A second new resident's notice resolves itself with the first motion data, and only then
     # does inactivity count, from when the data began.
     later = factory.resident(site, active_hours=(time(7, 0), time(22, 0)))
+    later.created_at = now - timedelta(hours=2)
     other = factory.device("motion_sensor", resident=later)
     evaluate_rules(db_session, now + timedelta(minutes=5))
     (open_notice,) = db_session.scalars(
