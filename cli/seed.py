@@ -39,6 +39,8 @@ def print_logins(result: SeedResult) -> None:
             rules=result.rules,
         )
     )
+    if result.rules_updated:
+        typer.echo(t("cli.seed.rules_updated", rules=", ".join(result.rules_updated)))
     typer.echo(t("cli.seed.logins_header"))
     for login in result.logins:
         typer.echo(f"  {login.role.value:<10} {login.username:<12} {login.password}")

@@ -3,7 +3,7 @@
 From the last DAYS (14) complete local days before a reference day, in the resident's timezone
 (theirs, else their site's):
 
-1. movements are the motion = 1 readings of the resident's motion sensors, all rooms together;
+1. movements are the motion = 1 readings of the resident's devices, all rooms together;
 2. a gap is the time between two consecutive movements; gaps longer than MAX_GAP (24 h) are
    dropped (a sensor offline or the resident away, not a habit);
 3. for each local date and hour, the slot's longest gap is the longest gap that overlaps the
@@ -30,7 +30,6 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from core.care_report import day_span, resident_timezone
-from core.contract.catalogue import DeviceType
 from core.timeutil import ensure_utc, utcnow
 from models import Device, Reading, Resident, ResidentRoutine
 
@@ -51,9 +50,13 @@ class HourRoutine:
 
 
 def movements(session: Session, resident_id: int, start: datetime, end: datetime) -> list[datetime]:
-    """Times of motion = 1 readings of the resident's motion sensors, in order."""
+    """Times of motion = 1 readings of the resident's devices, in order.
+
+    Any registered (not quarantined) device of theirs that reports motion counts, as for the
+    rules: ingest accepts the metric from every device type.
+    """
     sensors = select(Device.id).where(
-        Device.resident_id == resident_id, Device.type == DeviceType.MOTION_SENSOR.value
+        Device.resident_id == resident_id, Device.quarantined.is_(False)
     )
     return list(
         session.scalars(

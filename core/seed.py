@@ -1,17 +1,30 @@
-"""The demo site: residents, devices of every type, staff with generated logins, default rules."""
+"""The demo site: residents, devices of every type, staff with generated logins, default rules.
+
+The default rules are meant to be quiet on an ordinary day (docs/operations.md, "Default alert
+rules"): each device type's silence limit comes from its reporting interval, inactivity follows
+the learned routine within 90-150 minutes, the night is each resident's time outside their
+active hours. Re-running the seed brings the default rules of an earlier seed up to date, unless
+an operator changed them.
+"""
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from datetime import time
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from core import audit, registry, users
 from core.contract.catalogue import DeviceType
+from core.i18n import translate
+from core.rules.params import default_offline_minutes
 from core.security import generate_password
 from models import AlertRule, Device, Resident, Role, RuleKind, ScopeType, Severity, Site, User
+
+log = logging.getLogger(__name__)
 
 DEMO_SITE_ID = "sunrise"
 DEMO_SITE_NAME = "Sunrise Care Home (햇살 요양원)"
@@ -115,29 +128,27 @@ DEFAULT_RULES: tuple[dict, ...] = (
         },
     },
     {
+        # 150 minutes catches a 3-hour still spell; the learned routine (where there is one)
+        # tightens it to 1.5 × the hour's usual gap, never below 90 minutes (meals and the
+        # lounge keep residents out of their room for an hour or more).
         "name": "No movement during the day",
         "kind": RuleKind.INACTIVITY,
         "severity": Severity.WARNING,
         "auto_resolve": True,
-        "params": {"max_minutes": 240, "use_routine": False},
+        "params": {"max_minutes": 150, "use_routine": True, "factor": 1.5, "min_minutes": 90},
     },
     {
-        "name": "Device offline",
-        "kind": RuleKind.DEVICE_OFFLINE,
-        "severity": Severity.WARNING,
-        "auto_resolve": True,
-        "params": {"minutes": 30},
-    },
-    {
+        # No times: each resident's night is the time outside their active hours.
         "name": "Door opened at night",
         "kind": RuleKind.NIGHT_EXIT,
         "severity": Severity.WARNING,
-        "params": {"start": "22:00", "end": "06:00"},
+        "params": {},
     },
     {
+        # A warning: a flat battery silences a fall detector or a panic button.
         "name": "Battery low",
         "kind": RuleKind.BATTERY_LOW,
-        "severity": Severity.INFO,
+        "severity": Severity.WARNING,
         "auto_resolve": True,
         "params": {"below_pct": 15},
     },
@@ -148,6 +159,49 @@ DEFAULT_RULES: tuple[dict, ...] = (
         "params": {"suites": []},
     },
 )
+
+
+OFFLINE_RULE_NAME = "Device offline"
+
+
+def offline_rules() -> tuple[dict[str, Any], ...]:
+    """One device-offline rule per device type, its limit from the type's reporting interval.
+
+    One limit for all would either alarm on devices that report rarely (a panic button checks
+    in hourly) or miss a wearable gone silent for hours.
+    """
+    kinds = [*RESIDENT_DEVICES, *(kind for kind, _room in SITE_DEVICES)]
+    return tuple(
+        {
+            "name": f"{OFFLINE_RULE_NAME}: "
+            + translate(f"app.rules.device_types.{kind.value}", "en").lower(),
+            "kind": RuleKind.DEVICE_OFFLINE,
+            "severity": Severity.WARNING,
+            "auto_resolve": True,
+            "params": {"minutes": default_offline_minutes(kind.value)},
+            "scope_type": ScopeType.DEVICE_TYPE,
+            "device_type": kind.value,
+        }
+        for kind in kinds
+    )
+
+
+# Default rules of earlier seeds, as they were seeded: an existing rule still exactly like one
+# of these was never changed by an operator, and re-running the seed updates it.
+PREVIOUS_DEFAULTS: dict[str, tuple[RuleKind, Severity, dict[str, Any]]] = {
+    "No movement during the day": (
+        RuleKind.INACTIVITY,
+        Severity.WARNING,
+        {"max_minutes": 240, "use_routine": False},
+    ),
+    OFFLINE_RULE_NAME: (RuleKind.DEVICE_OFFLINE, Severity.WARNING, {"minutes": 30}),
+    "Door opened at night": (
+        RuleKind.NIGHT_EXIT,
+        Severity.WARNING,
+        {"start": "22:00", "end": "06:00"},
+    ),
+    "Battery low": (RuleKind.BATTERY_LOW, Severity.INFO, {"below_pct": 15}),
+}
 
 
 @dataclass
@@ -170,6 +224,8 @@ class SeedResult:
     devices: int = 0
     rules: int = 0
     logins: list[Login] = field(default_factory=list)
+    # Names of default rules an earlier seed made that this run brought up to date.
+    rules_updated: list[str] = field(default_factory=list)
 
 
 def device_id(site_id: str, resident_index: int | None, kind: DeviceType) -> str:
@@ -191,7 +247,9 @@ def _staff() -> list[tuple[str, str, Role, str]]:
 def seed_demo(session: Session, timezone: str = "Asia/Seoul") -> SeedResult:
     """Create the demo site; if it exists, only issue fresh passwords for its staff."""
     if session.get(Site, DEMO_SITE_ID) is not None:
-        return _refresh_logins(session)
+        result = _refresh_logins(session)
+        result.rules_updated = update_default_rules(session, DEMO_SITE_ID)
+        return result
     site = registry.create_site(session, DEMO_SITE_ID, DEMO_SITE_NAME, timezone)
     result = SeedResult(created=True, site_id=site.id)
 
@@ -248,19 +306,8 @@ def seed_demo(session: Session, timezone: str = "Asia/Seoul") -> SeedResult:
         )
         result.devices += 1
 
-    for spec in DEFAULT_RULES:
-        session.add(
-            AlertRule(
-                name=spec["name"],
-                kind=spec["kind"],
-                severity=spec["severity"],
-                params=spec["params"],
-                scope_type=ScopeType.SITE,
-                site_id=site.id,
-                route=DEFAULT_ROUTE,
-                auto_resolve=spec.get("auto_resolve", False),
-            )
-        )
+    for spec in (*DEFAULT_RULES, *offline_rules()):
+        session.add(_rule(spec, site.id))
         result.rules += 1
     audit.record(
         session,
@@ -272,6 +319,74 @@ def seed_demo(session: Session, timezone: str = "Asia/Seoul") -> SeedResult:
         devices=result.devices,
     )
     return result
+
+
+def _rule(spec: dict[str, Any], site_id: str) -> AlertRule:
+    return AlertRule(
+        name=spec["name"],
+        kind=spec["kind"],
+        severity=spec["severity"],
+        params=spec["params"],
+        scope_type=spec.get("scope_type", ScopeType.SITE),
+        device_type=spec.get("device_type"),
+        site_id=site_id,
+        route=DEFAULT_ROUTE,
+        auto_resolve=spec.get("auto_resolve", False),
+    )
+
+
+def _unchanged_default(rule: AlertRule) -> bool:
+    """Whether a rule is still exactly as an earlier seed made it (no operator changed it)."""
+    previous = PREVIOUS_DEFAULTS.get(rule.name)
+    if previous is None:
+        return False
+    kind, severity, params = previous
+    return (
+        RuleKind(rule.kind) is kind
+        and Severity(rule.severity) is severity
+        and (rule.params or {}) == params
+        and ScopeType(rule.scope_type or ScopeType.SITE) is ScopeType.SITE
+        and rule.resident_id is None
+        and rule.device_type is None
+    )
+
+
+def update_default_rules(session: Session, site_id: str) -> list[str]:
+    """Bring a site's default rules from an earlier seed up to date; the names updated.
+
+    Only rules still exactly as that seed made them change; any rule an operator edited is left
+    alone. The single "Device offline" rule becomes one rule per device type. Idempotent.
+    """
+    current = {spec["name"]: spec for spec in DEFAULT_RULES}
+    updated: list[str] = []
+    rules = session.scalars(
+        select(AlertRule).where(AlertRule.site_id == site_id).order_by(AlertRule.id)
+    ).all()
+    names = {rule.name for rule in rules}
+    for rule in rules:
+        if not _unchanged_default(rule):
+            continue
+        if rule.name == OFFLINE_RULE_NAME:
+            per_type = [spec for spec in offline_rules() if spec["name"] not in names]
+            if not per_type:
+                continue
+            first, *others = per_type
+            # The old rule becomes the first type's, so its alerts keep their rule.
+            rule.name, rule.params = first["name"], first["params"]
+            rule.scope_type, rule.device_type = first["scope_type"], first["device_type"]
+            session.add_all(_rule(spec, site_id) for spec in others)
+            updated.append(OFFLINE_RULE_NAME)
+            continue
+        spec = current[rule.name]
+        rule.params = spec["params"]
+        rule.severity = spec["severity"]
+        rule.auto_resolve = spec.get("auto_resolve", False)
+        updated.append(rule.name)
+    if updated:
+        session.flush()
+        audit.record(session, None, "seed.rules_updated", "site", site_id, rules=updated)
+        log.info("default rules brought up to date: %s", ", ".join(updated))
+    return updated
 
 
 def _refresh_logins(session: Session) -> SeedResult:

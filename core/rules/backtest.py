@@ -39,15 +39,17 @@ import pandas as pd
 from sqlalchemy import Integer, and_, case, cast, func, or_, select
 from sqlalchemy.orm import Session
 
-from core.contract.catalogue import DEVICE_METRICS
 from core.rules import evaluate as ev
 from core.rules.engine import (
     BATTERY_LOOKBACK,
     DOOR_PRIOR,
+    DOORS,
     MOMENTARY_MIN_LOOKBACK,
     MOTION_LOOKBACK,
     QUALITY_LOOKBACK,
     THRESHOLD_MARGIN,
+    devices_reporting,
+    rolled_up,
 )
 from core.rules.events import event_rule_matches
 from core.rules.params import (
@@ -83,11 +85,6 @@ DEFAULT_DAYS = 7
 MAX_DAYS = 30
 DEFAULT_STEP = timedelta(minutes=5)
 MOMENTARY = frozenset({RuleKind.NIGHT_EXIT, RuleKind.DATA_QUALITY})
-# Metric -> the device types that report it: only those devices' readings are loaded.
-_TYPES_REPORTING: dict[str, frozenset[str]] = {
-    metric: frozenset(t.value for t, metrics in DEVICE_METRICS.items() if metric in metrics)
-    for metric in {m for metrics in DEVICE_METRICS.values() for m in metrics}
-}
 
 SubjectKey = tuple[str, Any]  # ("resident", id), ("device", id) or ("suite", name)
 
@@ -218,13 +215,10 @@ class _World:
     residents: dict[int, _Resident]
     devices: list[_Device]
 
-    def in_scope(self, draft: RuleDraft, metric: str | None = None) -> list[_Device]:
-        """Devices the rule covers (reporting `metric` when given), of active residents."""
-        reporting = _TYPES_REPORTING.get(metric, frozenset()) if metric else None
+    def in_scope(self, draft: RuleDraft) -> list[_Device]:
+        """Devices the rule covers, of any type, of active residents."""
         found = []
         for d in self.devices:
-            if reporting is not None and d.type not in reporting:
-                continue
             if d.resident_id is not None and d.resident_id not in self.residents:
                 continue
             if covers(draft, site_id=d.site_id, resident_id=d.resident_id, device_type=d.type):
@@ -236,6 +230,19 @@ class _World:
         if kind == "resident" and ident in self.residents:
             return self.residents[ident].name
         return str(ident)
+
+    def reporting(
+        self, session: Session, draft: RuleDraft, metric: str, start: datetime, end: datetime
+    ) -> list[_Device]:
+        """Devices the rule covers that may have readings of `metric` in (start, end]."""
+        devices = self.in_scope(draft)
+        ids = devices_reporting(session, metric, {d.id: d.type for d in devices}, start, end)
+        return [d for d in devices if d.id in ids]
+
+    def hours(self, resident_id: int | None) -> tuple[time, time] | None:
+        """A resident's active hours (local start, end); None for no resident."""
+        resident = self.residents.get(resident_id) if resident_id is not None else None
+        return (resident.active_start, resident.active_end) if resident else None
 
     def timezone(self, device: _Device) -> str:
         if device.resident_id is not None:
@@ -498,9 +505,9 @@ def _threshold(
     overrides: dict[int, Any],
     run: _Run,
 ) -> None:
-    devices = run.world.in_scope(draft, params.metric)
     longest = max([params.for_minutes] + [p.for_minutes for p in overrides.values()])
     window = timedelta(minutes=longest) + THRESHOLD_MARGIN
+    devices = run.world.reporting(session, draft, params.metric, run.start - window, run.end)
     data, run.result.data_points = _threshold_readings(
         session,
         params.metric,
@@ -566,16 +573,25 @@ def _inactivity(
     overrides: dict[int, Any],
     run: _Run,
 ) -> None:
-    devices = [d for d in run.world.in_scope(draft, "motion") if d.resident_id is not None]
-    ids = [d.id for d in devices]
     lookback = run.start - MOTION_LOOKBACK
+    scoped = [d for d in run.world.in_scope(draft) if d.resident_id is not None]
+    ids = devices_reporting(session, "motion", {d.id: d.type for d in scoped}, lookback, run.end)
     moves: dict[str, list[datetime]] = defaultdict(list)
+    data: dict[str, list[datetime]] = defaultdict(list)  # any motion datum: readings, events
     for device_id, samples in _readings(session, "motion", ids, lookback, run.end).items():
         moves[device_id] += [ts for ts, value in samples if value > 0.5]
-    for device_id, events in _events(session, ["motion"], ids, lookback, run.end).items():
+        data[device_id] += [ts for ts, _ in samples]
+    everyone = [d.id for d in scoped]
+    for device_id, events in _events(session, ["motion"], everyone, lookback, run.end).items():
         moves[device_id] += [ts for ts, _ in events]
+        data[device_id] += [ts for ts, _ in events]
     run.result.data_points = sum(len(v) for v in moves.values())
     times = {device_id: sorted(v) for device_id, v in moves.items()}
+    sent = {device_id: sorted(v) for device_id, v in data.items()}
+    # As in the engine: a device is judged on motion when it sent motion data (in view, or
+    # before: an hourly rollup of it).
+    before = rolled_up(session, "motion", everyone, before=lookback)
+    devices = [d for d in scoped if d.id in sent or d.id in before]
     per_resident: dict[int, list[_Device]] = defaultdict(list)
     for d in devices:
         assert d.resident_id is not None
@@ -596,13 +612,23 @@ def _inactivity(
     for now in run.ticks:
         for rid, ds in per_resident.items():
             sources = []
+            firsts: list[datetime] = []
             for d in ds:
                 seen = times.get(d.id, [])
                 index = bisect.bisect_right(seen, now)
                 last = (
                     seen[index - 1] if index and seen[index - 1] > now - MOTION_LOOKBACK else None
                 )
+                # The engine's view at this tick: the first datum of the last MOTION_LOOKBACK.
+                datums = sent.get(d.id, [])
+                first = bisect.bisect_right(datums, now - MOTION_LOOKBACK)
+                if first < len(datums) and datums[first] <= now:
+                    firsts.append(datums[first])
+                elif d.id not in before:
+                    continue  # no motion data yet at this tick
                 sources.append(ev.MotionSource(d.id, last))
+            if not sources:
+                continue  # the engine posts a setup notice, not an inactivity alert
             resident = run.world.residents[rid]
             activity = ev.Activity(
                 resident.timezone,
@@ -610,6 +636,7 @@ def _inactivity(
                 resident.active_end,
                 sources,
                 routines.get(rid, {}),
+                data_since=min(firsts) if len(firsts) == len(sources) else None,
             )
             finding = ev.inactivity_one(
                 ("resident", rid), activity, overrides.get(rid, params), now
@@ -702,7 +729,9 @@ def _battery_low(
     overrides: dict[int, Any],
     run: _Run,
 ) -> None:
-    devices = run.world.in_scope(draft, "battery_pct")
+    devices = run.world.reporting(
+        session, draft, "battery_pct", run.start - BATTERY_LOOKBACK, run.end
+    )
     run.result.subjects = len(devices)
     data = _readings(
         session, "battery_pct", [d.id for d in devices], run.start - BATTERY_LOOKBACK, run.end
@@ -729,11 +758,15 @@ def _night_exit(
     overrides: dict[int, Any],
     run: _Run,
 ) -> None:
-    doors = run.world.in_scope(draft, "door_open")
-    ids = [d.id for d in doors]
     lookback = run.start - MOMENTARY_MIN_LOOKBACK
+    scoped = run.world.in_scope(draft)
+    ids = devices_reporting(
+        session, "door_open", {d.id: d.type for d in scoped}, lookback - DOOR_PRIOR, run.end
+    )
     readings = _readings(session, "door_open", ids, lookback - DOOR_PRIOR, run.end)
-    events = _events(session, ["door_opened"], ids, lookback, run.end)
+    events = _events(session, ["door_opened"], [d.id for d in scoped], lookback, run.end)
+    # As in the engine: doors are door-type devices and any device that sent door data.
+    doors = [d for d in scoped if d.id in readings or d.id in events or d.type in DOORS]
     run.result.data_points = sum(len(v) for v in readings.values()) + sum(
         len(v) for v in events.values()
     )
@@ -757,7 +790,7 @@ def _night_exit(
                 sources.append(ev.DoorSource(d.id, samples, times))
             rid = key[1] if key[0] == "resident" else None
             chosen = overrides.get(rid, params) if rid is not None else params
-            watch = ev.DoorWatch(run.world.timezone(ds[0]), sources)
+            watch = ev.DoorWatch(run.world.timezone(ds[0]), sources, run.world.hours(rid))
             finding = ev.night_exit_one(key, watch, chosen, now, since)
             if finding is not None:
                 run.tracker.apply(key, finding, now)

@@ -105,7 +105,11 @@ def describe_params(kind: RuleKind | str, params: Mapping[str, Any], language: s
             limit = duration(parsed.max_minutes, language)
             if parsed.use_routine:
                 return translate(
-                    t + "inactivity_routine", language, factor=number(parsed.factor), duration=limit
+                    t + "inactivity_routine",
+                    language,
+                    factor=number(parsed.factor),
+                    floor=duration(min(parsed.min_minutes, parsed.max_minutes), language),
+                    duration=limit,
                 )
             return translate(t + "inactivity", language, duration=limit)
         case DeviceOfflineParams():
@@ -113,6 +117,8 @@ def describe_params(kind: RuleKind | str, params: Mapping[str, Any], language: s
                 t + "device_offline", language, duration=duration(parsed.minutes, language)
             )
         case NightExitParams():
+            if parsed.from_active_hours:
+                return translate(t + "night_exit_active_hours", language)
             return translate(t + "night_exit", language, start=parsed.start, end=parsed.end)
         case BatteryLowParams():
             return translate(t + "battery_low", language, pct=parsed.below_pct)
@@ -151,6 +157,8 @@ def describe_finding(kind: RuleKind | str, details: Mapping[str, Any], language:
             duration=duration(float(details["minutes"]), language),
         )
     if kind is RuleKind.INACTIVITY:
+        if details.get("setup"):
+            return translate(t + "inactivity_setup", language)
         return translate(
             t + "inactivity",
             language,

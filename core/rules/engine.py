@@ -11,6 +11,12 @@ that any earlier alert, even a resolved one, was about. On PostgreSQL, ticks tak
 advisory lock, so two ticks at once run one after the other; lifecycle's unique index and
 savepoint remain the last line against a duplicate alert.
 
+Rules read a metric from any registered, non-quarantined device of their scope that sends it,
+whatever its type (ingest accepts every catalogue metric from every device); devices_reporting
+finds them without scanning every device's readings. A resident an inactivity rule watches who
+has no motion data at all gets one info setup notice (rule-less, one per resident) instead of an
+inactivity alert; it resolves itself once motion data arrives.
+
 Event rules are not evaluated here: ingest runs them on arrival (core.rules.events).
 """
 
@@ -19,7 +25,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections import defaultdict
-from collections.abc import Hashable, Iterable, Iterator, Sequence
+from collections.abc import Hashable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
 from typing import Any
@@ -28,6 +34,7 @@ from sqlalchemy import select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from core import rollups
 from core.alerts import lifecycle
 from core.alerts.lifecycle import Subject
 from core.contract.catalogue import DEVICE_METRICS
@@ -52,9 +59,12 @@ from models import (
     Reading,
     Resident,
     ResidentRoutine,
+    Rollup,
+    RollupPeriod,
     RuleKind,
     RuleOverride,
     ScopeType,
+    Severity,
     Site,
 )
 
@@ -79,11 +89,78 @@ DOOR_PRIOR = timedelta(minutes=30)
 # Ids per IN (...) list: well under SQLite's variable limit, and plans stay index lookups.
 CHUNK = 900
 
-# Metric -> the device types that report it: only those devices' readings are loaded.
+# A new resident without motion data gets a setup notice only after this long: at a demo's start
+# or a resident's admission the sensor's first reading is usually a minute away.
+SETUP_GRACE = timedelta(minutes=30)
+# Readings later than this after their hour may be missing from the hour's rollup for a while.
+ROLLUP_LAG = timedelta(hours=2)
+
+# Device types that are doors: judged by night-exit rules even before their first message.
+DOORS = frozenset(t.value for t, metrics in DEVICE_METRICS.items() if "door_open" in metrics)
+# Metric -> the device types the catalogue says report it. Rules read a metric from any device
+# that sends it (ingest accepts every catalogue metric from every device): these types are only
+# where it is looked for first, without asking the database whether the device sends it.
 _TYPES_REPORTING: dict[str, frozenset[str]] = {
     metric: frozenset(t.value for t, metrics in DEVICE_METRICS.items() if metric in metrics)
     for metric in {m for metrics in DEVICE_METRICS.values() for m in metrics}
 }
+
+
+def rolled_up(
+    session: Session,
+    metric: str,
+    device_ids: Iterable[str],
+    since: datetime | None = None,
+    before: datetime | None = None,
+) -> set[str]:
+    """The devices with an hourly rollup of `metric` (with a bucket in [since, before))."""
+    ro = Rollup.__table__.c
+    found: set[str] = set()
+    for chunk in _chunks(device_ids):
+        query = select(ro.device_id).where(
+            ro.device_id.in_(chunk), ro.metric == metric, ro.period == RollupPeriod.HOUR.value
+        )
+        if since is not None:
+            query = query.where(ro.bucket >= since)
+        if before is not None:
+            query = query.where(ro.bucket < before)
+        found |= set(session.scalars(query.distinct()))
+    return found
+
+
+def devices_reporting(
+    session: Session,
+    metric: str,
+    devices: Mapping[str, str | None],
+    start: datetime,
+    end: datetime,
+) -> set[str]:
+    """Of these devices (id -> type), those that may have readings of `metric` in (start, end].
+
+    A superset, found cheaply: devices of a type the catalogue says reports the metric are taken
+    as they are; any other device only when an hourly rollup of the metric, or a raw reading
+    since the rollups' watermark, shows it sends the metric. So rules read a metric from any
+    device that sends it (ingest accepts any catalogue metric from any device) without scanning
+    a wearable's day of readings every minute to find no motion in it.
+    """
+    expected = _TYPES_REPORTING.get(metric, frozenset())
+    found = {i for i, kind in devices.items() if kind in expected}
+    others = set(devices) - found
+    if not others:
+        return found
+    found |= rolled_up(session, metric, others, start - timedelta(hours=1))
+    mark = rollups.get_watermark(session, RollupPeriod.HOUR)
+    tail = max(start, mark - ROLLUP_LAG) if mark is not None else start
+    r = Reading.__table__.c
+    d = Device.__table__.c
+    sends = (
+        select(r.device_id)
+        .where(r.device_id == d.id, r.metric == metric, r.ts > tail, r.ts <= end)
+        .exists()
+    )
+    for chunk in _chunks(others - found):
+        found |= set(session.scalars(select(d.id).where(d.id.in_(chunk), sends)))
+    return found
 
 
 @dataclass
@@ -121,6 +198,7 @@ class _Resident:
     timezone: str
     active_start: time
     active_end: time
+    created_at: datetime | None = None
 
 
 @dataclass
@@ -192,6 +270,10 @@ class _Tick:
         self.now = now
         self.result = result
         self.registry = self._load_registry()
+        # Inactivity: residents needing a setup notice (-> a motion sensor id, if any), and
+        # residents judged on their motion data.
+        self.setup: dict[int, str | None] = {}
+        self.judged: set[int] = set()
 
     # --- loading
 
@@ -199,7 +281,7 @@ class _Tick:
         s = self.session
         sites = dict(s.execute(select(Site.id, Site.timezone)).tuples().all())
         residents: dict[int, _Resident] = {}
-        for rid, site_id, name, tz, start, end in s.execute(
+        for rid, site_id, name, tz, start, end, created in s.execute(
             select(
                 Resident.id,
                 Resident.site_id,
@@ -207,10 +289,11 @@ class _Tick:
                 Resident.timezone,
                 Resident.active_start,
                 Resident.active_end,
+                Resident.created_at,
             ).where(Resident.active.is_(True))
         ).tuples():
             residents[rid] = _Resident(
-                rid, site_id, name, tz or sites.get(site_id, "UTC"), start, end
+                rid, site_id, name, tz or sites.get(site_id, "UTC"), start, end, created
             )
         devices = [
             _Device(*row)
@@ -230,18 +313,25 @@ class _Tick:
         ]
         return _Registry(sites, residents, devices)
 
-    def in_scope(self, rule: _Rule, metric: str | None = None) -> list[_Device]:
-        """Devices the rule covers (reporting `metric`, when given); residents must be active."""
-        reporting = _TYPES_REPORTING.get(metric, frozenset()) if metric else None
+    def in_scope(self, rule: _Rule) -> list[_Device]:
+        """Devices the rule covers, of any type; their residents must be active."""
         found = []
         for d in self.registry.candidates(rule.rule):
-            if reporting is not None and d.type not in reporting:
-                continue
             if d.resident_id is not None and d.resident_id not in self.registry.residents:
                 continue  # a resident who left: their devices are not watched over
             if covers(rule.rule, site_id=d.site_id, resident_id=d.resident_id, device_type=d.type):
                 found.append(d)
         return found
+
+    def reporting(self, metric: str, devices: Iterable[_Device], start: datetime) -> set[str]:
+        """Ids of the devices that may have readings of `metric` in (start, now] (a superset)."""
+        return devices_reporting(
+            self.session, metric, {d.id: d.type for d in devices}, start, self.now
+        )
+
+    def ever_reported(self, metric: str, device_ids: Iterable[str]) -> set[str]:
+        """The devices with an hourly rollup of `metric`, ever (rollups outlive raw readings)."""
+        return rolled_up(self.session, metric, device_ids)
 
     def samples(
         self,
@@ -268,8 +358,10 @@ class _Tick:
         *,
         want: tuple[str, ...] = ("ts", "value"),
         positive: bool = False,
+        oldest: bool = False,
     ) -> dict[str, tuple[Any, ...]]:
-        """Per device, its latest reading of `metric` in (start, now]: the `want`ed columns.
+        """Per device, its latest (or oldest) reading of `metric` in (start, now]: the `want`ed
+        columns.
 
         Correlated LIMIT 1 subqueries walk the primary key (device_id, ts) backwards and stop at
         the first match, instead of reading the whole window: a few index probes per device.
@@ -284,7 +376,8 @@ class _Tick:
             if positive:
                 inner = inner.where(r.value > 0.5)
             # The scalar subquery keeps the column's type, so ts comes back as aware UTC.
-            return inner.order_by(r.ts.desc()).limit(1).scalar_subquery()
+            order = r.ts.asc() if oldest else r.ts.desc()
+            return inner.order_by(order).limit(1).scalar_subquery()
 
         columns = [newest(r.ts if name == "ts" else r.value) for name in want]
         out: dict[str, tuple[Any, ...]] = {}
@@ -354,7 +447,7 @@ class _Tick:
         devices: dict[int, list[_Device]] = {}
         for rule in rules:
             metric = rule.params.metric
-            devices[rule.rule.id] = self.in_scope(rule, metric)
+            devices[rule.rule.id] = self.in_scope(rule)
             longest = max(
                 [rule.params.for_minutes] + [p.for_minutes for p in rule.overrides.values()]
             )
@@ -363,7 +456,8 @@ class _Tick:
         data: dict[str, dict[str, list[ev.Sample]]] = {}
         for metric, start in starts.items():
             on_metric = [r for r in rules if r.params.metric == metric]
-            ids = {d.id for rule in on_metric for d in devices[rule.rule.id]}
+            scoped = {d.id: d for rule in on_metric for d in devices[rule.rule.id]}
+            ids = self.reporting(metric, scoped.values(), start)
             # Most devices read normal values: their latest sample is enough to say CLEAR
             # under every rule. Only the others need the whole window, for the duration.
             latest = self.latest(metric, ids, start)
@@ -398,21 +492,37 @@ class _Tick:
 
     def inactivity(self, rules: Sequence[_Rule]) -> list[_Outcome]:
         start = self.now - MOTION_LOOKBACK
-        sources: dict[int, list[_Device]] = {}
+        scoped: dict[str, _Device] = {}
+        covered: set[int] = set()  # residents some inactivity rule watches over
+        per_rule: dict[int, list[_Device]] = {}
         for rule in rules:
-            sources[rule.rule.id] = [d for d in self.in_scope(rule, "motion") if d.resident_id]
-        ids = {d.id for found in sources.values() for d in found}
+            per_rule[rule.rule.id] = [d for d in self.in_scope(rule) if d.resident_id]
+            scoped |= {d.id: d for d in per_rule[rule.rule.id]}
+            covered |= {d.resident_id for d in per_rule[rule.rule.id] if d.resident_id}
+            covered |= self.deviceless_residents(rule)
+        ids = self.reporting("motion", scoped.values(), start)
         last_motion = {
             device_id: ts
             for device_id, (ts,) in self.latest(
                 "motion", ids, start, want=("ts",), positive=True
             ).items()
         }
-        for device_id, times in self.event_times("motion", ids, start).items():
+        # The first motion datum in view (a reading of any value): quiet time starts there.
+        first_data = {
+            device_id: ts
+            for device_id, (ts,) in self.latest(
+                "motion", ids, start, want=("ts",), oldest=True
+            ).items()
+        }
+        for device_id, times in self.event_times("motion", scoped, start).items():
             last_motion[device_id] = max(times[-1], last_motion.get(device_id, times[-1]))
+            first_data[device_id] = min(times[0], first_data.get(device_id, times[0]))
+        # Sensors silent all day that reported motion before (a rollup of it) are still judged.
+        silent = {i for i in scoped if i not in first_data}
+        motion_devices = set(first_data) | self.ever_reported("motion", silent)
         routines: dict[int, dict[int, float]] = defaultdict(dict)
         if any(p.use_routine for rule in rules for p in (rule.params, *rule.overrides.values())):
-            residents = {d.resident_id for found in sources.values() for d in found}
+            residents = {scoped[i].resident_id for i in motion_devices}
             for chunk in _chunks(residents):
                 for rid, hour, gap in self.session.execute(
                     select(
@@ -423,25 +533,53 @@ class _Tick:
                 ):
                     routines[rid][hour] = gap
         found: list[_Outcome] = []
+        judged: set[int] = set()
         for rule in rules:
             per_resident: dict[int, list[ev.MotionSource]] = defaultdict(list)
-            for d in sources[rule.rule.id]:
+            for d in per_rule[rule.rule.id]:
                 assert d.resident_id is not None
-                per_resident[d.resident_id].append(ev.MotionSource(d.id, last_motion.get(d.id)))
+                if d.id in motion_devices:
+                    per_resident[d.resident_id].append(ev.MotionSource(d.id, last_motion.get(d.id)))
             groups: dict[Any, dict[Hashable, ev.Activity]] = defaultdict(dict)
             for rid, motion in per_resident.items():
                 resident = self.registry.residents[rid]
+                starts = [first_data[s.device_id] for s in motion if s.device_id in first_data]
                 activity = ev.Activity(
                     resident.timezone,
                     resident.active_start,
                     resident.active_end,
                     motion,
                     routines.get(rid, {}),
+                    data_since=min(starts) if len(starts) == len(motion) else None,
                 )
                 groups[rule.params_for(rid)][("resident", rid)] = activity
+                judged.add(rid)
             for params, subjects in groups.items():
                 found += self.outcomes(rule, ev.evaluate_inactivity(subjects, params, self.now))
+        # Residents with no motion data at all get a setup notice instead (see _setup_notices),
+        # once they have been registered for SETUP_GRACE: a sensor just installed is not news.
+        self.setup = {
+            rid: next(
+                (d.id for d in self.registry.by_resident.get(rid, []) if d.type == "motion_sensor"),
+                None,
+            )
+            for rid in covered - judged
+            if (registered := self.registry.residents[rid].created_at) is None
+            or self.now - registered >= SETUP_GRACE
+        }
+        self.judged = judged
         return found
+
+    def deviceless_residents(self, rule: _Rule) -> set[int]:
+        """Active residents the rule covers who have no device yet (a site or resident rule)."""
+        if ScopeType(rule.rule.scope_type or ScopeType.SITE) is ScopeType.DEVICE_TYPE:
+            return set()
+        return {
+            rid
+            for rid, r in self.registry.residents.items()
+            if rid not in self.registry.by_resident
+            and covers(rule.rule, site_id=r.site_id, resident_id=rid, device_type=None)
+        }
 
     def _device_states(
         self, devices: Iterable[_Device], battery: dict[str, float] | None = None
@@ -471,18 +609,14 @@ class _Tick:
         return found
 
     def battery_low(self, rules: Sequence[_Rule]) -> list[_Outcome]:
-        reporting = _TYPES_REPORTING["battery_pct"]
-        scoped = {
-            rule.rule.id: [
-                d for d in self.in_scope(rule) if d.type in reporting or d.battery is not None
-            ]
-            for rule in rules
-        }
-        ids = {d.id for found in scoped.values() for d in found if d.type in reporting}
+        scoped = {rule.rule.id: self.in_scope(rule) for rule in rules}
+        start = self.now - BATTERY_LOOKBACK
+        devices = {d.id: d for found in scoped.values() for d in found}
+        ids = self.reporting("battery_pct", devices.values(), start)
         readings = {
             device_id: value
             for device_id, (value,) in self.latest(
-                "battery_pct", ids, self.now - BATTERY_LOOKBACK, want=("value",)
+                "battery_pct", ids, start, want=("value",)
             ).items()
         }
         found: list[_Outcome] = []
@@ -495,27 +629,38 @@ class _Tick:
         return found
 
     def night_exit(self, rules: Sequence[_Rule], since: datetime) -> list[_Outcome]:
-        doors = {rule.rule.id: self.in_scope(rule, "door_open") for rule in rules}
-        ids = {d.id for found in doors.values() for d in found}
+        scoped = {rule.rule.id: self.in_scope(rule) for rule in rules}
+        devices = {d.id: d for found in scoped.values() for d in found}
+        ids = self.reporting("door_open", devices.values(), since - DOOR_PRIOR)
         readings = self.samples("door_open", ids, since - DOOR_PRIOR)
-        events = self.event_times("door_opened", ids, since)
+        events = self.event_times("door_opened", devices, since)
+        # Doors are the devices that report door_open, or door_opened events.
+        doors = {
+            rule_id: [d for d in found if d.id in readings or d.id in events or d.type in DOORS]
+            for rule_id, found in scoped.items()
+        }
         found: list[_Outcome] = []
         for rule in rules:
             watches: dict[Any, dict[Hashable, list[ev.DoorSource]]] = defaultdict(
                 lambda: defaultdict(list)
             )
             zones: dict[Hashable, str] = {}
+            hours: dict[Hashable, tuple[time, time] | None] = {}
             for d in doors[rule.rule.id]:
                 key = self.subject_key(d)
                 if d.resident_id is not None:
-                    zones[key] = self.registry.residents[d.resident_id].timezone
+                    resident = self.registry.residents[d.resident_id]
+                    zones[key] = resident.timezone
+                    hours[key] = (resident.active_start, resident.active_end)
                 else:
                     zones[key] = self.registry.sites.get(d.site_id, "UTC")
+                    hours[key] = None
                 source = ev.DoorSource(d.id, readings.get(d.id, ()), events.get(d.id, ()))
                 watches[rule.params_for(d.resident_id)][key].append(source)
             for params, subjects in watches.items():
                 watch = {
-                    key: ev.DoorWatch(zones[key], sources) for key, sources in subjects.items()
+                    key: ev.DoorWatch(zones[key], sources, hours[key])
+                    for key, sources in subjects.items()
                 }
                 found += self.outcomes(
                     rule,
@@ -705,6 +850,57 @@ def _apply(session: Session, tick: _Tick, outcomes: Sequence[_Outcome]) -> None:
             unresolved.pop(key, None)
 
 
+def _setup_notices(session: Session, tick: _Tick) -> None:
+    """A setup notice for each watched resident with no motion data yet; resolved once it comes.
+
+    An inactivity alert would be wrong (nobody knows whether they moved): an info notice asks
+    for the sensor instead. It is raised once per resident, never again after it was resolved
+    by hand, and resolves itself when the first motion data is judged.
+    """
+    result, now = tick.result, tick.now
+    kind = RuleKind.INACTIVITY
+    keys = {
+        rid: lifecycle.dedupe_key(None, kind, Subject("resident", str(rid)))
+        for rid in (*tick.setup, *tick.judged)
+    }
+    a = Alert.__table__.c
+    # Open notices (the partial unique index on unresolved dedupe keys answers this)...
+    open_notices: dict[str, uuid.UUID] = {}
+    for chunk in _chunks(keys[rid] for rid in tick.judged):
+        for key, alert_id in session.execute(
+            select(a.dedupe_key, a.id).where(
+                a.dedupe_key.in_(chunk), a.status != AlertStatus.RESOLVED.value
+            )
+        ):
+            open_notices[key] = alert_id
+    # ...and, only for the few residents still without data, any notice ever posted.
+    posted: set[str] = set()
+    for chunk in _chunks(keys[rid] for rid in tick.setup):
+        posted |= set(session.scalars(select(a.dedupe_key).where(a.dedupe_key.in_(chunk))))
+    title = translate("rules.setup.inactivity_title", "en")
+    for rid, device_id in sorted(tick.setup.items()):
+        if keys[rid] in posted:
+            continue  # posted already (open, or seen to by someone)
+        subject, name = tick.resident_subject(rid, device_id)
+        raised = lifecycle.raise_alert(
+            session,
+            kind=kind,
+            severity=Severity.INFO,
+            subject=subject,
+            title=f"{title}: {name}"[:300],
+            details={"setup": True, "reason": "no_motion_data", "device_id": device_id},
+            at=now,
+        )
+        if raised.created:
+            result.opened.append(raised.alert.id)
+    note = translate("rules.finding.resolved", "en")
+    for rid in sorted(tick.judged):
+        alert_id = open_notices.get(keys[rid])
+        if alert_id is not None:
+            lifecycle.resolve(session, alert_id, None, note, at=now)
+            result.resolved.append(alert_id)
+
+
 def _serialize_ticks(session: Session) -> None:
     """Make ticks at once run one after the other, so the second sees the first's alerts."""
     dialect = session.get_bind().dialect.name
@@ -756,6 +952,8 @@ def evaluate_rules(
                 outcomes += evaluate(by_kind[kind], since)
             _advance_watermark(session, kind, now)
     _apply(session, tick, outcomes)
+    if by_kind[RuleKind.INACTIVITY]:
+        _setup_notices(session, tick)
     session.flush()  # repeats and resolutions are plain attribute changes until flushed
     log.info(
         "rules tick at %s: %d rules, findings %s, %d opened, %d repeated, %d resolved",

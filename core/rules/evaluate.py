@@ -226,6 +226,12 @@ class Activity:
     sources: Sequence[MotionSource]
     # Local hour (0-23) -> the usual longest gap between movements, in minutes.
     routine: Mapping[int, float] = field(default_factory=dict)
+    # Whether any motion data (a reading of any value, or an event) was ever received: without
+    # it there is nothing to judge, and the engine posts a setup notice instead.
+    has_data: bool = True
+    # When the resident's motion data began, if after the start of the data handed in: quiet
+    # time before it is not known to be quiet (a sensor just installed, or back after a gap).
+    data_since: datetime | None = None
 
 
 def inactivity_limit(
@@ -233,13 +239,15 @@ def inactivity_limit(
 ) -> tuple[float, str]:
     """Minutes without movement that alarm now, and why: 'routine' (usual gap × factor) or 'fixed'.
 
-    The routine of the current local hour is used when asked for and learned; else max_minutes.
+    The routine of the current local hour is used when asked for and learned, kept within
+    [min_minutes, max_minutes]; else max_minutes.
     """
     if params.use_routine:
         hour = now.astimezone(ZoneInfo(activity.timezone)).hour
         usual = activity.routine.get(hour)
         if usual is not None and usual > 0:
-            return usual * params.factor, "routine"
+            floor = min(params.min_minutes, params.max_minutes)
+            return min(max(usual * params.factor, floor), params.max_minutes), "routine"
     return float(params.max_minutes), "fixed"
 
 
@@ -248,8 +256,10 @@ def inactivity_one(
 ) -> Finding | None:
     """One resident: ALARM when no movement for the limit inside the current active hours."""
     live = [s for s in activity.sources if not s.quarantined]
-    if not live:
+    if not live or not activity.has_data:
         return None
+    if activity.data_since is not None and activity.data_since > now:
+        return None  # no data yet at this time
     seen = [s for s in live if s.last_motion is not None and s.last_motion <= now]
     latest = max(seen, key=lambda s: s.last_motion) if seen else None  # type: ignore[arg-type,return-value]
     last_motion = latest.last_motion if latest else None
@@ -262,8 +272,9 @@ def inactivity_one(
     }
     began = window_began(now, activity.timezone, activity.active_start, activity.active_end)
     if began is not None:
-        # Quiet time counts from the last movement, or from when the active hours began.
-        quiet_from = max(last_motion, began) if last_motion is not None else began
+        # Quiet time counts from the last movement, or from when the active hours (or the
+        # motion data) began.
+        quiet_from = max(began, last_motion or began, activity.data_since or began)
         quiet = now - quiet_from
         if quiet >= timedelta(minutes=limit):
             details |= {
@@ -412,6 +423,9 @@ class DoorWatch:
 
     timezone: str
     doors: Sequence[DoorSource]
+    # The resident's active hours (local start, end); their night is the rest of the day when
+    # the rule follows active hours. None: not a resident's doors.
+    active_hours: tuple[time, time] | None = None
 
 
 def door_openings(door: DoorSource, since: datetime, now: datetime) -> list[datetime]:
@@ -444,7 +458,7 @@ def night_exit_one(
     if not live:
         return None
     zone = ZoneInfo(watch.timezone)
-    start, end = params.start_time, params.end_time
+    start, end = params.window(watch.active_hours)
     at_night: list[tuple[datetime, str]] = []
     for door in live:
         for ts in door_openings(door, since, now):

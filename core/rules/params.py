@@ -7,15 +7,16 @@ in English or Korean (core/i18n/*/rules.toml).
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping
-from datetime import time
+from datetime import time, timedelta
 from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 from pydantic_core import PydanticCustomError
 
-from core.contract.catalogue import METRICS, EventType
+from core.contract.catalogue import METRICS, REPORT_INTERVALS, EventType
 from core.errors import IotCareError
 from core.i18n import catalogue, normalize_language, translate
 from models.enums import RuleKind
@@ -27,6 +28,25 @@ ACTIONS = ("close_valve",)
 _TIME_RE = re.compile(r"^\s*(\d{1,2}):(\d{2})\s*$")
 MAX_SUITE_NAME = 100
 MINUTES_PER_WEEK = 7 * 24 * 60
+# Default silence limit of a device type: a few missed reports in a row are normal (radio noise,
+# a reboot), and a limit near the reporting interval itself alarms on every late message.
+OFFLINE_MISSED_REPORTS = 3
+OFFLINE_MIN_LIMIT = timedelta(minutes=15)
+# For a device type without a known reporting interval.
+OFFLINE_UNKNOWN_LIMIT = timedelta(hours=1)
+# The night of doors that belong to no resident, when a night-exit rule follows active hours.
+DEFAULT_NIGHT = (time(22, 0), time(6, 0))
+
+
+def default_offline_minutes(device_type: str | None) -> int:
+    """Default device-silence limit of a device type: 3 reporting intervals, at least 15 minutes."""
+    interval = REPORT_INTERVALS.get(device_type or "")
+    limit = (
+        OFFLINE_UNKNOWN_LIMIT
+        if interval is None
+        else max(interval * OFFLINE_MISSED_REPORTS, OFFLINE_MIN_LIMIT)
+    )
+    return math.ceil(limit / timedelta(minutes=1))
 
 
 class RuleParamsError(IotCareError):
@@ -157,13 +177,21 @@ class EventParams(_Params):
 
 
 class InactivityParams(_Params):
-    """No movement in active hours for longer than a limit, or than the learned routine."""
+    """No movement in active hours for longer than a limit, or than the learned routine.
+
+    With the routine, the limit of an hour is its usual gap × factor, kept between min_minutes
+    and max_minutes: max_minutes stays the longest anyone may go unseen, and min_minutes keeps
+    a busy hour's short usual gap (a few minutes) from alarming at every quiet spell.
+    """
 
     kind: ClassVar[RuleKind] = RuleKind.INACTIVITY
     max_minutes: int = Field(ge=5, le=24 * 60)
     use_routine: bool = False
     # The learned usual gap times this factor is the limit, so a normal day does not alert.
     factor: float = Field(1.5, ge=1, le=10, allow_inf_nan=False)
+    # Residents leave their room for an hour or more (meals, the lounge): a shorter routine
+    # limit alarms on ordinary days (measured on simulated weeks: 0.25 per resident-day at 60).
+    min_minutes: int = Field(90, ge=5, le=24 * 60)
 
 
 class DeviceOfflineParams(_Params):
@@ -185,33 +213,59 @@ def _time_of_day(value: Any) -> Any:
 
 
 class NightExitParams(_Params):
-    """A door opened between two local times (the window may cross midnight)."""
+    """A door opened at night: between two local times, or outside the resident's active hours.
+
+    With neither time given, each resident's night is the time outside their active hours, so
+    an early riser or a night owl is not alarmed at their normal hours. Doors of no resident
+    (a site's) then use DEFAULT_NIGHT.
+    """
 
     kind: ClassVar[RuleKind] = RuleKind.NIGHT_EXIT
-    start: str
-    end: str
+    start: str | None = None
+    # Validated even when left out, so a start without an end is an error, not a silent default.
+    end: str | None = Field(None, validate_default=True)
 
     @field_validator("start", "end", mode="before")
     @classmethod
     def _times(cls, value: Any) -> Any:
+        if value is None or (isinstance(value, str) and not value.strip()):
+            return None
         return _time_of_day(value)
 
     @field_validator("end")
     @classmethod
-    def _not_empty(cls, value: str, info: ValidationInfo) -> str:
-        if value == info.data.get("start"):
+    def _not_empty(cls, value: str | None, info: ValidationInfo) -> str | None:
+        start = info.data.get("start")
+        if value is not None and value == start:
             raise _custom("same_times")
+        # One time without the other is no window: both, or neither (active hours).
+        if (value is None) != (start is None) and "start" in info.data:
+            raise _custom("both_times")
         return value
 
     @property
+    def from_active_hours(self) -> bool:
+        """Whether the night is each resident's time outside their active hours."""
+        return self.start is None or self.end is None
+
+    @property
     def start_time(self) -> time:
-        """The window's start as a time of day."""
-        return time.fromisoformat(self.start)
+        """The window's start as a time of day (DEFAULT_NIGHT's for active hours)."""
+        return time.fromisoformat(self.start) if self.start else DEFAULT_NIGHT[0]
 
     @property
     def end_time(self) -> time:
-        """The window's end (exclusive) as a time of day."""
-        return time.fromisoformat(self.end)
+        """The window's end (exclusive) as a time of day (DEFAULT_NIGHT's for active hours)."""
+        return time.fromisoformat(self.end) if self.end else DEFAULT_NIGHT[1]
+
+    def window(self, active_hours: tuple[time, time] | None) -> tuple[time, time]:
+        """The night as [start, end) local times: the rule's, else outside these active hours."""
+        if not self.from_active_hours:
+            return self.start_time, self.end_time
+        if active_hours is None or active_hours[0] == active_hours[1]:
+            return DEFAULT_NIGHT
+        active_start, active_end = active_hours
+        return active_end, active_start
 
 
 class BatteryLowParams(_Params):
@@ -305,6 +359,7 @@ _OWN_KEYS = frozenset(
         "out_of_range",
         "hysteresis_too_large",
         "same_times",
+        "both_times",
     }
 )
 

@@ -158,7 +158,17 @@ def params_inputs(kind: RuleKind, current: Mapping[str, Any], key: str) -> dict[
             disabled=not use_routine,
             key=f"{k}.factor",
         )
-        return _present(max_minutes=max_minutes, use_routine=use_routine, factor=factor)
+        min_minutes = st.number_input(
+            _label("min_minutes"),
+            value=_int(current.get("min_minutes", 90)),
+            step=15,
+            help=t("app.rules.help.min_minutes"),
+            disabled=not use_routine,
+            key=f"{k}.min_minutes",
+        )
+        return _present(
+            max_minutes=max_minutes, use_routine=use_routine, factor=factor, min_minutes=min_minutes
+        )
     if kind is RuleKind.DEVICE_OFFLINE:
         minutes = st.number_input(
             _label("minutes"),
@@ -169,6 +179,15 @@ def params_inputs(kind: RuleKind, current: Mapping[str, Any], key: str) -> dict[
         )
         return _present(minutes=minutes)
     if kind is RuleKind.NIGHT_EXIT:
+        # Saved without times, the night is each resident's time outside their active hours.
+        from_hours = st.checkbox(
+            _label("active_hours"),
+            value=bool(current) and not current.get("start"),
+            help=t("app.rules.help.active_hours"),
+            key=f"{k}.active_hours",
+        )
+        if from_hours:
+            return {}
         left, right = st.columns(2)
         start = left.time_input(
             _label("start"),

@@ -303,3 +303,12 @@ def test_backtest_a_draft_before_saving(open_app, app_db) -> None:
         with app_db.session() as session:
             session.execute(delete(Reading).where(Reading.device_id == wearable))
             session.commit()
+
+
+def test_night_exit_can_follow_each_residents_active_hours(open_app) -> None:
+    at = open_app("operator", page=PAGE)
+    at.selectbox(key=f"{NEW}.kind").set_value(RuleKind.NIGHT_EXIT).run()
+    assert "Door opened between 22:00 and 06:00" in texts(at)
+    at.checkbox(key=f"{NEW}.night_exit.active_hours").check().run()
+    no_exception(at)
+    assert "Door opened outside the resident's active hours (their night)" in texts(at)

@@ -279,3 +279,31 @@ def test_the_window_is_bounded_and_parameters_are_checked(db_session: Session) -
         backtest(db_session, draft, utcnow(), days=MAX_DAYS + 1)
     with pytest.raises(RuleParamsError):
         backtest(db_session, RuleDraft(RuleKind.THRESHOLD, {"metric": "heart_rate"}), utcnow())
+
+
+def test_the_replay_reads_a_metric_and_motion_from_any_device(
+    db_session: Session, factory: Factory, now: datetime
+) -> None:
+    site = factory.site(timezone="UTC")
+    resident = factory.resident(site, name="Lee")
+    env = factory.device("env_sensor", resident=resident)
+    start = now - timedelta(hours=3)
+    add_series(db_session, env.id, "gas_ppm", start, [2] * 30 + [400] * 10 + [2] * 30)
+    gas = {"metric": "gas_ppm", "op": ">", "value": 100, "for_minutes": 3}
+    result = backtest(
+        db_session, RuleDraft(RuleKind.THRESHOLD, gas, site_id=site.id), now, days=1, step=MINUTE
+    )
+    assert result.new_alerts == 1 and result.firings[0].device_id == env.id
+
+    # A resident whose only motion data comes from a wearable is judged on it, not skipped.
+    wearable = factory.device("wearable", resident=resident)
+    add_series(db_session, wearable.id, "motion", start, [1] + [0] * 179)
+    quiet = {"max_minutes": 30}
+    replay = backtest(
+        db_session,
+        RuleDraft(RuleKind.INACTIVITY, quiet, site_id=site.id),
+        now,
+        days=1,
+        step=MINUTE,
+    )
+    assert replay.subjects == 1 and replay.has_data

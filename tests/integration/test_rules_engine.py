@@ -292,7 +292,9 @@ def test_inactivity_with_routine_in_local_time(db_session: Session, factory: Fac
         )
     db_session.add(ResidentRoutine(resident_id=routine.id, hour=12, usual_gap_minutes=50, days=14))
     rule = add_rule(
-        db_session, RuleKind.INACTIVITY, {"max_minutes": 90, "use_routine": True, "factor": 1.5}
+        db_session,
+        RuleKind.INACTIVITY,
+        {"max_minutes": 90, "use_routine": True, "factor": 1.5, "min_minutes": 60},
     )
     evaluate_rules(db_session, now)
     # usual: no routine, 100 ≥ 90 minutes. routine: 100 ≥ 50 × 1.5 = 75 minutes.
@@ -445,3 +447,124 @@ def test_two_ticks_at_once_open_one_alert(engine: Engine) -> None:
             session.execute(delete(AlertRule).where(AlertRule.id == rule_id))
             session.execute(delete(Reading).where(Reading.device_id == device_id))
             session.execute(delete(Site).where(Site.id == site_id))
+
+
+# --- rules read a metric from any device that sends it; defaults quiet on ordinary days
+
+
+def test_a_metric_is_read_from_any_registered_device_that_sends_it(
+    db_session: Session, factory: Factory, now: datetime
+) -> None:
+    site = factory.site()
+    resident = factory.resident(site)
+    # The catalogue lists gas_ppm for gas valves, but ingest accepts it from any device.
+    env = factory.device("env_sensor", resident=resident)
+    stray = factory.device("env_sensor", resident=resident, quarantined=True)
+    gas = add_rule(
+        db_session,
+        RuleKind.THRESHOLD,
+        {"metric": "gas_ppm", "op": ">", "value": 100, "for_minutes": 2},
+        site=site,
+    )
+    for device in (env, stray):
+        add_readings(db_session, device.id, "gas_ppm", now - timedelta(minutes=4), [400] * 8)
+    evaluate_rules(db_session, now)
+    (alert,) = alerts(db_session, gas)
+    assert (alert.resident_id, alert.device_id) == (resident.id, env.id)
+
+
+def test_motion_from_any_device_counts_for_inactivity(
+    db_session: Session, factory: Factory
+) -> None:
+    site = factory.site(timezone="UTC")
+    resident = factory.resident(site, active_hours=(time(7, 0), time(22, 0)))
+    sensor = factory.device("motion_sensor", resident=resident)
+    wearable = factory.device("wearable", resident=resident)
+    now = datetime(2026, 3, 10, 14, 0, tzinfo=UTC)
+    rule = add_rule(db_session, RuleKind.INACTIVITY, {"max_minutes": 150}, site=site)
+    # The room sensor saw nobody since 09:00 (the resident is out), the wearable felt movement.
+    add_readings(db_session, sensor.id, "motion", now - timedelta(hours=5), [1] + [0] * 30)
+    add_readings(db_session, wearable.id, "motion", now - timedelta(minutes=20), [1, 0])
+    evaluate_rules(db_session, now)
+    assert alerts(db_session, rule) == []
+    # The same day with the wearable's movement missing does alarm.
+    db_session.execute(delete(Reading).where(Reading.device_id == wearable.id))
+    evaluate_rules(db_session, now + timedelta(minutes=1))
+    (alert,) = alerts(db_session, rule)
+    assert alert.device_id == sensor.id
+
+
+def test_a_resident_without_motion_data_gets_one_setup_notice(
+    db_session: Session, factory: Factory
+) -> None:
+    site = factory.site(timezone="UTC")
+    new = factory.resident(site, active_hours=(time(7, 0), time(22, 0)))
+    sensor = factory.device("motion_sensor", resident=new)
+    rule = add_rule(db_session, RuleKind.INACTIVITY, {"max_minutes": 150}, site=site)
+    now = datetime(2026, 3, 10, 15, 0, tzinfo=UTC)  # 8 hours into the active hours
+    new.created_at = now - timedelta(days=1)
+    # Just admitted (10 minutes ago): the sensor's first reading is usually moments away.
+    admitted = factory.resident(site, active_hours=(time(7, 0), time(22, 0)))
+    factory.device("motion_sensor", resident=admitted)
+    admitted.created_at = now - timedelta(minutes=10)
+
+    def setup_notices() -> list[Alert]:
+        db_session.flush()
+        db_session.expire_all()
+        return list(
+            db_session.scalars(
+                select(Alert).where(Alert.resident_id == new.id, Alert.rule_id.is_(None))
+            )
+        )
+
+    for minute in range(3):  # not repeated every tick
+        evaluate_rules(db_session, now + timedelta(minutes=minute))
+    assert alerts(db_session, rule) == []  # no inactivity alert: nobody knows
+    (notice,) = setup_notices()
+    assert (notice.severity, notice.kind, notice.occurrences) == (
+        Severity.INFO,
+        RuleKind.INACTIVITY,
+        1,
+    )
+    assert notice.details["setup"] is True and notice.device_id == sensor.id
+    assert notice.title.startswith("Setup: no motion data yet")
+    assert not db_session.scalars(select(Alert).where(Alert.resident_id == admitted.id)).all()
+
+    # Resolved by hand, it does not come back.
+    lifecycle.resolve(db_session, notice.id, None, "sensor ordered", at=now + timedelta(minutes=3))
+    evaluate_rules(db_session, now + timedelta(minutes=4))
+    assert [n.status for n in setup_notices()] == [AlertStatus.RESOLVED]
+
+    # A second new resident's notice resolves itself with the first motion data, and only then
+    # does inactivity count, from when the data began.
+    later = factory.resident(site, active_hours=(time(7, 0), time(22, 0)))
+    later.created_at = now - timedelta(hours=2)
+    other = factory.device("motion_sensor", resident=later)
+    evaluate_rules(db_session, now + timedelta(minutes=5))
+    (open_notice,) = db_session.scalars(
+        select(Alert).where(Alert.resident_id == later.id, Alert.rule_id.is_(None))
+    )
+    add_readings(db_session, other.id, "motion", now + timedelta(minutes=6), [0])
+    result = evaluate_rules(db_session, now + timedelta(minutes=7))
+    assert open_notice.id in result.resolved
+    assert [a for a in alerts(db_session, rule) if a.resident_id == later.id] == []
+
+
+def test_night_exit_from_each_residents_active_hours(db_session: Session, factory: Factory) -> None:
+    site = factory.site(timezone="UTC")
+    owl = factory.resident(site, active_hours=(time(9, 0), time(23, 30)))
+    bird = factory.resident(site, active_hours=(time(5, 0), time(20, 0)))
+    doors = {r.id: factory.device("door_sensor", resident=r) for r in (owl, bird)}
+    rule = add_rule(db_session, RuleKind.NIGHT_EXIT, {}, site=site, auto_resolve=False)
+    opened = datetime(2026, 3, 10, 22, 30, tzinfo=UTC)
+    for door in doors.values():
+        add_readings(
+            db_session,
+            door.id,
+            "door_open",
+            opened - timedelta(minutes=5),
+            [0, 1],
+            step=timedelta(minutes=5),
+        )
+    evaluate_rules(db_session, opened + timedelta(minutes=2))
+    assert [a.resident_id for a in alerts(db_session, rule)] == [bird.id]

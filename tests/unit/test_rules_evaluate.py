@@ -564,3 +564,65 @@ def test_every_alarm_can_be_put_in_words() -> None:
     assert describe_finding(RuleKind.NIGHT_EXIT, alarms[RuleKind.NIGHT_EXIT].details, "ko") == (
         "23:05에 문 열림"
     )
+
+
+# --- defaults that must be quiet on ordinary days (issue 13)
+
+
+def test_night_from_active_hours_follows_each_resident() -> None:
+    rule = params(RuleKind.NIGHT_EXIT)  # no times: outside the resident's active hours
+
+    def state(clock: tuple[int, int], hours: tuple[time, time] | None) -> State:
+        opened = datetime(2026, 3, 10, *clock, tzinfo=UTC)
+        watch = ev.DoorWatch("UTC", [door(opened)], hours)
+        since = opened - timedelta(minutes=1)
+        return one(ev.evaluate_night_exit({"r": watch}, rule, opened, since)).state
+
+    night_owl = (time(9, 0), time(23, 30))
+    early_bird = (time(5, 0), time(20, 0))
+    # 22:30 is inside the night owl's active hours, but night for the early bird.
+    assert state((22, 30), night_owl) is not State.ALARM
+    assert state((22, 30), early_bird) is State.ALARM
+    # 05:30: the early bird is up; the night owl's night lasts until 09:00.
+    assert state((5, 30), early_bird) is not State.ALARM
+    assert state((5, 30), night_owl) is State.ALARM
+    # Doors of no resident: the default night, 22:00-06:00.
+    assert state((23, 0), None) is State.ALARM
+    assert state((21, 0), None) is not State.ALARM
+
+
+def test_inactivity_routine_limit_stays_between_the_floor_and_max() -> None:
+    rule = {"max_minutes": 150, "use_routine": True, "factor": 1.5, "min_minutes": 90}
+    # A busy hour's usual gap of 8 minutes would make a 12-minute limit: the floor is 90.
+    busy = activity(T0 - timedelta(minutes=60), routine={12: 8.0})
+    finding = inactive(busy, T0, **rule)
+    assert finding.state is State.CLEAR
+    assert finding.details["limit_minutes"] == 90
+    # A long usual gap (a nap) cannot push the limit past max_minutes: 3 hours are caught.
+    nap = activity(T0 - timedelta(hours=3), routine={12: 200.0})
+    finding = inactive(nap, T0, **rule)
+    assert finding.state is State.ALARM
+    assert finding.details["limit_minutes"] == 150
+
+
+def test_inactivity_counts_quiet_time_from_when_motion_data_began() -> None:
+    rule = {"max_minutes": 150}
+    # Active since 07:00; the sensor's data began at 11:00 (installed, or the history's start):
+    # at 12:00 only an hour is known to be quiet.
+    since = datetime(2026, 3, 10, 11, 0, tzinfo=UTC)
+    fresh = ev.Activity(
+        "UTC", time(7, 0), time(22, 0), [ev.MotionSource("m1", None)], {}, True, since
+    )
+    assert inactive(fresh, T0, **rule).state is State.HOLD
+    assert inactive(fresh, since + timedelta(minutes=150), **rule).state is State.ALARM
+    # Before the data began there is nothing to judge; without any data, neither.
+    assert ev.evaluate_inactivity({"r": fresh}, params(RuleKind.INACTIVITY, **rule), at(-90)) == []
+    nothing = ev.Activity("UTC", time(7, 0), time(22, 0), [ev.MotionSource("m1", None)], {}, False)
+    assert ev.evaluate_inactivity({"r": nothing}, params(RuleKind.INACTIVITY, **rule), T0) == []
+
+
+def test_setup_notice_in_words() -> None:
+    for language in ("en", "ko"):
+        text = describe_finding("inactivity", {"setup": True}, language)
+        assert text and "{" not in text
+    assert "motion" in describe_finding("inactivity", {"setup": True}, "en")

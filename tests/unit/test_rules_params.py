@@ -3,15 +3,22 @@
 from __future__ import annotations
 
 import string
+from datetime import time
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
+from core.contract.catalogue import REPORT_INTERVALS
 from core.i18n import catalogue
-from core.rules.describe import describe_finding, describe_rule, duration
-from core.rules.params import RuleParamsError, validate_params
-from core.seed import DEFAULT_RULES
+from core.rules.describe import describe_finding, describe_params, describe_rule, duration
+from core.rules.params import (
+    RuleParamsError,
+    default_offline_minutes,
+    parse_params,
+    validate_params,
+)
+from core.seed import DEFAULT_RULES, offline_rules
 from models.enums import RuleKind
 
 
@@ -32,7 +39,7 @@ def test_rule_keys_exist_in_both_languages_with_the_same_placeholders() -> None:
         assert placeholders(template) == placeholders(korean[key]), key
 
 
-@pytest.mark.parametrize("spec", DEFAULT_RULES, ids=lambda s: s["name"])
+@pytest.mark.parametrize("spec", (*DEFAULT_RULES, *offline_rules()), ids=lambda s: s["name"])
 def test_the_demo_rules_are_valid_and_stable(spec: dict[str, Any]) -> None:
     normalized = validate_params(spec["kind"], spec["params"])
     assert validate_params(spec["kind"], normalized) == normalized
@@ -54,6 +61,7 @@ def test_normalization_fills_defaults_and_unifies_spellings() -> None:
         "max_minutes": 240,
         "use_routine": False,
         "factor": 1.5,
+        "min_minutes": 90,
     }
 
 
@@ -281,3 +289,31 @@ def test_describe_finding() -> None:
     assert describe_finding("night_exit", {"local_time": "23:05"}, "ko") == "23:05에 문 열림"
     offline = {"silent_minutes": 45, "status": "online", "never_seen": False}
     assert describe_finding("device_offline", offline) == "No message for 45 minutes"
+
+
+def test_night_exit_without_times_follows_active_hours() -> None:
+    assert validate_params("night_exit", {}) == {"start": None, "end": None}
+    parsed = parse_params("night_exit", {})
+    assert parsed.from_active_hours
+    assert parsed.window((time(6, 30), time(21, 0))) == (time(21, 0), time(6, 30))
+    assert describe_params("night_exit", {}, "en") == (
+        "Door opened outside the resident's active hours (their night)"
+    )
+    assert describe_params("night_exit", {}, "ko")
+    for half in ({"start": "22:00"}, {"end": "06:00"}):
+        with pytest.raises(RuleParamsError) as error:
+            validate_params("night_exit", half, "ko")
+        assert error.value.errors[0][0] == "end"
+
+
+def test_default_device_silence_limit_comes_from_the_reporting_interval() -> None:
+    # A device that reports every 30 minutes must not alarm at 30 minutes of silence.
+    for device_type, interval in REPORT_INTERVALS.items():
+        minutes = default_offline_minutes(device_type)
+        assert minutes >= 3 * interval.total_seconds() / 60, device_type
+        assert minutes >= 15, device_type
+    assert default_offline_minutes("motion_sensor") == 15
+    assert default_offline_minutes("door_sensor") == 30
+    assert default_offline_minutes("panic_button") == 90  # heartbeat every 30 minutes
+    assert default_offline_minutes("wearable") == 30
+    assert default_offline_minutes(None) == 60
