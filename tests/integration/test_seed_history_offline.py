@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 from core import schema
 from core.db import make_engine
 from core.rules.engine import evaluate_rules
+from core.rules.params import default_offline_minutes
 from core.seed import seed_demo
 from core.timeutil import ensure_utc, utcnow
 from ingest.simulator import history
@@ -81,12 +82,14 @@ def test_seeded_offline_alerts_follow_the_stored_status_history(
     )
     with Session(demo_engine) as session:
         offline = session.scalars(select(Alert).where(Alert.kind == RuleKind.DEVICE_OFFLINE)).all()
-    # The seeded "Device offline" rule says 30 minutes: the flapping never held that long.
+    # The seeded "Device offline" rules hold an offline status for at least 15 minutes (their
+    # device type's limit): the flapping never held that long.
     assert [a.device_id for a in offline] == [UNPLUGGED]
     (alert,) = offline
     assert alert.details["offline_since"] == off.isoformat()
     opened = ensure_utc(alert.opened_at)
-    assert off + timedelta(minutes=30) <= opened <= off + timedelta(minutes=35)
+    limit = timedelta(minutes=default_offline_minutes("env_sensor"))
+    assert off + limit <= opened <= off + limit + timedelta(minutes=5)
 
 
 def test_seeding_history_behind_a_live_system_leaves_its_devices_alone(
