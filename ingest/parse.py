@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Set
+import logging
+from collections.abc import Callable, Set
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from core.contract.errors import ContractError, Reason
+from core.contract.errors import ContractError, Reason, storable_text
 from core.contract.payloads import (
     decode,
     parse_command_ack,
@@ -16,6 +17,15 @@ from core.contract.payloads import (
 )
 from core.contract.topics import TopicKind, parse_topic
 from ingest.batch import AckRow, Batch, DeadLetterRow, EventRow, ReadingRow, StatusRow
+
+log = logging.getLogger(__name__)
+
+# device id -> the site the registry has it under, or None when the registry does not know it.
+SiteOf = Callable[[str], "str | None"]
+
+
+def _unregistered(_device: str) -> str | None:
+    return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,11 +44,13 @@ def dead_letter(
     """Record a message (or the broken part of one) for an operator, with its reason."""
     batch.dead_letters.append(
         DeadLetterRow(
-            topic=topic[:1024],
+            # Topic and detail may quote what the device sent (U+0000 included): cleaned, so the
+            # dead letter cannot fail the write that keeps it. The payload is stored as bytes.
+            topic=storable_text(topic[:1024]),
             payload=bytes(payload[: limits.dead_letter_payload_bytes]),
             payload_size=len(payload),
             reason=error.reason.value,
-            detail=error.detail[:1000],
+            detail=storable_text(error.detail[:1000]),
             received_at=now,
         )
     )
@@ -51,13 +63,43 @@ def apply_message(
     now: datetime,
     limits: Limits,
     blocked: Set[str] = frozenset(),
+    site_of: SiteOf = _unregistered,
 ) -> None:
     """Parse, validate and route one message into the batch; contract breaks become dead letters.
 
     Messages of `blocked` devices (rejected by an operator) become dead letters too, whatever they
-    hold: kept for an operator to see, never stored as data nor registering the device again.
+    hold: kept for an operator to see, never stored as data nor registering the device again. So
+    do messages of a registered device under another site than its own (`site_of`). Never raises:
+    an unexpected error is a bug, and the message becomes an `internal_error` dead letter.
     """
     batch.messages += 1
+    # Where this message's rows start, to take them back if routing it fails half-way.
+    marks = (len(batch.readings), len(batch.events), len(batch.acks), len(batch.dead_letters))
+    try:
+        _route(batch, topic, payload, now, limits, blocked, site_of)
+    except Exception as error:
+        log.exception("routing a message on %r failed; keeping it as a dead letter", topic[:200])
+        del batch.readings[marks[0] :], batch.events[marks[1] :], batch.acks[marks[2] :]
+        del batch.dead_letters[marks[3] :]
+        dead_letter(
+            batch,
+            topic,
+            payload,
+            ContractError(Reason.INTERNAL_ERROR, f"{type(error).__name__}: {error}"),
+            now,
+            limits,
+        )
+
+
+def _route(
+    batch: Batch,
+    topic: str,
+    payload: bytes,
+    now: datetime,
+    limits: Limits,
+    blocked: Set[str],
+    site_of: SiteOf,
+) -> None:
     try:
         where = parse_topic(topic, limits.root)
         if where.device in blocked:
@@ -65,6 +107,12 @@ def apply_message(
                 Reason.DEVICE_BLOCKED,
                 f"device '{where.device}' was rejected by an operator;"
                 " unblock it to accept its data",
+            )
+        registered = site_of(where.device)
+        if registered is not None and registered != where.site:
+            raise ContractError(
+                Reason.WRONG_SITE,
+                f"device '{where.device}' is registered at site '{registered}', not '{where.site}'",
             )
         data = decode(payload, limits.max_payload_bytes)
         kind = where.kind
