@@ -24,7 +24,8 @@ log = logging.getLogger(__name__)
 SiteOf = Callable[[str], "str | None"]
 
 
-def _unregistered(_device: str) -> str | None:
+def unregistered(_device: str) -> str | None:
+    """A SiteOf for no registry: every device is unknown, so no message is under a wrong site."""
     return None
 
 
@@ -63,7 +64,7 @@ def apply_message(
     now: datetime,
     limits: Limits,
     blocked: Set[str] = frozenset(),
-    site_of: SiteOf = _unregistered,
+    site_of: SiteOf = unregistered,
 ) -> None:
     """Parse, validate and route one message into the batch; contract breaks become dead letters.
 

@@ -31,7 +31,7 @@ from core.contract.errors import ContractError, Reason
 from core.timeutil import utcnow
 from ingest.batch import Batch
 from ingest.metrics import IngestMetrics
-from ingest.parse import Limits, SiteOf, apply_message, dead_letter
+from ingest.parse import Limits, SiteOf, apply_message, dead_letter, unregistered
 from ingest.sinks.base import Sink, SinkUnavailable
 
 log = logging.getLogger(__name__)
@@ -99,10 +99,6 @@ class _Part:
     refused: bool = False
 
 
-def _unregistered(_device: str) -> str | None:
-    return None
-
-
 class Pipeline:
     """Parse → batch → write to every sink → acknowledge."""
 
@@ -120,7 +116,7 @@ class Pipeline:
         # Ids of devices an operator rejected (the registry cache's current set).
         self.blocked = blocked
         # Where the registry has each device: a message under another site is dead-lettered.
-        self.site_of: SiteOf = site_of or _unregistered
+        self.site_of: SiteOf = site_of or unregistered
         self.acker = acker
         self.config = config
         self.metrics = metrics
