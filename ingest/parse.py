@@ -74,14 +74,67 @@ def apply_message(
     an unexpected error is a bug, and the message becomes an `internal_error` dead letter.
     """
     batch.messages += 1
-    # Where this message's rows start, to take them back if routing it fails half-way.
-    marks = (len(batch.readings), len(batch.events), len(batch.acks), len(batch.dead_letters))
+    # Where this message's rows start, to take them back if routing it fails half-way. Only
+    # telemetry appends more than one row, then maybe a dead letter; every other kind appends
+    # its one row last.
+    readings_mark, dead_mark = len(batch.readings), len(batch.dead_letters)
     try:
-        _route(batch, topic, payload, now, limits, blocked, site_of)
+        try:
+            where = parse_topic(topic, limits.root)
+            if where.device in blocked:
+                raise ContractError(
+                    Reason.DEVICE_BLOCKED,
+                    f"device '{where.device}' was rejected by an operator;"
+                    " unblock it to accept its data",
+                )
+            registered = site_of(where.device)
+            if registered is not None and registered != where.site:
+                raise ContractError(
+                    Reason.WRONG_SITE,
+                    f"device '{where.device}' is registered at site '{registered}',"
+                    f" not '{where.site}'",
+                )
+            data = decode(payload, limits.max_payload_bytes)
+            kind = where.kind
+            if kind is TopicKind.TELEMETRY:
+                telemetry = parse_telemetry(data, now, limits.max_future_skew)
+                for sample in telemetry.samples:
+                    for metric, value in sample.readings.items():
+                        batch.readings.append(
+                            ReadingRow(where.device, metric, sample.ts, value, where.site)
+                        )
+                    if batch.oldest_ts is None or sample.ts < batch.oldest_ts:
+                        batch.oldest_ts = sample.ts
+                if telemetry.rejected:
+                    # Good readings are kept; the broken ones are shown to an operator.
+                    first = telemetry.rejected[0]
+                    detail = "; ".join(e.detail for e in telemetry.rejected[:10])
+                    dead_letter(
+                        batch, topic, payload, ContractError(first.reason, detail), now, limits
+                    )
+            elif kind is TopicKind.EVENT:
+                event = parse_event(data, now, limits.max_future_skew)
+                batch.events.append(
+                    EventRow(where.device, where.site, event.type.value, event.ts, event.data)
+                )
+            elif kind is TopicKind.STATUS:
+                batch.statuses[where.device] = StatusRow(
+                    where.device, where.site, parse_status(data), now
+                )
+            elif kind is TopicKind.CMD_ACK:
+                ack = parse_command_ack(data)
+                batch.acks.append(AckRow(ack.id, where.device, ack.ok, ack.detail, now))
+            else:
+                raise ContractError(
+                    Reason.UNKNOWN_TOPIC, f"devices do not publish on '{kind.value}'"
+                )
+        except ContractError as error:
+            dead_letter(batch, topic, payload, error, now, limits)
+            return
+        batch.seen[where.device] = (where.site, now)
     except Exception as error:
         log.exception("routing a message on %r failed; keeping it as a dead letter", topic[:200])
-        del batch.readings[marks[0] :], batch.events[marks[1] :], batch.acks[marks[2] :]
-        del batch.dead_letters[marks[3] :]
+        del batch.readings[readings_mark:], batch.dead_letters[dead_mark:]
         dead_letter(
             batch,
             topic,
@@ -90,62 +143,3 @@ def apply_message(
             now,
             limits,
         )
-
-
-def _route(
-    batch: Batch,
-    topic: str,
-    payload: bytes,
-    now: datetime,
-    limits: Limits,
-    blocked: Set[str],
-    site_of: SiteOf,
-) -> None:
-    try:
-        where = parse_topic(topic, limits.root)
-        if where.device in blocked:
-            raise ContractError(
-                Reason.DEVICE_BLOCKED,
-                f"device '{where.device}' was rejected by an operator;"
-                " unblock it to accept its data",
-            )
-        registered = site_of(where.device)
-        if registered is not None and registered != where.site:
-            raise ContractError(
-                Reason.WRONG_SITE,
-                f"device '{where.device}' is registered at site '{registered}', not '{where.site}'",
-            )
-        data = decode(payload, limits.max_payload_bytes)
-        kind = where.kind
-        if kind is TopicKind.TELEMETRY:
-            telemetry = parse_telemetry(data, now, limits.max_future_skew)
-            for sample in telemetry.samples:
-                for metric, value in sample.readings.items():
-                    batch.readings.append(
-                        ReadingRow(where.device, metric, sample.ts, value, where.site)
-                    )
-                if batch.oldest_ts is None or sample.ts < batch.oldest_ts:
-                    batch.oldest_ts = sample.ts
-            if telemetry.rejected:
-                # Good readings are kept; the broken ones are shown to an operator.
-                first = telemetry.rejected[0]
-                detail = "; ".join(e.detail for e in telemetry.rejected[:10])
-                dead_letter(batch, topic, payload, ContractError(first.reason, detail), now, limits)
-        elif kind is TopicKind.EVENT:
-            event = parse_event(data, now, limits.max_future_skew)
-            batch.events.append(
-                EventRow(where.device, where.site, event.type.value, event.ts, event.data)
-            )
-        elif kind is TopicKind.STATUS:
-            batch.statuses[where.device] = StatusRow(
-                where.device, where.site, parse_status(data), now
-            )
-        elif kind is TopicKind.CMD_ACK:
-            ack = parse_command_ack(data)
-            batch.acks.append(AckRow(ack.id, where.device, ack.ok, ack.detail, now))
-        else:
-            raise ContractError(Reason.UNKNOWN_TOPIC, f"devices do not publish on '{kind.value}'")
-    except ContractError as error:
-        dead_letter(batch, topic, payload, error, now, limits)
-        return
-    batch.seen[where.device] = (where.site, now)
