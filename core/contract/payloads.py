@@ -278,8 +278,12 @@ def parse_status(data: dict[str, Any]) -> StatusMessage:
 
 def parse_command_ack(data: dict[str, Any]) -> CommandAck:
     """{"id": uuid, "status": "ok"|"error", "detail": "..."}."""
+    raw_id = data.get("id")
     try:
-        command_id = uuid.UUID(str(data.get("id")))
+        # Text only: str() of a deeply nested value could exhaust the stack.
+        if not isinstance(raw_id, str):
+            raise ValueError(raw_id)
+        command_id = uuid.UUID(raw_id)
     except ValueError:
         raise ContractError(Reason.SCHEMA, "'id' must be the command's UUID") from None
     status = data.get("status")

@@ -91,6 +91,13 @@ def test_an_ack_detail_that_is_not_text_is_a_schema_error() -> None:
     assert reason_of(lambda: parse_command_ack(body)) is Reason.SCHEMA
 
 
+def test_an_ack_id_that_is_not_text_is_a_schema_error() -> None:
+    assert reason_of(lambda: parse_command_ack({"id": nested(1000), "status": "ok"})) is (
+        Reason.SCHEMA
+    )
+    assert reason_of(lambda: parse_command_ack({"id": 12, "status": "ok"})) is Reason.SCHEMA
+
+
 def test_an_id_ending_in_a_newline_is_not_a_registry_id() -> None:
     assert reason_of(lambda: parse_topic("care/v1/home/w1\n/telemetry")) is Reason.UNKNOWN_TOPIC
 
