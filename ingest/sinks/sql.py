@@ -133,6 +133,13 @@ class SqlSink:
             learned.devices[row.id] = KnownDevice(
                 row.site_id, row.resident_id, row.type, row.quarantined
             )
+        elsewhere = sorted(d for d, k in learned.devices.items() if k.site_id != batch.seen[d][0])
+        if elsewhere:
+            # Registered elsewhere since the cache was loaded. Those rows were committed by
+            # others, so the cache may learn them now; the pipeline then splits this batch and
+            # re-parses it, and the messages become wrong_site dead letters.
+            self.cache.remember_all(learned.devices)
+            raise WrongSite(f"devices registered at another site than their topic's: {elsewhere}")
         unknown = [d for d in unknown if d not in learned.devices]
         if not unknown:
             return
@@ -341,6 +348,10 @@ class SqlSink:
                     )
                 )
         return stored
+
+
+class WrongSite(ValueError):
+    """The batch holds messages of a device under another site than the registry's."""
 
 
 @dataclass(slots=True)

@@ -235,3 +235,35 @@ def test_events_of_a_device_quarantined_in_the_same_batch_are_stored(engine: Eng
     apply_message(batch, topic, payload, NOW, Limits(), cache.blocked(), cache.site_of)
     SqlSink(engine, cache, "Asia/Seoul").write(batch)
     assert count(engine, Event, Event.device_id == "stranger") == 1
+
+
+def test_a_device_registered_elsewhere_since_the_cache_loaded_is_a_wrong_site(
+    engine: Engine,
+) -> None:
+    cache = loaded_cache(engine)
+    # An operator (or another replica) registers "late" at site "away" after this cache loaded.
+    with Session(engine) as session:
+        registry.add_device(session, device_id="late", site_id="away", device_type="wearable")
+        session.commit()
+    first = last_dead_letter_id(engine)
+    acks = Acks()
+    pipeline = Pipeline(
+        [SqlSink(engine, cache, "Asia/Seoul")],
+        acks,
+        PipelineConfig(inflight_window=2, flush_interval=5.0, idle_flush=5.0, retry_max=0.2),
+        IngestMetrics(),
+        blocked=cache.blocked,
+        site_of=cache.site_of,
+    )
+    pipeline.start()
+    try:
+        for mid, (topic, payload) in enumerate(
+            (telemetry("late", 90), telemetry("w1", 91)), start=1
+        ):
+            pipeline.submit(topic, payload, Delivery(mid, 1, 0))
+        assert wait_for(lambda: len(acks.mids) == 2), pipeline.last_error
+    finally:
+        pipeline.stop()
+    assert count(engine, Reading, Reading.device_id == "late") == 0
+    assert count(engine, Reading, Reading.device_id == "w1", Reading.value == 91) == 1
+    assert [d.reason for d in dead_letters_since(engine, first)] == ["wrong_site"]
