@@ -6,23 +6,33 @@ arriving for a moment, or when its oldest message has waited the flush interval;
 every sink; and only then acknowledges its messages. While a store is down the batch is retried
 with backoff and nothing is acknowledged, so the broker keeps (and stops sending) the rest:
 back-pressure with memory bounded by the window.
+
+A batch a store refuses for what is in it (a data error, not a connection failure) is never
+retried as is: it is split in halves, re-parsed from the messages it came from, until the one
+message the store refuses is alone; that message becomes a `store_rejected` dead letter and the
+rest is written. One message can never stop ingest.
 """
 
 from __future__ import annotations
 
 import logging
 import random
+import sqlite3
 import threading
 import time
 from collections.abc import Callable, Sequence, Set
 from dataclasses import dataclass, field
 from datetime import datetime
 
+import psycopg2
+from sqlalchemy import exc as sa_exc
+
+from core.contract.errors import ContractError, Reason
 from core.timeutil import utcnow
 from ingest.batch import Batch
 from ingest.metrics import IngestMetrics
-from ingest.parse import Limits, apply_message
-from ingest.sinks.base import Sink
+from ingest.parse import Limits, SiteOf, apply_message, dead_letter, unregistered
+from ingest.sinks.base import Sink, SinkUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +47,32 @@ class Delivery:
 
 
 Acker = Callable[[Sequence[Delivery]], None]
+
+# One received message as parsed into a batch: topic, payload and receive time. Kept so a batch
+# a store refuses can be re-parsed in parts to find the message it refuses.
+Message = tuple[str, bytes, datetime]
+
+# Failures of the store itself (unreachable, restarting, locked, out of disk, a deadlock):
+# retried with backoff. Anything else is taken to be about the batch's contents.
+_TRANSIENT: tuple[type[BaseException], ...] = (
+    SinkUnavailable,
+    OSError,  # ConnectionError, TimeoutError, a full disk under a spool
+    sa_exc.OperationalError,
+    sa_exc.InterfaceError,
+    sa_exc.DisconnectionError,
+    sa_exc.TimeoutError,  # the connection pool is exhausted
+    psycopg2.OperationalError,  # raw cursors (bulk readings) raise psycopg2's own errors
+    psycopg2.InterfaceError,
+    sqlite3.OperationalError,
+    sqlite3.InterfaceError,
+)
+
+
+def is_transient(error: BaseException) -> bool:
+    """Whether a write failure is the store's (retry later) rather than the data's (split)."""
+    if isinstance(error, _TRANSIENT):
+        return True
+    return isinstance(error, sa_exc.DBAPIError) and bool(error.connection_invalidated)
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +90,15 @@ class PipelineConfig:
     limits: Limits = field(default_factory=Limits)
 
 
+@dataclass(slots=True)
+class _Part:
+    """A batch to write and the messages it was parsed from (a refused one: its dead letter)."""
+
+    batch: Batch
+    messages: list[Message]
+    refused: bool = False
+
+
 class Pipeline:
     """Parse → batch → write to every sink → acknowledge."""
 
@@ -65,10 +110,13 @@ class Pipeline:
         metrics: IngestMetrics,
         clock: Callable[[], datetime] = utcnow,
         blocked: Callable[[], Set[str]] = frozenset,
+        site_of: SiteOf | None = None,
     ) -> None:
         self.sinks = list(sinks)
         # Ids of devices an operator rejected (the registry cache's current set).
         self.blocked = blocked
+        # Where the registry has each device: a message under another site is dead-lettered.
+        self.site_of: SiteOf = site_of or unregistered
         self.acker = acker
         self.config = config
         self.metrics = metrics
@@ -76,6 +124,7 @@ class Pipeline:
         self._cond = threading.Condition()
         self._batch = Batch()
         self._deliveries: list[Delivery] = []
+        self._messages: list[Message] = []
         self._first_at: float | None = None
         self._last_at = 0.0
         self._stopping = False
@@ -92,7 +141,10 @@ class Pipeline:
         """Add one message; wakes the flusher when a flush trigger is reached."""
         now = self.clock()
         with self._cond:
-            apply_message(self._batch, topic, payload, now, self.config.limits, self.blocked())
+            apply_message(
+                self._batch, topic, payload, now, self.config.limits, self.blocked(), self.site_of
+            )
+            self._messages.append((topic, payload, now))
             if delivery is not None and delivery.qos > 0:
                 self._deliveries.append(delivery)
             self._last_at = time.monotonic()
@@ -134,7 +186,7 @@ class Pipeline:
         if self._thread is not None:
             self._thread.join(timeout)
 
-    def _take(self) -> tuple[Batch, list[Delivery], float | None] | None:
+    def _take(self) -> tuple[Batch, list[Delivery], list[Message], float | None] | None:
         config = self.config
         with self._cond:
             while True:
@@ -157,8 +209,8 @@ class Pipeline:
                     return None
                 else:
                     self._cond.wait()
-            taken = (self._batch, self._deliveries, self._first_at)
-            self._batch, self._deliveries, self._first_at = Batch(), [], None
+            taken = (self._batch, self._deliveries, self._messages, self._first_at)
+            self._batch, self._deliveries, self._messages, self._first_at = Batch(), [], [], None
             return taken
 
     def _run(self) -> None:
@@ -166,39 +218,50 @@ class Pipeline:
             taken = self._take()
             if taken is None:
                 return
-            batch, deliveries, first_at = taken
+            batch, deliveries, messages, first_at = taken
             self._writing_since = first_at
-            if not self._write(batch):
+            if not self._write(batch, messages):
                 return  # stopping during an outage: unacknowledged messages are redelivered
             self.acker(deliveries)
             self._writing_since = None
             self._account(batch, first_at)
 
-    def _write(self, batch: Batch) -> bool:
+    def _write(self, batch: Batch, messages: list[Message]) -> bool:
         """Write to every sink, retrying each failing one; False if asked to stop meanwhile."""
-        remaining = list(self.sinks)
         delay = self.config.retry_initial
         started = time.perf_counter()
-        while remaining:
-            sink = remaining[0]
-            try:
-                sink.write(batch)
-            except Exception as error:
-                self._note_failure(sink.name, error, delay)
-                with self._cond:
-                    if self._stopping:
-                        log.warning(
-                            "stopping while %s is failing: %d message(s) left "
-                            "unacknowledged for redelivery",
-                            sink.name,
-                            batch.messages,
-                        )
-                        return False
-                    # Jitter, so replicas do not hammer a recovering database in step.
-                    self._cond.wait(delay * random.uniform(0.5, 1.0))  # noqa: S311
-                delay = min(delay * 2, self.config.retry_max)
-                continue
-            remaining.pop(0)
+        for sink in self.sinks:
+            # What is still to write to this sink, in order: the batch, or its parts once split.
+            parts = [_Part(batch, messages)]
+            while parts:
+                part = parts[0]
+                try:
+                    sink.write(part.batch)
+                except Exception as error:
+                    if not part.refused and part.messages and not is_transient(error):
+                        parts[0:1] = self._split(sink.name, part.messages, error)
+                        continue
+                    if part.refused:
+                        # Even its dead letter was refused: the store is failing, not this
+                        # message. Retry the message itself, with backoff.
+                        parts[0] = self._parsed(part.messages)
+                    self._note_failure(sink.name, error, delay)
+                    with self._cond:
+                        if self._stopping:
+                            log.warning(
+                                "stopping while %s is failing: %d message(s) left "
+                                "unacknowledged for redelivery",
+                                sink.name,
+                                batch.messages,
+                            )
+                            return False
+                        # Jitter, so replicas do not hammer a recovering database in step.
+                        self._cond.wait(delay * random.uniform(0.5, 1.0))  # noqa: S311
+                    delay = min(delay * 2, self.config.retry_max)
+                    continue
+                if part.refused:
+                    self.metrics.dead_letters.labels(reason=Reason.STORE_REJECTED.value).inc()
+                parts.pop(0)
         if self.failing_since is not None:
             log.info(
                 "stores reachable again after %.1f s; catching up",
@@ -209,6 +272,34 @@ class Pipeline:
         self.last_write_at = time.monotonic()
         self.metrics.batch_seconds.observe(time.perf_counter() - started)
         return True
+
+    def _parsed(self, messages: list[Message]) -> _Part:
+        """A batch parsed again from some of a refused batch's messages."""
+        batch = Batch()
+        limits, blocked = self.config.limits, self.blocked()
+        for topic, payload, received in messages:
+            apply_message(batch, topic, payload, received, limits, blocked, self.site_of)
+        return _Part(batch, messages)
+
+    def _split(self, sink: str, messages: list[Message], error: Exception) -> list[_Part]:
+        """Halves of a refused batch; a message refused alone becomes a dead letter instead."""
+        if len(messages) > 1:
+            middle = len(messages) // 2
+            return [self._parsed(messages[:middle]), self._parsed(messages[middle:])]
+        topic, payload, received = messages[0]
+        text = str(error).strip().splitlines()
+        detail = f"{sink}: {type(error).__name__}: {text[0] if text else ''}"
+        log.warning("%s refused a message on %r; dead-lettering it: %s", sink, topic[:200], detail)
+        batch = Batch(messages=1)
+        dead_letter(
+            batch,
+            topic,
+            payload,
+            ContractError(Reason.STORE_REJECTED, detail),
+            received,
+            self.config.limits,
+        )
+        return [_Part(batch, messages, refused=True)]
 
     def _note_failure(self, sink: str, error: Exception, delay: float) -> None:
         first = self.failing_since is None

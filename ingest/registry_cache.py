@@ -59,6 +59,11 @@ class RegistryCache:
         """The device, or None when the registry does not know it (yet)."""
         return self._devices.get(device_id)
 
+    def site_of(self, device_id: str) -> str | None:
+        """The site a device is registered at, or None when the registry does not know it."""
+        known = self._devices.get(device_id)
+        return known.site_id if known is not None else None
+
     def blocked(self) -> Set[str]:
         """Ids of devices an operator rejected: their messages become dead letters."""
         return self._blocked
@@ -81,9 +86,15 @@ class RegistryCache:
 
     def remember(self, device_id: str, device: KnownDevice) -> None:
         """Add a device ingest registered itself (quarantined)."""
+        self.remember_all({device_id: device})
+
+    def remember_all(self, devices: dict[str, KnownDevice]) -> None:
+        """Add devices found in (or written to) the database; call only once that is committed."""
+        if not devices:
+            return
         with self._lock:
-            self._devices[device_id] = device
-            self._sites.add(device.site_id)
+            self._devices.update(devices)
+            self._sites.update(d.site_id for d in devices.values())
 
     def lookup(self, device_id: str) -> tuple[str | None, int | None]:
         """(type, resident id) of a device, for sinks that tag by them."""

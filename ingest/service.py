@@ -127,6 +127,7 @@ class IngestService:
             ),
             self.metrics,
             blocked=self.cache.blocked,
+            site_of=self.cache.site_of,
         )
         self.http: HealthServer | None = None
         if settings.metrics_port:

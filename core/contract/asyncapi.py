@@ -22,7 +22,7 @@ from core.contract.catalogue import (
     REGISTRY_ID_RE,
     EventType,
 )
-from core.contract.payloads import EARLIEST, MAX_BATCH
+from core.contract.payloads import EARLIEST, MAX_BATCH, MAX_EVENT_DATA_BYTES, MAX_EVENT_DATA_DEPTH
 from core.contract.topics import VERSION, TopicKind
 
 MQTT_BINDING_VERSION = "0.2.0"
@@ -107,7 +107,13 @@ def _schemas() -> dict[str, Any]:
                     + ", ".join(sorted(e.value for e in CRITICAL_EVENTS))
                     + ".",
                 },
-                "data": {"type": ["object", "null"]},
+                "data": {
+                    "type": ["object", "null"],
+                    "description": (
+                        f"Free-form, at most {MAX_EVENT_DATA_DEPTH} levels deep and"
+                        f" {MAX_EVENT_DATA_BYTES} bytes as JSON; no U+0000 in keys or text."
+                    ),
+                },
             },
         },
         "status": {
@@ -115,7 +121,10 @@ def _schemas() -> dict[str, Any]:
             "required": ["state"],
             "properties": {
                 "state": {"type": "string", "enum": ["online", "offline"]},
-                "fw": {"type": "string", "description": "Firmware version (64 chars kept)."},
+                "fw": {
+                    "type": "string",
+                    "description": "Firmware version (64 chars kept, U+0000 removed).",
+                },
                 "battery": {"type": "number", "minimum": 0, "maximum": 100},
                 "rssi": {"type": "number", "minimum": -200, "maximum": 0, "description": "dBm"},
             },

@@ -17,12 +17,24 @@ class Reason(StrEnum):
     UNKNOWN_METRIC = "unknown_metric"
     OUT_OF_RANGE = "out_of_range"
     UNKNOWN_EVENT = "unknown_event"
-    # Not a contract break: an operator rejected the device and blocked its id.
+    # Not contract breaks: the platform's decisions about a message or its sender.
+    # An operator rejected the device and blocked its id.
     DEVICE_BLOCKED = "device_blocked"
+    # A registered device published under a site other than its own.
+    WRONG_SITE = "wrong_site"
+    # The database refused the message's rows (a data error no retry can fix).
+    STORE_REJECTED = "store_rejected"
+    # Routing the message raised an unexpected error (a bug): kept rather than stalling ingest.
+    INTERNAL_ERROR = "internal_error"
 
 
-# What a message itself can break; DEVICE_BLOCKED is the platform's decision about its sender.
-CONTRACT_REASONS: frozenset[Reason] = frozenset(Reason) - {Reason.DEVICE_BLOCKED}
+# What a message itself can break; the rest depend on the registry, the store or a bug.
+CONTRACT_REASONS: frozenset[Reason] = frozenset(Reason) - {
+    Reason.DEVICE_BLOCKED,
+    Reason.WRONG_SITE,
+    Reason.STORE_REJECTED,
+    Reason.INTERNAL_ERROR,
+}
 
 
 class ContractError(ValueError):
@@ -32,3 +44,16 @@ class ContractError(ValueError):
         super().__init__(f"{reason.value}: {detail}")
         self.reason = reason
         self.detail = detail
+
+
+def storable_text(text: str) -> str:
+    """Text every store accepts: U+0000 and lone surrogates become visible escapes.
+
+    PostgreSQL refuses U+0000 in text and jsonb, and no driver can encode a lone surrogate, so a
+    dead letter quoting either (a topic, a bad name) would fail the very write meant to keep it.
+    """
+    if "\x00" in text:
+        text = text.replace("\x00", "\\u0000")
+    if not text.isascii():
+        text = text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return text

@@ -21,6 +21,10 @@ from core.contract.errors import ContractError, Reason
 EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
 _EARLIEST_MS = EARLIEST.timestamp() * 1000
 MAX_BATCH = 10_000
+# Event data is stored as JSON for people and rules to read: a few levels and a few KB suffice,
+# and deeper nesting overflows JSON encoders' recursion (a poison write, not just a big one).
+MAX_EVENT_DATA_DEPTH = 32
+MAX_EVENT_DATA_BYTES = 16_384
 _EVENT_TYPES = {e.value: e for e in EventType}
 
 
@@ -97,13 +101,21 @@ def parse_timestamp(value: Any, now: datetime, max_future: timedelta) -> datetim
             raise ContractError(Reason.BAD_TIMESTAMP, f"epoch milliseconds {value} out of range")
         ts = datetime.fromtimestamp(value / 1000, UTC)
     elif isinstance(value, str):
+        if "\x00" in value:
+            raise ContractError(Reason.BAD_TIMESTAMP, "ts contains U+0000")
         try:
             ts = datetime.fromisoformat(value)
         except ValueError:
             raise ContractError(Reason.BAD_TIMESTAMP, f"'{value[:40]}' is not RFC 3339") from None
         if ts.tzinfo is None:
             raise ContractError(Reason.BAD_TIMESTAMP, f"'{value[:40]}' has no UTC offset")
-        ts = ts.astimezone(UTC)
+        try:
+            ts = ts.astimezone(UTC)
+        except OverflowError:
+            # 9999-12-31T23:59:59-14:00 and 0001-01-01T00:00:00+14:00 have no UTC datetime.
+            raise ContractError(
+                Reason.BAD_TIMESTAMP, f"'{value[:40]}' is outside the representable years"
+            ) from None
         if ts < EARLIEST:
             raise ContractError(Reason.BAD_TIMESTAMP, f"{value[:40]} is before 2000")
     else:
@@ -199,7 +211,42 @@ def parse_event(
         extra = {}
     if not isinstance(extra, dict):
         raise ContractError(Reason.SCHEMA, "'data' must be an object")
+    if extra:
+        _check_event_data(extra)
     return EventMessage(parse_timestamp(data.get("ts"), now, max_future), event_type, extra)
+
+
+def _check_event_data(data: dict[str, Any]) -> None:
+    """Bounded depth and size, and no U+0000 in any key or text (PostgreSQL's jsonb refuses it)."""
+    # Iterative, so a deeply nested value cannot exhaust the stack here either.
+    stack: list[tuple[Any, int]] = [(data, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if depth > MAX_EVENT_DATA_DEPTH:
+            raise ContractError(
+                Reason.SCHEMA, f"'data' is nested deeper than {MAX_EVENT_DATA_DEPTH} levels"
+            )
+        if isinstance(value, dict):
+            for key, item in value.items():
+                if "\x00" in key:
+                    raise ContractError(Reason.SCHEMA, "'data' has a key containing U+0000")
+                stack.append((item, depth + 1))
+        elif isinstance(value, list):
+            stack.extend((item, depth + 1) for item in value)
+        elif isinstance(value, str) and "\x00" in value:
+            raise ContractError(Reason.SCHEMA, "'data' has text containing U+0000")
+    size = len(orjson.dumps(data))
+    if size > MAX_EVENT_DATA_BYTES:
+        raise ContractError(
+            Reason.OVERSIZED, f"'data' is {size} bytes as JSON, limit {MAX_EVENT_DATA_BYTES}"
+        )
+
+
+def _free_text(value: str, limit: int) -> str | None:
+    """Free text a device reports (firmware, ack detail): U+0000 removed, bounded, empty → None."""
+    if "\x00" in value:
+        value = value.replace("\x00", "")
+    return value[:limit] or None
 
 
 def parse_status(data: dict[str, Any]) -> StatusMessage:
@@ -223,7 +270,7 @@ def parse_status(data: dict[str, Any]) -> StatusMessage:
         raise ContractError(Reason.OUT_OF_RANGE, "'rssi' must be dBm between -200 and 0")
     return StatusMessage(
         online=state == "online",
-        firmware=firmware[:64] if firmware else None,
+        firmware=_free_text(firmware, 64) if firmware else None,
         battery=None if battery is None else round(battery),
         rssi=None if rssi is None else round(rssi),
     )
@@ -231,15 +278,22 @@ def parse_status(data: dict[str, Any]) -> StatusMessage:
 
 def parse_command_ack(data: dict[str, Any]) -> CommandAck:
     """{"id": uuid, "status": "ok"|"error", "detail": "..."}."""
+    raw_id = data.get("id")
     try:
-        command_id = uuid.UUID(str(data.get("id")))
+        # Text only: str() of a deeply nested value could exhaust the stack.
+        if not isinstance(raw_id, str):
+            raise ValueError(raw_id)
+        command_id = uuid.UUID(raw_id)
     except ValueError:
         raise ContractError(Reason.SCHEMA, "'id' must be the command's UUID") from None
     status = data.get("status")
     if status not in ("ok", "error"):
         raise ContractError(Reason.SCHEMA, "'status' must be 'ok' or 'error'")
     detail = data.get("detail")
-    return CommandAck(command_id, status == "ok", str(detail)[:500] if detail else None)
+    if isinstance(detail, dict | list):
+        # Text per the contract; a nested value's str() could even exhaust the stack.
+        raise ContractError(Reason.SCHEMA, "'detail' must be text")
+    return CommandAck(command_id, status == "ok", _free_text(str(detail), 500) if detail else None)
 
 
 def _iso(ts: datetime) -> str:

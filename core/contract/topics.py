@@ -44,7 +44,8 @@ def parse_topic(topic: str, root: str = "care") -> DeviceTopic:
     kind = _KINDS.get("/".join(parts[4:]))
     if kind is None:
         raise ContractError(Reason.UNKNOWN_TOPIC, f"unknown topic kind '{'/'.join(parts[4:])}'")
-    if not REGISTRY_ID_RE.match(site) or not REGISTRY_ID_RE.match(device):
+    # fullmatch: the pattern's `$` alone would also accept an id ending in a newline.
+    if not REGISTRY_ID_RE.fullmatch(site) or not REGISTRY_ID_RE.fullmatch(device):
         raise ContractError(
             Reason.UNKNOWN_TOPIC, "site and device ids must be 1-64 of [A-Za-z0-9_-]"
         )

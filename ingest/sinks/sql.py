@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import Connection, Engine, bindparam, func, insert, select, update
@@ -77,9 +78,12 @@ class SqlSink:
                 # in a transaction only joins it and never commits it, so closing the connection
                 # would roll the whole batch back after it was acknowledged: end it here.
                 connection.commit()
+            # What this batch teaches the registry cache: applied only after the commit, so a
+            # rolled-back batch never leaves the cache believing in devices it did not write.
+            learned = _Learned()
             with Session(bind=connection) as session, session.begin():
                 conn = session.connection()
-                self._register_unknown(conn, batch)
+                self._register_unknown(conn, batch, learned)
                 if batch.readings:
                     self._insert_readings(conn, batch.readings)
                 if batch.dead_letters:
@@ -103,9 +107,12 @@ class SqlSink:
                 if batch.acks:
                     self._record_command_acks(conn, batch)
                 if batch.events:
-                    stored = self._insert_events(conn, batch)
+                    stored = self._insert_events(conn, batch, learned)
                     if stored:
                         after_commit = self.rules.on_events(session, stored)
+        if learned.blocked:
+            self.cache.block(learned.blocked)
+        self.cache.remember_all(learned.devices)
         self._remember_last_seen(batch)
         if after_commit is not None:
             after_commit()
@@ -119,7 +126,7 @@ class SqlSink:
 
     # --- registry
 
-    def _register_unknown(self, conn: Connection, batch: Batch) -> None:
+    def _register_unknown(self, conn: Connection, batch: Batch, learned: _Learned) -> None:
         unknown = self.cache.unknown(batch.seen)
         if not unknown:
             return
@@ -129,10 +136,17 @@ class SqlSink:
                 Device.id, Device.site_id, Device.resident_id, Device.type, Device.quarantined
             ).where(Device.id.in_(unknown))
         ):
-            self.cache.remember(
-                row.id, KnownDevice(row.site_id, row.resident_id, row.type, row.quarantined)
+            learned.devices[row.id] = KnownDevice(
+                row.site_id, row.resident_id, row.type, row.quarantined
             )
-        unknown = self.cache.unknown(unknown)
+        elsewhere = sorted(d for d, k in learned.devices.items() if k.site_id != batch.seen[d][0])
+        if elsewhere:
+            # Registered elsewhere since the cache was loaded. Those rows were committed by
+            # others, so the cache may learn them now; the pipeline then splits this batch and
+            # re-parses it, and the messages become wrong_site dead letters.
+            self.cache.remember_all(learned.devices)
+            raise WrongSite(f"devices registered at another site than their topic's: {elsewhere}")
+        unknown = [d for d in unknown if d not in learned.devices]
         if not unknown:
             return
         # Rejected since this replica's cache was loaded: stay out of the registry. (This batch's
@@ -144,7 +158,7 @@ class SqlSink:
         )
         if blocked:
             log.warning("blocked device(s) publishing, not registering them: %s", sorted(blocked))
-            self.cache.block(blocked)
+            learned.blocked |= blocked
             unknown = [d for d in unknown if d not in blocked]
             if not unknown:
                 return
@@ -188,7 +202,7 @@ class SqlSink:
             ],
         )
         for d in unknown:
-            self.cache.remember(d, KnownDevice(batch.seen[d][0], None, None, True))
+            learned.devices[d] = KnownDevice(batch.seen[d][0], None, None, True)
 
     def _insert_ignore(self, conn: Connection, model: type, rows: list[dict]) -> None:
         dialect_insert = postgresql.insert if self._dialect == "postgresql" else sqlite.insert
@@ -357,13 +371,15 @@ class SqlSink:
             [(r.device_id, r.metric, _sqlite_ts(r.ts), r.value) for r in readings],
         )
 
-    def _insert_events(self, conn: Connection, batch: Batch) -> list[StoredEvent]:
+    def _insert_events(
+        self, conn: Connection, batch: Batch, learned: _Learned
+    ) -> list[StoredEvent]:
         table = Event.__table__
         now = utcnow()
         stored: list[StoredEvent] = []
         dialect_insert = postgresql.insert if self._dialect == "postgresql" else sqlite.insert
         for event in batch.events:
-            known = self.cache.get(event.device_id)
+            known = learned.devices.get(event.device_id) or self.cache.get(event.device_id)
             resident = known.resident_id if known else None
             # One statement per event: events are rare next to readings, and RETURNING tells
             # which are new, so a redelivered fall never raises a second alert.
@@ -397,6 +413,18 @@ class SqlSink:
                     )
                 )
         return stored
+
+
+class WrongSite(ValueError):
+    """The batch holds messages of a device under another site than the registry's."""
+
+
+@dataclass(slots=True)
+class _Learned:
+    """Registry facts one batch found or wrote, for the cache once the batch is committed."""
+
+    devices: dict[str, KnownDevice] = field(default_factory=dict)
+    blocked: set[str] = field(default_factory=set)
 
 
 def _pg_text_array(values: list[str]) -> str:

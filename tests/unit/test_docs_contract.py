@@ -7,6 +7,7 @@ from pathlib import Path
 
 from core.contract.catalogue import DEVICE_METRICS, METRICS, DeviceType, EventType
 from core.contract.errors import Reason
+from core.i18n import catalogue
 
 DOC = (Path(__file__).resolve().parents[2] / "docs" / "mqtt.md").read_text()
 
@@ -43,3 +44,10 @@ def test_device_types_match() -> None:
 def test_event_types_and_reasons_match() -> None:
     assert set(table_rows("event type")) == {e.value for e in EventType}
     assert set(table_rows("reason")) == {r.value for r in Reason}
+
+
+def test_every_dead_letter_reason_is_explained_in_english_and_korean() -> None:
+    for language in ("en", "ko"):
+        labels = catalogue(language)
+        missing = [r.value for r in Reason if f"app.ingest.reason.{r.value}" not in labels]
+        assert not missing, (language, missing)

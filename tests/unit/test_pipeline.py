@@ -184,3 +184,103 @@ def test_messages_of_blocked_devices_are_dead_lettered_and_acknowledged() -> Non
     assert "d1" in batch.dead_letters[0].detail and batch.dead_letters[0].payload == payload(1)
     # Not "seen": a blocked device is neither registered again nor marked alive.
     assert set(batch.seen) == {"d2"} and not batch.statuses
+
+
+class PickySink(RecordingSink):
+    """Refuses, as a data error, any batch holding a reading of `poison` bpm (like a database)."""
+
+    def __init__(self, poison: float, error: type[Exception] = ValueError) -> None:
+        super().__init__()
+        self.poison = poison
+        self.error = error
+
+    def write(self, batch: Batch) -> None:
+        self.attempts += 1
+        if any(r.value == self.poison for r in batch.readings):
+            raise self.error(f"row refused: {self.poison}")
+        if self.failing.is_set():
+            raise self.error("every write refused")
+        self.batches.append(batch)
+
+
+def make_with(sink: RecordingSink, window: int = 1000):
+    acks = Acks()
+    pipeline = Pipeline(
+        [sink],
+        acks,
+        PipelineConfig(
+            inflight_window=window, flush_interval=0.01, retry_initial=0.01, retry_max=0.05
+        ),
+        IngestMetrics(),
+    )
+    pipeline.start()
+    return pipeline, acks
+
+
+def test_one_refused_message_is_dead_lettered_and_the_rest_written() -> None:
+    sink = PickySink(poison=60 + 7)  # payload(7) carries 67 bpm
+    pipeline, acks = make_with(sink, window=20)
+    for i in range(20):
+        pipeline.submit(TOPIC, payload(i), Delivery(i + 1, 1, 0))
+    assert wait_for(lambda: len(acks.mids) == 20)
+    pipeline.stop()
+    assert sink.rows() == 19
+    assert sorted(r.value for b in sink.batches for r in b.readings) == sorted(
+        60 + i for i in range(20) if i != 7
+    )
+    dead = [d for b in sink.batches for d in b.dead_letters]
+    assert [d.reason for d in dead] == ["store_rejected"]
+    assert dead[0].payload == payload(7) and "row refused: 67" in dead[0].detail
+    assert "ValueError" in dead[0].detail and dead[0].topic == TOPIC
+    # Bisection, not one write per message: about 2·log2(20) writes.
+    assert sink.attempts < 20
+    assert pipeline.metrics.total(pipeline.metrics.dead_letters) == 1
+
+
+def test_a_store_refusing_everything_is_retried_not_dead_lettered() -> None:
+    # Even the dead letter is refused: the store is failing, not the message. Nothing may be
+    # dead-lettered nor acknowledged until it recovers; then everything is written as data.
+    sink = PickySink(poison=-1.0, error=RuntimeError)
+    sink.failing.set()
+    pipeline, acks = make_with(sink, window=4)
+    for i in range(4):
+        pipeline.submit(TOPIC, payload(i), Delivery(i + 1, 1, 0))
+    assert wait_for(lambda: sink.attempts >= 12)
+    assert acks.mids == [] and pipeline.failing_since is not None
+    sink.failing.clear()
+    assert wait_for(lambda: len(acks.mids) == 4)
+    pipeline.stop()
+    assert sink.rows() == 4
+    assert not [d for b in sink.batches for d in b.dead_letters]
+
+
+def test_connection_failures_are_retried_whole_not_split() -> None:
+    sink = RecordingSink()
+    sink.failing.set()
+    pipeline, acks = make_with(sink, window=8)
+    for i in range(8):
+        pipeline.submit(TOPIC, payload(i), Delivery(i + 1, 1, 0))
+    assert wait_for(lambda: sink.attempts >= 3)
+    sink.failing.clear()
+    assert wait_for(lambda: len(acks.mids) == 8)
+    pipeline.stop()
+    # Written as the one batch it was, never split.
+    assert [len(b.readings) for b in sink.batches] == [8]
+
+
+def test_the_site_registry_routes_wrong_site_messages_to_dead_letters() -> None:
+    sink, acks = RecordingSink(), Acks()
+    pipeline = Pipeline(
+        [sink],
+        acks,
+        PipelineConfig(inflight_window=2, flush_interval=0.01),
+        IngestMetrics(),
+        site_of={"d1": "s1"}.get,
+    )
+    pipeline.start()
+    pipeline.submit(TOPIC, payload(1), Delivery(1, 1, 0))
+    pipeline.submit("care/v1/s2/d1/telemetry", payload(2), Delivery(2, 1, 0))
+    assert wait_for(lambda: len(acks.mids) == 2)
+    pipeline.stop()
+    [batch] = sink.batches
+    assert len(batch.readings) == 1 and [d.reason for d in batch.dead_letters] == ["wrong_site"]
