@@ -13,6 +13,7 @@ from sqlalchemy import Engine
 from sqlalchemy.dialects import postgresql, sqlite
 
 from core.commands import dispatch
+from core.contract.errors import Reason
 from core.db import make_session_factory
 from core.errors import ConfigError
 from core.settings import MqttProtocol, Settings
@@ -32,7 +33,7 @@ from models import DeadLetter, IngestReplica
 log = logging.getLogger(__name__)
 
 # Dead-letter reason of a message ingest itself failed on (not the device's fault).
-INTERNAL_ERROR = "internal_error"
+INTERNAL_ERROR = Reason.INTERNAL_ERROR.value
 # Failing writes, or a message waiting for its write, longer than this make a replica unhealthy
 # (or 10 flush intervals, if longer).
 STUCK_AFTER_SECONDS = 30.0
