@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import math
 import re
+from collections import Counter
 from datetime import timedelta
 from enum import StrEnum
 from functools import lru_cache
@@ -29,6 +31,12 @@ ENV_PREFIX = "IOTCARE_"
 
 # Values that mean "somebody copied .env.example and did not fill it in".
 _PLACEHOLDERS = {"", "changeme", "change-me", "secret", "password", "xxx", "todo", "<secret>"}
+
+# A signing key must resist guessing: long, varied, about 128 bits of entropy or more.
+MIN_SECRET_LENGTH = 32
+MIN_SECRET_DISTINCT = 10
+MIN_SECRET_BITS = 128
+KEY_HOW_TO = 'generate one with: python -c "import secrets; print(secrets.token_urlsafe(32))"'
 
 _DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
 _UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, None: 1}
@@ -96,7 +104,9 @@ class Settings(BaseSettings):
     secret_key: SecretStr | None = Field(
         None,
         description="Key that signs sessions and one-click links. Required outside development "
-        "(in development one is generated and kept in data_dir).",
+        "(in development one is generated and kept in data_dir): at least 32 random characters, "
+        "about 128 bits; short, repetitive or sequential keys are refused. Generate one with "
+        '`python -c "import secrets; print(secrets.token_urlsafe(32))"`.',
     )
     language: Language = Field(
         Language.EN, description="Default language for CLI messages and new users (en or ko)."
@@ -448,8 +458,13 @@ class Settings(BaseSettings):
             return self
         if _is_placeholder(self.secret_key):
             raise ValueError(
-                f"{ENV_PREFIX}SECRET_KEY must be set to a long random value outside development"
+                f"{ENV_PREFIX}SECRET_KEY must be set to a long random value outside development; "
+                f"{KEY_HOW_TO}"
             )
+        assert self.secret_key is not None
+        weakness = secret_weakness(self.secret_key.get_secret_value())
+        if weakness:
+            raise ValueError(f"{ENV_PREFIX}SECRET_KEY is too weak: {weakness}; {KEY_HOW_TO}")
         if self.influx_url and _is_placeholder(self.influx_token):
             raise ValueError(
                 f"{ENV_PREFIX}INFLUX_TOKEN must be set when {ENV_PREFIX}INFLUX_URL is set"
@@ -469,6 +484,31 @@ class Settings(BaseSettings):
         if self.environment is not Environment.DEVELOPMENT:
             raise ConfigError(f"{ENV_PREFIX}SECRET_KEY is not set")
         return _development_secret(self.data_dir)
+
+
+def secret_weakness(secret: str) -> str | None:
+    """Why a signing key is guessable (too short, repetitive, sequential, low entropy), or None."""
+    text = secret.strip()
+    if len(text) < MIN_SECRET_LENGTH:
+        return f"it has {len(text)} characters, at least {MIN_SECRET_LENGTH} are needed"
+    if len(set(text)) < MIN_SECRET_DISTINCT:
+        return f"it uses only {len(set(text))} different characters"
+    # Runs of three repeated or sequential characters ("aaa", "123", "cba") are rare in random
+    # keys (under 1 % of positions even in hex); in typed keys they are most of the text.
+    runs = sum(b - a == c - b and abs(b - a) <= 1 for a, b, c in _triples(text))
+    if runs * 4 > len(text) - 2:
+        return "it is made of repeated or sequential characters"
+    # Shannon estimate from the key's own character frequencies, times its length.
+    counts = Counter(text)
+    per_char = -sum(n / len(text) * math.log2(n / len(text)) for n in counts.values())
+    if per_char * len(text) < MIN_SECRET_BITS:
+        return f"its estimated entropy is {per_char * len(text):.0f} bits, below {MIN_SECRET_BITS}"
+    return None
+
+
+def _triples(text: str) -> zip[tuple[int, int, int]]:
+    codes = [ord(char) for char in text]
+    return zip(codes, codes[1:], codes[2:], strict=False)
 
 
 def _is_placeholder(value: SecretStr | None) -> bool:

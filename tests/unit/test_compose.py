@@ -161,6 +161,8 @@ def filled_in(name: str) -> str:
         return "registry.example.org/iotcare:1.0.0"
     if name.endswith("_HASH"):
         return "$2a$14$" + "a" * 53
+    if name.endswith("SECRET_KEY"):
+        return "Zq7vR2mXk9TbW4pLc8NsY3hJd6FgA1uE"  # random-looking: weak keys are refused
     return f"{name.lower()}-0123456789abcdef0123456789abcdef"
 
 

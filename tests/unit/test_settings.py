@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import secrets
 from datetime import timedelta
 from pathlib import Path
 
@@ -12,6 +13,9 @@ from core.errors import ConfigError
 from core.settings import Environment, Settings, load_settings
 
 REPO = Path(__file__).resolve().parents[2]
+
+
+STRONG = "Zq7vR2mXk9TbW4pLc8NsY3hJd6FgA1uE"  # 32 random-looking characters
 
 
 def build(**values: object) -> Settings:
@@ -87,9 +91,41 @@ def test_placeholder_secret_is_refused(placeholder: str) -> None:
         build(environment="production", secret_key=placeholder)
 
 
+@pytest.mark.parametrize(
+    ("weak", "reason"),
+    [
+        ("1234567890123456", "at least 32"),
+        ("12345678901234567890123456789012", "repeated or sequential"),
+        ("abcdefghijklmnopqrstuvwxyz012345", "repeated or sequential"),
+        ("abababababababababababababababababab", "different characters"),
+        ("passwordpasswordpasswordpassword", "different characters"),
+        ("correcthorsecorrecthorsecorrecth", "different characters"),
+        ("a1a2a3a4a5a6a7a8a9a0a1a2a3a4a5a6", "entropy"),
+    ],
+)
+def test_weak_secret_is_refused_with_how_to_generate_one(weak: str, reason: str) -> None:
+    with pytest.raises(ConfigError) as raised:
+        build(environment="production", secret_key=weak)
+    message = str(raised.value)
+    assert "IOTCARE_SECRET_KEY" in message
+    assert reason in message
+    assert 'python -c "import secrets; print(secrets.token_urlsafe(32))"' in message
+
+
+def test_generated_secrets_are_accepted() -> None:
+    for _ in range(200):
+        for key in (secrets.token_urlsafe(32), secrets.token_hex(32), secrets.token_urlsafe(48)):
+            assert build(environment="production", secret_key=key).secret_key is not None
+
+
+def test_development_needs_no_secret_and_accepts_any() -> None:
+    assert build().secret_key is None
+    assert build(secret_key="1234567890123456").environment is Environment.DEVELOPMENT
+
+
 def test_influx_token_required_with_influx_url() -> None:
     with pytest.raises(ConfigError, match="IOTCARE_INFLUX_TOKEN"):
-        build(environment="production", secret_key="x" * 40, influx_url="http://influx:8086")
+        build(environment="production", secret_key=STRONG, influx_url="http://influx:8086")
 
 
 def test_development_secret_is_generated_once(tmp_path: Path) -> None:
