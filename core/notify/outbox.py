@@ -21,14 +21,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from core.alerts import lifecycle
 from core.alerts.lifecycle import Occurrence
 from core.i18n import normalize_language
-from core.notify.links import make_ack_link
+from core.notify.links import make_ack_link, opening_round
 from core.notify.quiet_hours import quiet_until
 from core.notify.render import AlertFacts, alert_facts, is_timezone, render_message
 from core.notify.routes import (
@@ -42,7 +42,6 @@ from core.settings import Settings, get_settings
 from core.timeutil import ensure_utc, utcnow
 from models import (
     Alert,
-    AlertHistory,
     AlertStatus,
     ContactChannel,
     Notification,
@@ -129,16 +128,6 @@ def idempotency_key(
         what = f"{what}.o{occurrence}"
     channel_part = ChannelKind(channel).value
     return f"{alert.id}:r{opening}:{what}:t{tier_part}:u{user_id}:{channel_part}:{digest}"
-
-
-def opening_round(session: Session, alert: Alert) -> int:
-    """How often the alert was reopened: a reopened alert is news again, with new keys."""
-    count = session.scalar(
-        select(func.count())
-        .select_from(AlertHistory)
-        .where(AlertHistory.alert_id == alert.id, AlertHistory.action == "reopened")
-    )
-    return int(count or 0)
 
 
 def _event_time(alert: Alert, purpose: NotificationPurpose) -> datetime:
@@ -295,7 +284,7 @@ def _row_values(
     link = None
     if purpose is not NotificationPurpose.RESOLVED:
         expires = (held_until or now) + settings.ack_link_ttl
-        link = make_ack_link(settings, alert.id, user.id, expires)
+        link = make_ack_link(settings, alert.id, user.id, expires, opening=opening)
     message = render_message(facts, purpose, language, user.display_name, link)
     return {
         "idempotency_key": idempotency_key(

@@ -108,7 +108,9 @@ def test_a_one_click_link_acknowledges_as_its_recipient(open_app, app_db, tmp_pa
         session.commit()
         alert_id = raised.alert.id
     settings = make_test_settings(tmp_path)
-    token = make_ack_token(settings, alert_id, caregiver.id, utcnow() + timedelta(hours=1))
+    token = make_ack_token(
+        settings, alert_id, caregiver.id, utcnow() + timedelta(hours=1), opening=0
+    )
     at = open_app(query={"ack": token})
     no_exception(at)
     assert "Fall in room 2 (link test)" in texts(at)

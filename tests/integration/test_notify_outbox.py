@@ -8,17 +8,19 @@ from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from core import users
 from core.alerts import lifecycle
 from core.alerts.lifecycle import Subject
+from core.errors import ConflictError
 from core.notify import inbox, outbox
 from core.notify.escalation import escalate_due
 from core.notify.links import (
     AckLinkExpired,
     AckLinkInvalid,
+    AckLinkStale,
     acknowledge_with_link,
     verify_ack_token,
 )
@@ -31,6 +33,7 @@ from models import (
     AlertHistory,
     AlertRule,
     AlertStatus,
+    CaregiverAssignment,
     Channel,
     ContactChannel,
     Notification,
@@ -161,7 +164,7 @@ def test_new_alert_goes_to_tier_one_through_route_channels_and_inbox(
     assert "김영자, room 103" in (email.subject or "")
     link = email.payload["ack_url"]
     token = link.split("ack=", 1)[1]
-    assert verify_ack_token(installed, token, T0) == (alert.id, home.caregiver.id)
+    assert verify_ack_token(installed, token, T0) == (alert.id, home.caregiver.id, 0)
     assert email.payload["facts"]["severity"] == "critical"
 
 
@@ -433,6 +436,49 @@ def test_one_click_link_acknowledges_as_its_recipient(
     home.caregiver.active = False
     with pytest.raises(AckLinkInvalid):
         acknowledge_with_link(db_session, installed, token, now=T0 + timedelta(minutes=3))
+
+
+def ack_token_for(session: Session, alert: Alert, user: User) -> str:
+    """The token of the newest e-mail's one-click link to `user` about `alert`."""
+    emails = rows(session, alert, channel=Channel.EMAIL, recipient_id=user.id)
+    link = max(emails, key=lambda n: n.id).payload["ack_url"]
+    return link.split("ack=", 1)[1]
+
+
+def test_a_link_from_before_a_resolve_and_reopen_does_not_acknowledge_the_new_round(
+    db_session: Session, factory: Factory, installed: Settings
+) -> None:
+    home = Home(db_session, factory)
+    alert = raise_fall(db_session, home, rule(db_session))
+    old_token = ack_token_for(db_session, alert, home.caregiver)
+    lifecycle.resolve(db_session, alert.id, home.operator, at=T0 + timedelta(minutes=1))
+    with pytest.raises(ConflictError):  # resolved: nothing to acknowledge
+        acknowledge_with_link(db_session, installed, old_token, now=T0 + timedelta(minutes=2))
+    lifecycle.reopen(db_session, alert.id, home.operator, at=T0 + timedelta(minutes=3))
+    with pytest.raises(AckLinkStale) as raised:
+        acknowledge_with_link(db_session, installed, old_token, now=T0 + timedelta(minutes=4))
+    assert raised.value.message_key == "notify.link.stale"
+    assert alert.status is AlertStatus.OPEN
+    # The reopened round's own link works.
+    new_token = ack_token_for(db_session, alert, home.caregiver)
+    assert new_token != old_token
+    acked = acknowledge_with_link(db_session, installed, new_token, now=T0 + timedelta(minutes=5))
+    assert acked.status is AlertStatus.ACKNOWLEDGED
+
+
+def test_a_link_stops_working_once_its_caregiver_is_unassigned(
+    db_session: Session, factory: Factory, installed: Settings
+) -> None:
+    home = Home(db_session, factory)
+    alert = raise_fall(db_session, home, rule(db_session))
+    token = ack_token_for(db_session, alert, home.caregiver)
+    db_session.execute(
+        delete(CaregiverAssignment).where(CaregiverAssignment.user_id == home.caregiver.id)
+    )
+    with pytest.raises(AckLinkStale):
+        acknowledge_with_link(db_session, installed, token, now=T0 + timedelta(minutes=2))
+    assert alert.status is AlertStatus.OPEN
+    assert alert.acknowledged_by is None
 
 
 def test_inbox_shows_only_the_users_own_items(
