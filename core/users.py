@@ -2,20 +2,38 @@
 
 from __future__ import annotations
 
+import math
 import re
-from datetime import time
+from datetime import datetime, time, timedelta
+from typing import Any
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy import delete, select
+from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from core import audit
 from core.errors import ConflictError, IotCareError, NotFoundError
 from core.i18n import LANGUAGES
 from core.security import MIN_PASSWORD_LENGTH, hash_password, verify_password
-from core.timeutil import utcnow
-from models import CaregiverAssignment, Channel, ContactChannel, Resident, Role, User
+from core.timeutil import ensure_utc, utcnow
+from models import (
+    CaregiverAssignment,
+    Channel,
+    ContactChannel,
+    Resident,
+    Role,
+    SignInFailure,
+    User,
+)
 
 USERNAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{1,63}$")
+
+# Sign-in throttling: after USER_FAILURE_LIMIT failures for one username (or CLIENT_FAILURE_LIMIT
+# from one client, which may be a whole care home behind one address) within FAILURE_WINDOW,
+# sign-in is locked for FIRST_LOCK, doubling with each further failure up to FAILURE_WINDOW.
+FAILURE_WINDOW = timedelta(minutes=15)
+USER_FAILURE_LIMIT = 5
+CLIENT_FAILURE_LIMIT = 20
+FIRST_LOCK = timedelta(seconds=30)
 
 
 def create_user(
@@ -83,11 +101,92 @@ def set_password(session: Session, user: User, password: str, actor: User | None
 
 
 def authenticate(session: Session, username: str, password: str) -> User | None:
-    """The active user whose password matches, or None (same answer for any failure)."""
+    """The active user whose password matches, or None (same answer, same time, any failure)."""
     user = session.scalar(select(User).where(User.username == username.strip().lower()))
-    if user is None or not user.active or not verify_password(user.password_hash, password):
+    active = user if user is not None and user.active else None
+    # Unknown and inactive users are checked against a dummy hash: as slow as a wrong password.
+    matches = verify_password(active.password_hash if active else None, password)
+    if active is None or not matches:
         return None
-    user.last_login_at = utcnow()
+    active.last_login_at = utcnow()
+    return active
+
+
+class SignInLocked(IotCareError):
+    """Too many failed sign-ins for this username or from this client: wait until `until`."""
+
+    def __init__(self, until: datetime, now: datetime) -> None:
+        minutes = max(1, math.ceil((until - now).total_seconds() / 60))
+        super().__init__(
+            f"Too many failed sign-ins. Try again in {minutes} minute(s).",
+            key="errors.sign_in_locked",
+            minutes=minutes,
+        )
+        self.until = until
+
+
+def _locked_until(
+    session: Session, column: InstrumentedAttribute[Any], value: str, limit: int, now: datetime
+) -> datetime | None:
+    failures = list(
+        session.scalars(
+            select(SignInFailure.at)
+            .where(column == value, SignInFailure.at > now - FAILURE_WINDOW)
+            .order_by(SignInFailure.at)
+        )
+    )
+    if len(failures) < limit:
+        return None
+    # Each failure past the limit doubles the wait, up to the window itself.
+    delay = min(FIRST_LOCK * 2 ** (len(failures) - limit), FAILURE_WINDOW)
+    until = ensure_utc(failures[-1]) + delay
+    return until if until > now else None
+
+
+def sign_in(
+    session: Session,
+    username: str,
+    password: str,
+    *,
+    client: str | None = None,
+    now: datetime | None = None,
+) -> User | None:
+    """Authenticate with throttling: the user, None for a wrong password, or SignInLocked.
+
+    Failures count per username (known or not, so a lock reveals nothing about who exists) and
+    per client; while locked, even the right password is refused without being checked. Every
+    failure and refusal is audited in the caller's transaction.
+    """
+    at = ensure_utc(now or utcnow())
+    name = username.strip().lower()[:64]
+    client = client[:64] if client else None
+    locks = [_locked_until(session, SignInFailure.username, name, USER_FAILURE_LIMIT, at)]
+    if client:
+        locks.append(_locked_until(session, SignInFailure.client, client, CLIENT_FAILURE_LIMIT, at))
+    until = max((lock for lock in locks if lock), default=None)
+    if until is not None:
+        audit.record(
+            session,
+            None,
+            "user.sign_in_locked",
+            "user",
+            name,
+            client=client,
+            until=until.isoformat(),
+        )
+        raise SignInLocked(until, at)
+    user = authenticate(session, name, password)
+    if user is None:
+        session.add(SignInFailure(username=name, client=client, at=at))
+        audit.record(session, None, "user.sign_in_failed", "user", name, client=client)
+        return None
+    # Success clears this username's count; rows older than the window no longer count at all.
+    session.execute(
+        delete(SignInFailure).where(
+            (SignInFailure.username == name) | (SignInFailure.at < at - FAILURE_WINDOW)
+        )
+    )
+    audit.record(session, user, "user.sign_in", "user", user.id, client=client)
     return user
 
 

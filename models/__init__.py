@@ -31,13 +31,14 @@ from models.residents import CaregiverAssignment, Resident
 from models.rollups import Rollup
 from models.rules import AlertRule, RuleOverride
 from models.sites import Site
-from models.users import ContactChannel, User
+from models.users import AppSession, ContactChannel, SignInFailure, User
 
 __all__ = [
     "Alert",
     "AlertHistory",
     "AlertRule",
     "AlertStatus",
+    "AppSession",
     "AuditEntry",
     "Base",
     "BlockedDevice",
@@ -69,6 +70,7 @@ __all__ = [
     "RuleOverride",
     "ScopeType",
     "Severity",
+    "SignInFailure",
     "Site",
     "StatusChangeReason",
     "User",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime, time
 
-from sqlalchemy import Boolean, ForeignKey, Integer, String, Time, UniqueConstraint
+from sqlalchemy import BigInteger, Boolean, ForeignKey, Integer, String, Time, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from core.timeutil import utcnow
@@ -44,3 +44,32 @@ class ContactChannel(Base):
     channel: Mapped[Channel] = mapped_column(StrEnumType(Channel, 16))
     address: Mapped[str] = mapped_column(String(500))
     enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+
+
+class SignInFailure(Base):
+    """A failed sign-in: by username (whether or not it exists) and client, for throttling.
+
+    Kept in the database, not in a process, so every replica of the app sees the same count.
+    """
+
+    __tablename__ = "sign_in_failures"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    username: Mapped[str] = mapped_column(String(64), index=True)
+    client: Mapped[str | None] = mapped_column(String(64), index=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+
+
+class AppSession(Base):
+    """A signed-in browser session; the browser holds a signed token naming it.
+
+    Signing out deletes the row, so a copied or reloaded token no longer works; the session
+    timeout counts from `signed_in_at`, checked here on the server at every use.
+    """
+
+    __tablename__ = "app_sessions"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    signed_in_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime)

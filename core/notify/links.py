@@ -10,8 +10,6 @@ the recipient must still be allowed to see the alert (a caregiver unassigned sin
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import hmac
 import uuid
 from datetime import UTC, datetime
@@ -25,6 +23,7 @@ from core.access import AccessDenied, Viewer
 from core.alerts import lifecycle
 from core.errors import IotCareError, NotFoundError
 from core.i18n import translate
+from core.security import sign
 from core.settings import Settings
 from core.timeutil import ensure_utc, utcnow
 from models import Alert, AlertHistory, User
@@ -80,9 +79,7 @@ def opening_round(session: Session, alert: Alert) -> int:
 
 
 def _signature(settings: Settings, body: str) -> str:
-    key = settings.resolve_secret_key().encode()
-    digest = hmac.new(key, _PURPOSE + body.encode(), hashlib.sha256).digest()
-    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+    return sign(settings.resolve_secret_key(), _PURPOSE, body)
 
 
 def make_ack_token(

@@ -10,8 +10,9 @@ import streamlit as st
 from core.access import Viewer
 from core.errors import IotCareError
 from core.notify.links import acknowledge_with_link
+from core.sessions import end_session, resume_session, start_session
 from core.timeutil import utcnow
-from core.users import authenticate
+from core.users import SignInLocked, sign_in
 from dashboards.components.i18n import language, language_picker, set_language, t
 from dashboards.context import app_context, db_session
 from models import User
@@ -21,6 +22,10 @@ log = logging.getLogger(__name__)
 VIEWER_KEY = "iotcare.viewer"
 SIGNED_IN_AT_KEY = "iotcare.signed_in_at"
 NOTICE_KEY = "iotcare.notice"
+SESSION_TOKEN_KEY = "iotcare.session_token"  # noqa: S105  (a state key, not a secret)
+# The signed session token rides in the address (Streamlit cannot set cookies), so a reload
+# finds it; it is worthless once the session ends or times out on the server.
+SESSION_PARAM = "session"
 
 
 def current_viewer() -> Viewer | None:
@@ -29,45 +34,94 @@ def current_viewer() -> Viewer | None:
     return viewer if isinstance(viewer, Viewer) else None
 
 
-def sign_in_as(user: User, now: datetime | None = None) -> Viewer:
-    """Start a signed-in session for a user (language switches to theirs)."""
+def sign_in_as(user: User, now: datetime | None = None, token: str | None = None) -> Viewer:
+    """Start a signed-in session for a user (language switches to theirs).
+
+    `token` is the server-side session's signed token: kept in the address so a reload resumes.
+    """
     viewer = Viewer.of(user)
     st.session_state[VIEWER_KEY] = viewer
     st.session_state[SIGNED_IN_AT_KEY] = now or utcnow()
+    if token:
+        st.session_state[SESSION_TOKEN_KEY] = token
+        st.query_params[SESSION_PARAM] = token
     set_language(viewer.language)
     return viewer
 
 
 def sign_out(notice: str | None = None) -> None:
-    """End the session; an optional notice is shown on the sign-in page."""
+    """End the session (on the server too); an optional notice is shown on the sign-in page."""
+    token = st.session_state.pop(SESSION_TOKEN_KEY, None) or st.query_params.get(SESSION_PARAM)
+    if token:
+        with db_session() as session:
+            end_session(session, app_context().settings, token)
+    if SESSION_PARAM in st.query_params:
+        del st.query_params[SESSION_PARAM]
     for key in (VIEWER_KEY, SIGNED_IN_AT_KEY):
         st.session_state.pop(key, None)
     if notice:
         st.session_state[NOTICE_KEY] = notice
 
 
+def _resume_from_address() -> Viewer | None:
+    """After a reload: the session named by the address's signed token, if still live."""
+    token = st.query_params.get(SESSION_PARAM)
+    if not token:
+        return None
+    with db_session() as session:
+        resumed = resume_session(session, app_context().settings, token)
+        if resumed is None:
+            del st.query_params[SESSION_PARAM]
+            st.session_state[NOTICE_KEY] = t("app.signin.expired")
+            return None
+        user, signed_in_at = resumed
+        return sign_in_as(user, now=signed_in_at, token=token)
+
+
 def refresh_viewer() -> Viewer | None:
     """Check the session is still valid: not expired, user still active; role changes apply now."""
-    viewer = current_viewer()
+    viewer = current_viewer() or _resume_from_address()
     if viewer is None:
         return None
+    settings = app_context().settings
     started = st.session_state.get(SIGNED_IN_AT_KEY)
-    if (
-        not isinstance(started, datetime)
-        or utcnow() - started > app_context().settings.session_timeout
-    ):
+    if not isinstance(started, datetime) or utcnow() - started > settings.session_timeout:
         sign_out(t("app.signin.expired"))
         return None
+    token = st.session_state.get(SESSION_TOKEN_KEY)
+    ended: str | None = None
     with db_session() as session:
         user = session.get(User, viewer.user_id)
         if user is None or not user.active:
-            sign_out(t("errors.inactive_user"))
-            return None
-        fresh = Viewer.of(user)
+            ended = t("errors.inactive_user")
+        # Signed out elsewhere (another tab with this token), or timed out on the server.
+        elif token and resume_session(session, settings, token) is None:
+            ended = t("app.signin.expired")
+        else:
+            fresh = Viewer.of(user)
+    if ended:  # signed out after the block: sign_out has its own database session
+        sign_out(ended)
+        return None
+    if token and st.query_params.get(SESSION_PARAM) != token:
+        st.query_params[SESSION_PARAM] = token  # page switches drop query parameters
     if fresh != viewer:
         fresh = Viewer(**{**fresh.__dict__, "language": language()})
         st.session_state[VIEWER_KEY] = fresh
     return fresh
+
+
+def client_address() -> str | None:
+    """Where this browser connects from, for throttling sign-in per client.
+
+    Behind the reverse proxy every connection comes from the proxy, so the address the proxy
+    saw (the last X-Forwarded-For entry, which it sets itself) is used when there is one.
+    """
+    forwarded = st.context.headers.get("X-Forwarded-For")
+    if isinstance(forwarded, str) and forwarded.strip():
+        return forwarded.split(",")[-1].strip() or None
+    address = st.context.ip_address
+    # Not a string outside a real browser connection (AppTest): no client to count.
+    return address if isinstance(address, str) else None
 
 
 def sign_in_form() -> None:
@@ -91,12 +145,18 @@ def sign_in_form() -> None:
         st.error(t("app.signin.missing"))
         return
     with db_session() as session:
-        user = authenticate(session, username, password)
+        try:
+            user = sign_in(session, username, password, client=client_address())
+        except SignInLocked as locked:
+            log.warning("sign-in locked", extra={"username": username.strip().lower()})
+            st.error(locked.localized(language()))
+            return
         if user is None:
             log.info("sign-in failed", extra={"username": username.strip().lower()})
             st.error(t("app.signin.failed"))
             return
-        sign_in_as(user)
+        token = start_session(session, app_context().settings, user)
+        sign_in_as(user, token=token)
         log.info("signed in", extra={"username": user.username, "role": user.role.value})
     st.rerun()
 

@@ -4,12 +4,21 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 
 from core.alerts.lifecycle import Subject, raise_alert
 from core.notify.links import make_ack_token
 from core.timeutil import utcnow
-from models import Alert, AlertStatus, AuditEntry, RuleKind, Severity, User
+from models import (
+    Alert,
+    AlertStatus,
+    AppSession,
+    AuditEntry,
+    RuleKind,
+    Severity,
+    SignInFailure,
+    User,
+)
 from tests.conftest import make_test_settings
 from tests.dashboards.conftest import SIGNED_IN_AT_KEY, VIEWER_KEY, no_exception, texts
 
@@ -40,6 +49,61 @@ def test_wrong_password_is_refused_without_saying_which_part(open_app) -> None:
     no_exception(at)
     assert VIEWER_KEY not in at.session_state
     assert "username or password is not right" in texts(at)
+
+
+def sign_in_with_form(at, username: str, password: str):
+    at.text_input[0].input(username)
+    at.text_input[1].input(password)
+    at.button[0].click().run()
+    no_exception(at)
+    return at
+
+
+def test_a_reload_keeps_the_session_until_sign_out(open_app, app_db) -> None:
+    at = sign_in_with_form(open_app(), "operator", app_db.passwords["operator"])
+    token = at.query_params["session"]
+    assert token
+    # A reload: a new browser session (empty state) with the same address.
+    reloaded = open_app(query={"session": token})
+    no_exception(reloaded)
+    assert reloaded.session_state[VIEWER_KEY].username == "operator"
+    # Signing out ends the server-side session: the same address no longer signs anyone in.
+    sign_out = [b for b in reloaded.sidebar.button if b.label == "Sign out"]
+    sign_out[0].click().run()
+    assert VIEWER_KEY not in reloaded.session_state
+    assert "session" not in reloaded.query_params
+    again = open_app(query={"session": token})
+    assert VIEWER_KEY not in again.session_state
+    assert "session has expired" in texts(again)
+    # The other tab that still holds it is signed out on its next run.
+    at.run()
+    assert VIEWER_KEY not in at.session_state
+
+
+def test_a_reloaded_session_still_times_out_on_the_server(open_app, app_db) -> None:
+    at = sign_in_with_form(open_app(), "operator", app_db.passwords["operator"])
+    token = at.query_params["session"]
+    with app_db.session() as session:
+        row = session.get(AppSession, token.split(".")[1])
+        row.signed_in_at = utcnow() - timedelta(hours=9)
+        session.commit()
+    reloaded = open_app(query={"session": token})
+    assert VIEWER_KEY not in reloaded.session_state
+    assert "session has expired" in texts(reloaded)
+    forged = open_app(query={"session": token[:-2] + "xx"})
+    assert VIEWER_KEY not in forged.session_state
+
+
+def test_repeated_wrong_passwords_lock_sign_in_even_with_the_right_one(open_app, app_db) -> None:
+    at = open_app()
+    for _ in range(5):
+        sign_in_with_form(at, "caregiver4", "not-the-password")
+    sign_in_with_form(at, "caregiver4", app_db.passwords["caregiver4"])
+    assert VIEWER_KEY not in at.session_state
+    assert "Too many failed sign-ins" in texts(at)
+    with app_db.session() as session:
+        session.execute(delete(SignInFailure).where(SignInFailure.username == "caregiver4"))
+        session.commit()
 
 
 def test_empty_form_says_what_is_missing(open_app) -> None:
