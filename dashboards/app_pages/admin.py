@@ -17,6 +17,7 @@ from core.i18n import translator
 from core.queries import admin
 from core.queries.audit import viewer_timezone
 from dashboards.components.i18n import LANGUAGE_NAMES, language
+from dashboards.components.markdown import md_escape
 from dashboards.components.page import flash, require_page, show_error, show_flashes
 from dashboards.components.timefmt import local_time
 from dashboards.context import app_context, db_session
@@ -34,7 +35,7 @@ show_flashes()
 # A generated password is shown once, right after it was made, and then forgotten.
 handed_over = st.session_state.pop(NEW_PASSWORD_KEY, None)
 if handed_over:
-    st.warning(t("app.admin.password_once", username=handed_over[0]))
+    st.warning(t("app.admin.password_once", username=md_escape(handed_over[0])))
     st.code(handed_over[1], language=None)
 
 with db_session() as session:
@@ -157,7 +158,7 @@ with users_tab:
             st.error(t("errors.admin.username_empty"))
         else:
             ok, created = run_change(
-                t("app.admin.created", username=username.strip().lower()),
+                t("app.admin.created", username=md_escape(username.strip().lower())),
                 admin.create_account,
                 username=username,
                 role=role,
@@ -212,7 +213,7 @@ with users_tab:
             save = st.form_submit_button(t("app.common.save"), type="primary", key="admin.edit.go")
         if save:
             ok, _ = run_change(
-                t("app.admin.saved", username=person.username),
+                t("app.admin.saved", username=md_escape(person.username)),
                 admin.update_user,
                 chosen,
                 display_name=name,
@@ -247,7 +248,7 @@ with users_tab:
                 st.error(t("errors.quiet_hours_empty"))
             else:
                 ok, _ = run_change(
-                    t("app.admin.quiet_saved", username=person.username),
+                    t("app.admin.quiet_saved", username=md_escape(person.username)),
                     admin.set_quiet_hours,
                     chosen,
                     (start, end) if quiet_on else None,
@@ -267,13 +268,16 @@ with users_tab:
         if toggle:
             done = "app.admin.deactivated" if person.active else "app.admin.reactivated"
             ok, _ = run_change(
-                t(done, username=person.username), admin.set_active, chosen, not person.active
+                t(done, username=md_escape(person.username)),
+                admin.set_active,
+                chosen,
+                not person.active,
             )
             if ok:
                 st.rerun()
         if reset:
             ok, secret = run_change(
-                t("app.admin.password_reset", username=person.username),
+                t("app.admin.password_reset", username=md_escape(person.username)),
                 admin.reset_password,
                 chosen,
             )
@@ -350,7 +354,7 @@ with assign_tab:
                 st.error(t("errors.admin.resident_missing"))
             else:
                 ok, _ = run_change(
-                    t("app.admin.assigned", resident=resident_names[resident]),
+                    t("app.admin.assigned", resident=md_escape(resident_names[resident])),
                     admin.assign_caregiver,
                     caregiver,
                     resident,
@@ -370,7 +374,7 @@ with assign_tab:
             right.write("")
             if right.button(t("app.admin.remove"), key="admin.unassign.go"):
                 ok, _ = run_change(
-                    t("app.admin.unassigned", resident=removable[to_remove]),
+                    t("app.admin.unassigned", resident=md_escape(removable[to_remove])),
                     admin.unassign,
                     to_remove,
                 )

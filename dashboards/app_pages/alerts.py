@@ -40,6 +40,7 @@ from dashboards.components.alert_views import (
     who_text,
 )
 from dashboards.components.i18n import language, t
+from dashboards.components.markdown import md_escape
 from dashboards.components.page import flash, require_page, show_error, show_flashes
 from dashboards.components.timefmt import local_time
 from dashboards.context import app_context, db_session
@@ -226,7 +227,7 @@ assert detail is not None
 alert_id = str(detail.id)
 tz = detail.timezone
 
-st.subheader(detail.what)
+st.subheader(md_escape(detail.what))
 st.markdown(f"{severity_badge(detail.severity.value)} · {t(f'app.alert_status.{detail.status}')}")
 info, actions = st.columns([3, 2])
 with info:
@@ -270,7 +271,8 @@ with info:
                 if detail.resolve_note
                 else t("app.alerts.detail.resolved", name=name, time=at)
             )
-    st.markdown("  \n".join(lines))
+    # Names, titles and notes come from people and devices: shown literally, never as Markdown.
+    st.markdown("  \n".join(md_escape(line) for line in lines))
     st.caption(t("app.common.site_time", timezone=tz))
 
 
@@ -284,7 +286,7 @@ def act(action: str, note: str) -> None:
         show_error(error)
         return
     st.session_state[PINNED] = alert_id
-    flash(t(f"app.alerts.{action}.done", what=detail.what))
+    flash(t(f"app.alerts.{action}.done", what=md_escape(detail.what)))
     st.rerun()
 
 

@@ -12,6 +12,7 @@ from core.errors import IotCareError
 from core.queries import commands as q
 from dashboards.components.fleet import label, or_dash, when
 from dashboards.components.i18n import t
+from dashboards.components.markdown import md_escape
 from dashboards.components.page import flash, require_page, show_error, show_flashes
 from dashboards.context import app_context, db_session
 
@@ -83,7 +84,7 @@ else:
         t(
             "app.commands.confirm_text",
             command=command_name(pending["command"]),
-            device=device_label(pending["device_id"]),
+            device=md_escape(device_label(pending["device_id"])),
         )
     )
     target = targets.get(pending["device_id"])
@@ -109,7 +110,7 @@ else:
                 t(
                     key,
                     command=command_name(pending["command"]),
-                    device=device_label(pending["device_id"]),
+                    device=md_escape(device_label(pending["device_id"])),
                 )
             )
             st.rerun()

@@ -10,6 +10,7 @@ from core.errors import IotCareError
 from core.queries import devices as q
 from dashboards.components.fleet import device_type, label, or_dash, when
 from dashboards.components.i18n import t
+from dashboards.components.markdown import md_escape
 from dashboards.components.page import flash, require_page, show_error, show_flashes
 from dashboards.context import db_session
 
@@ -289,14 +290,14 @@ except IotCareError as error:
     st.stop()
 
 tz = detail.site_timezone
-st.markdown(f"**{detail.name or detail.device_id}** · `{detail.device_id}`")
+st.markdown(f"**{md_escape(detail.name or detail.device_id)}** · {md_escape(detail.device_id)}")
 st.markdown(
     t(
         "app.devices.detail.facts",
         type=device_type(detail.type),
-        site=site_info.get(detail.site_id, (detail.site_id, tz))[0],
-        room=or_dash(detail.room),
-        resident=or_dash(detail.resident),
+        site=md_escape(site_info.get(detail.site_id, (detail.site_id, tz))[0]),
+        room=md_escape(or_dash(detail.room)),
+        resident=md_escape(or_dash(detail.resident)),
     )
 )
 st.markdown(
@@ -321,7 +322,7 @@ st.caption(
         "app.devices.detail.hardware",
         battery=or_dash(None if detail.battery is None else f"{detail.battery}%"),
         rssi=or_dash(None if detail.rssi is None else f"{detail.rssi} dBm"),
-        firmware=or_dash(detail.firmware),
+        firmware=md_escape(or_dash(detail.firmware)),
         created=when(detail.created_at, tz),
     )
 )

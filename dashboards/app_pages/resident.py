@@ -29,8 +29,9 @@ from core.rules.describe import amount, metric_name
 from core.timeutil import utcnow
 from dashboards.components.charts import reports_figure, timeline_figure, vitals_figure
 from dashboards.components.i18n import language, t
+from dashboards.components.markdown import md_escape
 from dashboards.components.page import require_page, show_error
-from dashboards.components.resident_cards import alert_text, device_name, event_name, md
+from dashboards.components.resident_cards import alert_text, device_name, event_name
 from dashboards.components.timefmt import ago, local_time
 from dashboards.context import db_session
 
@@ -263,7 +264,7 @@ try:
     with db_session() as session:
         profile = resident_profile(session, viewer, resident_id)
     timezone = profile.timezone
-    st.header(md(profile.name))
+    st.header(md_escape(profile.name))
     details = t(
         "app.resident.profile",
         room=profile.room or t("app.common.none"),
@@ -273,7 +274,7 @@ try:
     )
     if profile.birth_year:
         details += " · " + t("app.resident.born", year=profile.birth_year)
-    st.caption(md(details))
+    st.caption(md_escape(details))
     st.caption(t("app.common.site_time", timezone=timezone))
     day_tab, vitals_tab, sleep_tab, notes_tab = st.tabs(
         [

@@ -36,6 +36,7 @@ from core.queries.rules import (
 from core.rules.backtest import DEFAULT_DAYS, MAX_DAYS, BacktestResult
 from core.rules.params import RuleParamsError
 from dashboards.components.i18n import language, t
+from dashboards.components.markdown import md_escape
 from dashboards.components.page import flash, require_page, show_error, show_flashes
 from dashboards.components.rule_form import (
     kind_label,
@@ -120,7 +121,9 @@ if selected != NEW:
 
 st.divider()
 key = f"rules.edit.{selected}"
-st.subheader(t("app.rules.edit_title", name=view.name) if view else t("app.rules.new_title"))
+st.subheader(
+    t("app.rules.edit_title", name=md_escape(view.name)) if view else t("app.rules.new_title")
+)
 if view is not None:
     if view.enabled:
         st.success(t("app.rules.status_on"))
@@ -165,13 +168,13 @@ def _save() -> None:
         show_error(error)
         return
     if view is None:
-        flash(t("app.rules.created", name=draft.name.strip()))
+        flash(t("app.rules.created", name=md_escape(draft.name.strip())))
         st.session_state[PICK_NEXT] = new_id
         st.rerun()
     if not changed:
         st.info(t("app.rules.unchanged"))
         return
-    flash(t("app.rules.saved", name=draft.name.strip()))
+    flash(t("app.rules.saved", name=md_escape(draft.name.strip())))
     st.rerun()
 
 
@@ -187,7 +190,7 @@ if view is not None:
             with db_session() as session:
                 set_rule_enabled(session, viewer, view.id, not view.enabled)
             done = "app.rules.disabled_done" if view.enabled else "app.rules.enabled_done"
-            flash(t(done, name=view.name))
+            flash(t(done, name=md_escape(view.name)))
             st.rerun()
         except IotCareError as error:
             show_error(error)
@@ -202,7 +205,7 @@ if view is not None:
                 try:
                     with db_session() as session:
                         delete_rule(session, viewer, view.id)
-                    flash(t("app.rules.deleted", name=view.name))
+                    flash(t("app.rules.deleted", name=md_escape(view.name)))
                     st.session_state[PICK_NEXT] = NEW
                     st.rerun()
                 except IotCareError as error:
@@ -311,13 +314,13 @@ if kind in OVERRIDABLE:
             if override.note:
                 st.caption(override.note)
             if st.button(
-                t("app.rules.overrides.remove", name=override.resident),
+                t("app.rules.overrides.remove", name=md_escape(override.resident)),
                 key=f"{key}.override.remove.{override.id}",
             ):
                 try:
                     with db_session() as session:
                         remove_override(session, viewer, override.id)
-                    flash(t("app.rules.overrides.removed", name=override.resident))
+                    flash(t("app.rules.overrides.removed", name=md_escape(override.resident)))
                     st.rerun()
                 except IotCareError as error:
                     show_error(error)
@@ -341,7 +344,12 @@ if kind in OVERRIDABLE:
                 try:
                     with db_session() as session:
                         set_override(session, viewer, view.id, resident_id, wanted, note)
-                    flash(t("app.rules.overrides.added", name=choices.residents[resident_id]))
+                    flash(
+                        t(
+                            "app.rules.overrides.added",
+                            name=md_escape(choices.residents[resident_id]),
+                        )
+                    )
                     st.rerun()
                 except RuleFormError as error:
                     show_errors(error.errors)

@@ -14,6 +14,7 @@ from core.sessions import end_session, resume_session, start_session
 from core.timeutil import utcnow
 from core.users import SignInLocked, sign_in
 from dashboards.components.i18n import language, language_picker, set_language, t
+from dashboards.components.markdown import md_escape
 from dashboards.context import app_context, db_session
 from models import User
 
@@ -174,4 +175,4 @@ def handle_ack_link() -> None:
     except IotCareError as error:
         st.error(error.localized(language()))
         return
-    st.success(t("app.ack_link.done", title=title))
+    st.success(t("app.ack_link.done", title=md_escape(title)))

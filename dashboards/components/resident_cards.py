@@ -20,6 +20,7 @@ from core.queries.overview import (
 )
 from core.rules.describe import amount, describe_finding, metric_name
 from dashboards.components.i18n import language, t
+from dashboards.components.markdown import md_escape
 from dashboards.components.timefmt import ago
 
 log = logging.getLogger(__name__)
@@ -34,13 +35,6 @@ STATE_ICONS = {
 SEVERITY_COLORS = {"critical": "red", "warning": "orange", "info": "blue"}
 # Alerts a card lists before "and N more".
 CARD_ALERTS = 2
-# Enough to stop emphasis, links, HTML, colour directives ([...]), tables and LaTeX.
-_MARKDOWN_SPECIAL = "\\`*_[]<>#|~$"
-
-
-def md(text: object) -> str:
-    """Text from the database made safe to put inside Markdown (no accidental formatting)."""
-    return "".join(f"\\{c}" if c in _MARKDOWN_SPECIAL else c for c in str(text))
 
 
 def device_name(device_type: str | None) -> str:
@@ -80,7 +74,7 @@ def alert_line(alert: AlertBrief) -> str:
     return t(
         f"app.overview.{key}",
         severity=severity,
-        text=md(alert_text(alert.kind, alert.details, alert.title)),
+        text=md_escape(alert_text(alert.kind, alert.details, alert.title)),
         ago=ago(alert.opened_at),
     )
 
@@ -119,9 +113,9 @@ def render_card(card: ResidentCard) -> None:
     """One resident's card: state, alerts, last movement, vitals, devices, link to their day."""
     with st.container(border=True):
         title = (
-            t("app.overview.card_title", name=md(card.name), room=md(card.room))
+            t("app.overview.card_title", name=md_escape(card.name), room=md_escape(card.room))
             if card.room
-            else md(card.name)
+            else md_escape(card.name)
         )
         st.markdown(f"**{title}**")
         state_badge(card.state)
@@ -136,19 +130,19 @@ def render_card(card: ResidentCard) -> None:
                 t(
                     "app.overview.last_movement",
                     ago=ago(card.last_movement),
-                    room=md(card.movement_room or "-"),
+                    room=md_escape(card.movement_room or "-"),
                 )
             )
         else:
             lines.append(t("app.overview.no_movement", days=ACTIVITY_LOOKBACK.days))
         if card.vitals:
-            lines.append(" · ".join(md(vital_text(v)) for v in card.vitals))
+            lines.append(" · ".join(md_escape(vital_text(v)) for v in card.vitals))
         else:
             lines.append(
                 t("app.overview.no_vitals", hours=int(VITALS_FRESH.total_seconds() // 3600))
             )
         for device in card.device_problems:
-            lines.extend(f":orange[{md(line)}]" for line in problem_lines(device))
+            lines.extend(f":orange[{md_escape(line)}]" for line in problem_lines(device))
         if not card.alerts and not card.device_problems and not card.site_alert:
             lines.append(t("app.overview.nothing_wrong"))
         st.markdown("  \n".join(lines))

@@ -7,7 +7,8 @@ import streamlit as st
 from core.queries.alerts import finding_text
 from core.queries.overview import SiteAlert
 from dashboards.components.i18n import language, t
-from dashboards.components.resident_cards import device_name, md
+from dashboards.components.markdown import md_escape
+from dashboards.components.resident_cards import device_name
 from dashboards.components.timefmt import ago, local_time
 
 ALERTS_PAGE = "app_pages/alerts.py"
@@ -34,8 +35,8 @@ def site_alert_text(alert: SiteAlert, with_site: bool) -> str:
     return t(
         "app.overview.site.line",
         severity=t(f"app.severity.{alert.severity}"),
-        what=md(finding_text(alert.kind, alert.details, alert.title, language())),
-        where=md(where_text(alert, with_site)),
+        what=md_escape(finding_text(alert.kind, alert.details, alert.title, language())),
+        where=md_escape(where_text(alert, with_site)),
         time=local_time(alert.opened_at, alert.timezone),
         timezone=alert.timezone,
         ago=ago(alert.opened_at),
