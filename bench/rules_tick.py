@@ -7,7 +7,7 @@ A throwaway database is created (PostgreSQL: a uniquely named database on --data
 SQLite: a file in a temporary directory), migrated, and filled like a busy deployment:
 --residents residents spread over --sites sites in three timezones (Asia/Seoul, UTC,
 America/New_York), each with six devices (wearable, bed, motion, door, environment, panic
-button), the demo's default rules per site (core.seed.DEFAULT_RULES) plus per-resident overrides
+button), the demo's default rules per site (core.seed.default_rules) plus per-resident overrides
 for one resident in 20, learned routines for half of the residents, and --hours of readings up
 to now at the simulator's report rates (wearable every 10 s: heart rate, SpO2, body temperature;
 bed and motion every 60 s; environment every 5 min; door every 10 min; battery every 10 min to
@@ -43,7 +43,7 @@ from bench._care_homes import DEVICE_TYPES, device_id, site_rows
 from bench._command_line import add_database_url_option, benchmark_parser, reproduce_command
 from core import schema
 from core.rules.engine import evaluate_rules
-from core.seed import DEFAULT_RULES
+from core.seed import default_rules
 from models import (
     Alert,
     AlertRule,
@@ -54,7 +54,6 @@ from models import (
     Resident,
     ResidentRoutine,
     RuleOverride,
-    ScopeType,
     Site,
 )
 from tests.support.databases import postgres_database
@@ -236,19 +235,9 @@ def load(engine: Engine, url: str, now: datetime, args: argparse.Namespace) -> D
         session.execute(insert(Resident), residents)
         session.execute(insert(Device), devices)
         for site in sites:
-            for spec in DEFAULT_RULES:
-                session.add(
-                    AlertRule(
-                        name=spec["name"],
-                        kind=spec["kind"],
-                        severity=spec["severity"],
-                        params=spec["params"],
-                        scope_type=ScopeType.SITE,
-                        site_id=site["id"],
-                        route=[],
-                        auto_resolve=spec.get("auto_resolve", False),
-                    )
-                )
+            for rule in default_rules(site["id"]):
+                rule.route = []
+                session.add(rule)
                 data.rules += 1
         session.flush()
         rules = session.query(AlertRule).all()

@@ -4,9 +4,9 @@
 
 Two sites a care home would set up on day one: the demo site (core.seed.seed_demo, Asia/Seoul) and
 a second one in America/New_York with the same devices per resident, staff and the same default
-rules (core.seed.DEFAULT_RULES, DEFAULT_ROUTE), untouched: the benchmark measures what a care home
-gets out of the box. Every member of staff gets a webhook contact pointing at a real HTTP receiver
-in this process.
+rules (core.seed.default_rules: DEFAULT_RULES and the per-type offline rules), untouched: the
+benchmark measures what a care home gets out of the box. Every member of staff gets a webhook
+contact pointing at a real HTTP receiver in this process.
 
 Simulated part: the device simulator (ingest.simulator) lives through --days local days at both
 sites (plus the hours between the two sites' midnights, and 3 h of warm-up before that in which
@@ -113,7 +113,6 @@ from models import (
     Resident,
     Role,
     RuleKind,
-    ScopeType,
     User,
 )
 from models import Channel as ChannelKind
@@ -366,19 +365,7 @@ def _second_site(session: Session, residents: int) -> None:
                 name=f"{room} {kind.value}",
             )
         )
-    for spec in seed.DEFAULT_RULES:
-        session.add(
-            AlertRule(
-                name=spec["name"],
-                kind=spec["kind"],
-                severity=spec["severity"],
-                params=spec["params"],
-                scope_type=ScopeType.SITE,
-                site_id=site_id,
-                route=seed.DEFAULT_ROUTE,
-                auto_resolve=spec.get("auto_resolve", False),
-            )
-        )
+    session.add_all(seed.default_rules(site_id))
 
 
 def prepare(engine: Engine, residents: int, hook_url: str, installed: datetime | None) -> None:

@@ -306,8 +306,8 @@ def seed_demo(session: Session, timezone: str = "Asia/Seoul") -> SeedResult:
         )
         result.devices += 1
 
-    for spec in (*DEFAULT_RULES, *offline_rules()):
-        session.add(_rule(spec, site.id))
+    for rule in default_rules(site.id):
+        session.add(rule)
         result.rules += 1
     audit.record(
         session,
@@ -319,6 +319,11 @@ def seed_demo(session: Session, timezone: str = "Asia/Seoul") -> SeedResult:
         devices=result.devices,
     )
     return result
+
+
+def default_rules(site_id: str) -> list[AlertRule]:
+    """The alert rules a new site starts with: DEFAULT_RULES and one offline rule per type."""
+    return [_rule(spec, site_id) for spec in (*DEFAULT_RULES, *offline_rules())]
 
 
 def _rule(spec: dict[str, Any], site_id: str) -> AlertRule:
