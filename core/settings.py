@@ -327,10 +327,11 @@ class Settings(BaseSettings):
     )
     sms_max_segments: int = Field(
         3,
-        ge=1,
+        ge=2,
         le=10,
         description="Longest SMS in segments (160 GSM-7 or 70 UCS-2 characters each, e.g. "
-        "Korean); longer messages are cut, keeping the acknowledgement link.",
+        "Korean; at least 2, as one Korean segment cannot hold the acknowledgement link); "
+        "longer messages are cut, the link always kept whole.",
     )
     llm_url: str | None = Field(
         None,

@@ -103,11 +103,36 @@ def _subject_and_body(notification: Notification) -> tuple[str, str]:
     return notification.subject or "", notification.body or ""
 
 
+# Credentials Apprise may print whatever secrets were configured (its debug log shows headers),
+# and one-click acknowledgement tokens, which act for the person they were sent to.
+_CREDENTIALS_RE = re.compile(r"((?:Bearer|Basic)\s+|[?&]ack=)[^\s'\"&,}]+", re.IGNORECASE)
+
+
 def mask_secrets(text: str, secrets: Iterable[str]) -> str:
     """`text` with every secret in it replaced by '***' (longest first, so none leaks in part)."""
     for secret in sorted({s for s in secrets if len(s) >= 4}, key=len, reverse=True):
         text = text.replace(secret, "***")
-    return text
+    return _CREDENTIALS_RE.sub(r"\1***", text)
+
+
+class _SecretMask(logging.Filter):
+    """Masks configured secrets and credentials in every record of Apprise's logger."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.secrets: set[str] = set()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Rewrite the message with secrets masked; never drops a record."""
+        message = record.getMessage()
+        masked = mask_secrets(message, self.secrets)
+        if masked != message:
+            record.msg, record.args = masked, None
+        return True
+
+
+_APPRISE_MASK = _SecretMask()
+logging.getLogger("apprise").addFilter(_APPRISE_MASK)
 
 
 def secret_values(settings: Settings) -> list[str]:
@@ -348,6 +373,13 @@ _GSM7_BASIC = frozenset(
 _GSM7_EXTENDED = frozenset("^{}\\[~]|€\f")
 
 
+# Typography with a plain GSM-7 twin: one em dash must not turn an English SMS into UCS-2,
+# which carries 70 characters a segment instead of 160.
+_GSM7_FRIENDLY = str.maketrans(
+    {"—": "-", "–": "-", "‐": "-", "’": "'", "‘": "'", "“": '"', "”": '"', "…": "...", "·": "-"}
+)
+
+
 def sms_encoding(text: str) -> str:
     """'gsm7' when every character fits the GSM 7-bit alphabet, else 'ucs2' (e.g. Korean)."""
     ok = all(c in _GSM7_BASIC or c in _GSM7_EXTENDED for c in text)
@@ -395,8 +427,14 @@ def sms_text(notification: Notification, max_segments: int) -> str:
     # A repeated subject line (the body's first) wastes a scarce segment.
     text = "\n".join(dict.fromkeys(lines)).strip()
     tail = "\n" + translate("notify.sms.ack", language, link=link) if link else ""
+    plain = text.translate(_GSM7_FRIENDLY)
+    if sms_encoding(plain + tail) == "gsm7":
+        text = plain
     encoding = sms_encoding(text + tail)
     room = sms_capacity(encoding, max_segments) - sms_length(tail, encoding)
+    if room < 8:
+        # No room for words: a cut link would not work, so the link alone goes, over the cap.
+        return tail.lstrip("\n") or text
     if sms_length(text, encoding) > room:
         ellipsis = "..." if encoding == "gsm7" else "…"
         room -= sms_length(ellipsis, encoding)
@@ -426,6 +464,7 @@ def sms_url(settings: Settings, notification: Notification) -> str:
 def make_channels(settings: Settings) -> dict[ChannelKind, Channel]:
     """Every channel, configured from settings (unconfigured ones fail without retrying)."""
     secrets = secret_values(settings)
+    _APPRISE_MASK.secrets.update(secrets)
     return {
         ChannelKind.INBOX: InboxChannel(),
         ChannelKind.EMAIL: AppriseChannel(
