@@ -317,6 +317,32 @@ class Settings(BaseSettings):
         pattern=r"^https?://[^\s/]+(:\d+)?/?$",
         description="Telegram Bot API server (a self-hosted telegram-bot-api server also works).",
     )
+    ntfy_url: str | None = Field(
+        None,
+        pattern=r"^https?://[^\s/?#]+/?$",
+        description="ntfy server (https://ntfy.sh or your own, no path) for contacts given as a "
+        "bare topic name; unset: ntfy contacts must be full topic URLs "
+        "(https://ntfy.example.org/topic).",
+    )
+    ntfy_token: SecretStr | None = Field(
+        None,
+        description="ntfy access token (tk_...) sent as a Bearer token, only to the "
+        "IOTCARE_NTFY_URL server; unset: topics are published without a login.",
+    )
+    sms_gateway_url: SecretStr | None = Field(
+        None,
+        description="Apprise URL of the SMS gateway with {phone} (or {phone_digits}) where the "
+        "recipient's number goes, e.g. twilio://SID:TOKEN@+15551234567/{phone} or "
+        "jsons://user:pass@sms.example.org/send?:to={phone}&:message=text; unset: SMS is off.",
+    )
+    sms_max_segments: int = Field(
+        3,
+        ge=2,
+        le=10,
+        description="Longest SMS in segments (160 GSM-7 or 70 UCS-2 characters each, e.g. "
+        "Korean; at least 2, as one Korean segment cannot hold the acknowledgement link); "
+        "longer messages are cut, the link always kept whole.",
+    )
     llm_url: str | None = Field(
         None,
         pattern=r"^https?://\S+$",
@@ -432,6 +458,24 @@ class Settings(BaseSettings):
         if parts.scheme not in {"http", "https"} or not parts.hostname:
             raise ValueError("use http://host:port or https://host")
         return value.rstrip("/")
+
+    @field_validator("ntfy_url", mode="before")
+    @classmethod
+    def _ntfy_url_base(cls, value: str | None) -> str | None:
+        return value.rstrip("/") if isinstance(value, str) and value.strip() else None
+
+    @field_validator("sms_gateway_url")
+    @classmethod
+    def _check_sms_gateway(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value().strip():
+            return None
+        text = value.get_secret_value().strip()
+        # Never echo the value: it usually holds the gateway's password or API key.
+        if "://" not in text:
+            raise ValueError("use an Apprise URL such as twilio://... or jsons://...")
+        if "{phone}" not in text and "{phone_digits}" not in text:
+            raise ValueError("the URL needs {phone} or {phone_digits} where the number goes")
+        return SecretStr(text)
 
     @field_validator("log_level")
     @classmethod

@@ -64,6 +64,8 @@ class Channel(StrEnum):
     EMAIL = "email"
     TELEGRAM = "telegram"
     WEBHOOK = "webhook"
+    NTFY = "ntfy"  # push to the ntfy app on a phone (a topic on an ntfy server)
+    SMS = "sms"  # text message through the configured SMS gateway
 
 
 class NotificationStatus(StrEnum):

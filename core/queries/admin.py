@@ -22,6 +22,7 @@ from core import audit, users
 from core.access import ROLE_PERMISSIONS, Permission, Viewer, acting_user, require
 from core.errors import ConflictError, IotCareError, NotFoundError
 from core.i18n import LANGUAGES
+from core.notify.channels import normalize_phone, parse_ntfy_address
 from core.security import MIN_PASSWORD_LENGTH, generate_password
 from models import CaregiverAssignment, Channel, ContactChannel, Resident, Role, Site, User
 
@@ -278,6 +279,22 @@ def validate_address(channel: Channel | str, address: str) -> str:
             raise IotCareError(
                 f"'{address}' is not an http(s) URL.", key="errors.admin.webhook_invalid"
             )
+    if kind is Channel.NTFY:
+        try:
+            parse_ntfy_address(address)
+        except ValueError:
+            raise IotCareError(
+                f"'{address}' is not an ntfy topic or topic URL.", key="errors.admin.ntfy_invalid"
+            ) from None
+    if kind is Channel.SMS:
+        try:
+            # Stored in E.164, so the same phone written two ways is one contact.
+            address = normalize_phone(address)
+        except ValueError:
+            raise IotCareError(
+                f"'{address}' is not a phone number in E.164 form.",
+                key="errors.admin.phone_invalid",
+            ) from None
     if kind is Channel.INBOX:
         raise IotCareError(
             "Every user has one in-app inbox already.", key="errors.admin.inbox_fixed"

@@ -24,7 +24,7 @@ from dashboards.context import app_context, db_session
 from models import Channel, Role
 
 NEW_PASSWORD_KEY = "admin.new_password"  # noqa: S105 (a session-state key, not a secret)
-ADDABLE_CHANNELS = [Channel.EMAIL, Channel.TELEGRAM, Channel.WEBHOOK]
+ADDABLE_CHANNELS = [Channel.EMAIL, Channel.TELEGRAM, Channel.WEBHOOK, Channel.NTFY, Channel.SMS]
 
 viewer = require_page(Permission.MANAGE_USERS)
 # Bound to the language now: format_func callbacks may run outside the script run.

@@ -164,7 +164,9 @@ def test_assignment_rules(db_session, people) -> None:
         ("webhook", "ftp://example.com/hook", "errors.admin.webhook_invalid"),
         ("webhook", "https://", "errors.admin.webhook_invalid"),
         ("inbox", "someone", "errors.admin.inbox_fixed"),
-        ("sms", "010", "errors.admin.channel_unknown"),
+        ("sms", "010", "errors.admin.phone_invalid"),
+        ("ntfy", "https://ntfy.example.org/a/b", "errors.admin.ntfy_invalid"),
+        ("fax", "010", "errors.admin.channel_unknown"),
     ],
 )
 def test_bad_addresses_are_explained(channel: str, address: str, key: str) -> None:
