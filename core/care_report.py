@@ -492,6 +492,11 @@ def _caregivers(session: Session, resident_id: int) -> list[User]:
     )
 
 
+# A daily report is several screens long: it goes to the channels made for reading, not to SMS
+# (cut to a few paid segments) nor to a phone's push alarm (ntfy is for alerts).
+REPORT_CHANNELS = frozenset(ChannelKind) - {ChannelKind.SMS, ChannelKind.NTFY}
+
+
 def report_idempotency_key(report: CareReport, user_id: int, channel: str, address: str) -> str:
     """Unique per report, recipient, channel and address: a report is never queued twice."""
     digest = hashlib.sha256(address.encode()).hexdigest()[:16]
@@ -510,7 +515,7 @@ def queue_report(
     for user in _caregivers(session, resident.id):
         language = normalize_language(user.language)
         subject, body = render_report(report.data, resident.name, language)
-        for channel, address in contacts(session, user, None):
+        for channel, address in contacts(session, user, REPORT_CHANNELS):
             key = report_idempotency_key(report, user.id, channel.value, address)
             if session.scalar(select(Notification.id).where(Notification.idempotency_key == key)):
                 continue

@@ -164,8 +164,13 @@ def test_known_day_matches_hand_computed_figures(db_session: Session, factory: F
 def test_report_is_stored_once_and_sent_once(db_session: Session, factory: Factory) -> None:
     resident_id = known_day(db_session, factory)
     caregiver = factory.user(residents=(db_session.get(Resident, resident_id),), language="ko")
-    db_session.add(
-        ContactChannel(user_id=caregiver.id, channel=Channel.EMAIL, address="carer@example.org")
+    db_session.add_all(
+        [
+            ContactChannel(user_id=caregiver.id, channel=Channel.EMAIL, address="c@example.org"),
+            # Alert-only channels: a report is not cut into paid text messages or a push alarm.
+            ContactChannel(user_id=caregiver.id, channel=Channel.SMS, address="+821012345678"),
+            ContactChannel(user_id=caregiver.id, channel=Channel.NTFY, address="care-night-4f2a"),
+        ]
     )
     db_session.flush()
     first = care_report.make_report(db_session, resident_id, DAY)
