@@ -106,12 +106,12 @@ def create_silence(
         ) from None
     start = ensure_utc(starts_at) if starts_at is not None else now
     end = ensure_utc(ends_at)
-    if end <= start:
-        raise SilenceError("The end must be after the start.", key="errors.silence.end_first")
     if start < now - START_GRACE or end <= now:
         raise SilenceError(
             "A silence cannot start or end in the past.", key="errors.silence.in_past"
         )
+    if end <= start:
+        raise SilenceError("The end must be after the start.", key="errors.silence.end_first")
     if end - start > MAX_DURATION:
         days = MAX_DURATION.days
         raise SilenceError(

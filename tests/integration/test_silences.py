@@ -5,9 +5,10 @@ from __future__ import annotations
 from datetime import UTC, datetime, time, timedelta
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import create_engine, select
 from sqlalchemy.orm import Session
 
+from core import registry
 from core.access import AccessDenied, Viewer
 from core.contract.catalogue import EventType
 from core.errors import ConflictError, NotFoundError
@@ -35,6 +36,7 @@ from models import (
 )
 from tests.factories import Factory
 from tests.integration import test_instant_alerts as instant
+from tests.integration.test_cli import iotcare
 from tests.integration.test_instant_alerts import NIGHT, NightShift
 from tests.integration.test_rules_engine import HIGH_HR, add_readings, add_rule, alerts
 
@@ -368,3 +370,50 @@ def test_a_fall_in_hospital_still_alerts_and_notifies(shift: NightShift) -> None
     assert shift.delivered == [[fall.id], [flame.id]]
     assert shift.told(fall, NotificationPurpose.NEW) == {shift.nurse.id}
     assert shift.told(flame, NotificationPurpose.NEW)
+
+
+def test_cli_adds_lists_and_ends_silences(empty_database: str) -> None:
+    assert iotcare("db", "upgrade", database_url=empty_database).returncode == 0
+    engine = create_engine(empty_database)
+    with Session(engine) as session:
+        site = registry.create_site(session, "home", "Home", "Asia/Seoul")
+        resident = registry.create_resident(session, site, "Park Soon-ja")
+        session.commit()
+        resident_id = resident.id
+    engine.dispose()
+
+    added = iotcare(
+        "silences",
+        "add",
+        "--resident",
+        str(resident_id),
+        "--until",
+        "3d",
+        "--reason",
+        "hospital",
+        "--note",
+        "Asan Medical Center",
+        database_url=empty_database,
+    )
+    assert added.returncode == 0, added.stderr
+    assert added.stdout.startswith("Silence 1: resident") and "(hospital)" in added.stdout
+    listed = iotcare("silences", "list", database_url=empty_database)
+    [row] = listed.stdout.splitlines()
+    assert row.split()[:4] == ["1", "resident", str(resident_id), "hospital"]
+    both = iotcare(
+        "silences", "add", "--site", "home", "--device", "x", "--until", "1h",
+        "--reason", "maintenance", database_url=empty_database, env={"IOTCARE_LANGUAGE": "ko"},
+    )  # fmt: skip
+    assert both.returncode == 1
+    assert "정확히 하나" in both.stderr and "Traceback" not in both.stderr
+    past = iotcare(
+        "silences", "add", "--site", "home", "--until", "2020-01-01T00:00",
+        "--reason", "maintenance", database_url=empty_database,
+    )  # fmt: skip
+    assert past.returncode == 1 and "past" in past.stderr
+    assert iotcare("silences", "end", "1", database_url=empty_database).returncode == 0
+    assert iotcare("silences", "list", database_url=empty_database).stdout.strip() == (
+        "No silences now or coming."
+    )
+    again = iotcare("silences", "end", "1", database_url=empty_database)
+    assert again.returncode == 1 and "over already" in again.stderr
