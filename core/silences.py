@@ -509,3 +509,19 @@ def silenced_residents(
             )
         )
     return found
+
+
+def maintenance_targets(
+    session: Session, viewer: Viewer
+) -> tuple[dict[str, str], list[tuple[str, str]]]:
+    """What an operator may put under maintenance: sites (id -> name), devices (id, site id)."""
+    require(viewer, Permission.MANAGE_DEVICES)
+    sites = dict(session.execute(select(Site.id, Site.name).order_by(Site.name)).tuples().all())
+    devices = list(
+        session.execute(
+            select(Device.id, Device.site_id)
+            .where(Device.quarantined.is_(False))
+            .order_by(Device.site_id, Device.id)
+        ).tuples()
+    )
+    return sites, devices

@@ -11,6 +11,7 @@ from core.queries import devices as q
 from dashboards.components.fleet import device_type, label, or_dash, when
 from dashboards.components.i18n import t
 from dashboards.components.page import flash, require_page, show_error, show_flashes
+from dashboards.components.silences import maintenance_windows
 from dashboards.context import db_session
 
 MESSAGE_HOURS = 24
@@ -38,6 +39,7 @@ default_site = viewer.site_id if viewer.site_id in site_info else next(iter(site
 st.caption(
     t("app.devices.site_time", timezone=site_tz(default_site), site=site_info[default_site][0])
 )
+maintenance_windows(viewer, site_tz(default_site))
 online_col, silent_col, offline_col, quarantined_col = st.columns(4)
 online_col.metric(t("app.devices.online"), summary.online)
 silent_col.metric(t("app.devices.silent"), summary.silent, help=t("app.devices.silent_help"))
