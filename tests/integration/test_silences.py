@@ -417,3 +417,45 @@ def test_cli_adds_lists_and_ends_silences(empty_database: str) -> None:
     )
     again = iotcare("silences", "end", "1", database_url=empty_database)
     assert again.returncode == 1 and "over already" in again.stderr
+
+
+def test_a_night_exit_during_the_silence_is_not_news_after_it(
+    db_session: Session, factory: Factory
+) -> None:
+    site = factory.site(timezone="Asia/Seoul")
+    resident = factory.resident(site)
+    door = factory.device("door_sensor", resident=resident)
+    rule = add_rule(
+        db_session,
+        RuleKind.NIGHT_EXIT,
+        {"start": "22:00", "end": "06:00"},
+        site=site,
+        auto_resolve=False,
+    )
+    opened = datetime(2026, 3, 10, 15, 30, tzinfo=UTC)  # 00:30 in Seoul
+    # Leaving with family for the night: the door opens at 00:30, the silence ends at 00:35.
+    create_silence(
+        db_session,
+        None,
+        scope="resident",
+        target=resident.id,
+        reason="away",
+        starts_at=opened - timedelta(minutes=30),
+        ends_at=opened + timedelta(minutes=5),
+        now=opened - timedelta(minutes=30),
+    )
+    add_readings(
+        db_session,
+        door.id,
+        "door_open",
+        opened - timedelta(minutes=10),
+        [0, 1, 0, 0, 1, 0],
+        step=timedelta(minutes=10),
+    )
+    # The tick after the silence ended still holds the opening made during it...
+    first = evaluate_rules(db_session, opened + timedelta(minutes=11))
+    assert first.held == 1 and alerts(db_session, rule) == []
+    # ...but the door opening again at 01:00, after the silence, alerts.
+    evaluate_rules(db_session, opened + timedelta(minutes=41))
+    (alert,) = alerts(db_session, rule)
+    assert alert.details["local_time"] == "01:00"
