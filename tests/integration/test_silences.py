@@ -26,6 +26,7 @@ from core.silences import (
 )
 from core.timeutil import utcnow
 from models import (
+    Alert,
     AlertStatus,
     AuditEntry,
     DeviceStatus,
@@ -459,3 +460,30 @@ def test_a_night_exit_during_the_silence_is_not_news_after_it(
     evaluate_rules(db_session, opened + timedelta(minutes=41))
     (alert,) = alerts(db_session, rule)
     assert alert.details["local_time"] == "01:00"
+
+
+def test_the_setup_notice_waits_for_the_residents_return(
+    db_session: Session, factory: Factory, now: datetime
+) -> None:
+    site = factory.site()
+    resident = factory.resident(site)  # no motion sensor yet
+    add_rule(db_session, RuleKind.INACTIVITY, {"max_minutes": 90}, site=site)
+    create_silence(
+        db_session,
+        None,
+        scope="resident",
+        target=resident.id,
+        reason="hospital",
+        ends_at=now + timedelta(hours=2),
+        now=now,
+    )
+
+    def notices() -> list[Alert]:
+        db_session.flush()
+        return list(db_session.scalars(select(Alert).where(Alert.resident_id == resident.id)))
+
+    evaluate_rules(db_session, now + timedelta(hours=1))
+    assert notices() == []
+    evaluate_rules(db_session, now + timedelta(hours=2, minutes=1))
+    (notice,) = notices()
+    assert notice.details["setup"] is True
