@@ -22,6 +22,7 @@ from cli import (
     reports,
     rollups,
     seed,
+    silences,
     simulate,
     users,
 )
@@ -42,6 +43,7 @@ app.add_typer(flows.app, name="flows")
 app.add_typer(rollups.app, name="rollups")
 app.add_typer(quality.app, name="quality")
 app.add_typer(reports.app, name="reports")
+app.add_typer(silences.app, name="silences")
 app.command("demo")(demo.demo)
 app.command("app")(app_command.app)
 app.command("ingest")(ingest.ingest)

@@ -30,6 +30,7 @@ from models.reports import CareReport, ResidentRoutine
 from models.residents import CaregiverAssignment, Resident
 from models.rollups import Rollup
 from models.rules import AlertRule, RuleOverride
+from models.silences import Silence, SilenceReason, SilenceScope
 from models.sites import Site
 from models.users import AppSession, ContactChannel, SignInFailure, User
 
@@ -71,6 +72,9 @@ __all__ = [
     "ScopeType",
     "Severity",
     "SignInFailure",
+    "Silence",
+    "SilenceReason",
+    "SilenceScope",
     "Site",
     "StatusChangeReason",
     "User",

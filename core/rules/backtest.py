@@ -64,6 +64,7 @@ from core.rules.params import (
     parse_params,
 )
 from core.rules.scope import covers
+from core.silences import Holds, load_holds
 from core.timeutil import ensure_utc, to_local
 from models import (
     Device,
@@ -207,6 +208,7 @@ class _Resident:
     timezone: str
     active_start: time
     active_end: time
+    site_id: str | None = None
 
 
 @dataclass
@@ -253,7 +255,7 @@ class _World:
 def _load_world(session: Session) -> _World:
     sites = dict(session.execute(select(Site.id, Site.timezone)).tuples().all())
     residents = {
-        rid: _Resident(rid, name, tz or sites.get(site_id, "UTC"), start, end)
+        rid: _Resident(rid, name, tz or sites.get(site_id, "UTC"), start, end, site_id)
         for rid, site_id, name, tz, start, end in session.execute(
             select(
                 Resident.id,
@@ -456,10 +458,14 @@ class _Timeline:
 class _Tracker:
     """The engine's alert bookkeeping for one rule: open alerts, remembered episodes."""
 
-    def __init__(self, result: BacktestResult, world: _World, auto_resolve: bool) -> None:
+    def __init__(
+        self, result: BacktestResult, world: _World, auto_resolve: bool, holds: Holds | None = None
+    ) -> None:
         self.result = result
         self.world = world
         self.auto_resolve = auto_resolve
+        self.holds = holds or Holds()
+        self.devices = {d.id: d for d in world.devices}
         self.momentary = result.kind in MOMENTARY
         self.open: dict[Hashable, datetime] = {}
         self.remembered: dict[Hashable, datetime] = {}
@@ -472,6 +478,8 @@ class _Tracker:
                 del self.open[key]
                 self.result.resolved += 1
             return
+        if self.held(key, finding, now):
+            return  # a silence covers the subject, as in the engine
         if self.momentary:
             seen = self.remembered.get(key)
             if seen is not None and finding.since is not None and finding.since <= seen:
@@ -482,6 +490,27 @@ class _Tracker:
         self.open[key] = finding.since or now
         if finding.since is not None:
             self.remembered[key] = finding.since
+
+    def held(self, key: SubjectKey, finding: ev.Finding, now: datetime) -> bool:
+        """The engine's silence hold (core.rules.engine._Tick.held), on the replayed tick."""
+        if not self.holds:
+            return False
+        kind, ident = key
+        if kind == "resident":
+            resident = self.world.residents.get(int(ident))
+            resident_id: int | None = int(ident)
+            site_id = resident.site_id if resident else None
+        elif kind == "device" and (device := self.devices.get(str(ident))) is not None:
+            site_id, resident_id = device.site_id, device.resident_id
+        else:
+            return False
+        times = [now] + ([finding.since] if self.momentary and finding.since else [])
+        return any(
+            self.holds.held(
+                at, site_id=site_id, resident_id=resident_id, device_id=finding.device_id
+            )
+            for at in times
+        )
 
     def fire(self, key: SubjectKey, at: datetime, new: bool, device_id: str | None) -> None:
         kind, ident = key
@@ -630,13 +659,18 @@ def _inactivity(
             if not sources:
                 continue  # the engine posts a setup notice, not an inactivity alert
             resident = run.world.residents[rid]
+            data_since = min(firsts) if len(firsts) == len(sources) else None
+            # As in the engine: quiet time counts from a silence's end too.
+            back = run.tracker.holds.ended_before(now, site_id=resident.site_id, resident_id=rid)
+            if back is not None:
+                data_since = max(data_since or back, back)
             activity = ev.Activity(
                 resident.timezone,
                 resident.active_start,
                 resident.active_end,
                 sources,
                 routines.get(rid, {}),
-                data_since=min(firsts) if len(firsts) == len(sources) else None,
+                data_since=data_since,
             )
             finding = ev.inactivity_one(
                 ("resident", rid), activity, overrides.get(rid, params), now
@@ -864,10 +898,11 @@ def backtest(
     start = end - timedelta(days=days)
     result = BacktestResult(kind, start, end, step)
     world = _load_world(session)
+    holds = load_holds(session, start - MOTION_LOOKBACK, end)
     run = _Run(
         world,
         result,
-        _Tracker(result, world, draft.auto_resolve),
+        _Tracker(result, world, draft.auto_resolve, holds),
         start,
         end,
         step,

@@ -18,6 +18,11 @@ has no motion data at all gets one info setup notice (rule-less, one per residen
 inactivity alert; it resolves itself once motion data arrives.
 
 Event rules are not evaluated here: ingest runs them on arrival (core.rules.events).
+
+Silences (core.silences) hold alarms: a finding about a silenced resident, site or device at the
+tick (or, for momentary kinds, at its episode) opens or repeats nothing; clearing findings still
+resolve alerts open from before the silence. Inactivity counts quiet time from a silence's end,
+so a resident back from hospital is not "inactive" for the days they were away.
 """
 
 from __future__ import annotations
@@ -47,6 +52,7 @@ from core.rules.params import (
     parse_params,
 )
 from core.rules.scope import covers
+from core.silences import load_holds
 from core.timeutil import ensure_utc
 from models import (
     Alert,
@@ -173,6 +179,8 @@ class EngineResult:
     opened: list[uuid.UUID] = field(default_factory=list)
     repeated: list[uuid.UUID] = field(default_factory=list)
     resolved: list[uuid.UUID] = field(default_factory=list)
+    # Alarms not raised because a silence covers their subject (core.silences).
+    held: int = 0
     # Rules (or per-resident overrides, as "rule:resident") skipped for invalid parameters.
     invalid: dict[str, list[tuple[str, str]]] = field(default_factory=dict)
 
@@ -270,6 +278,7 @@ class _Tick:
         self.now = now
         self.result = result
         self.registry = self._load_registry()
+        self.holds = load_holds(session, now - max(MOTION_LOOKBACK, MOMENTARY_MAX_CATCHUP), now)
         # Inactivity: residents needing a setup notice (-> a motion sensor id, if any), and
         # residents judged on their motion data.
         self.setup: dict[int, str | None] = {}
@@ -405,6 +414,32 @@ class _Tick:
             ):
                 out[device_id].append(ts)
         return out
+
+    def held(self, outcome: _Outcome) -> bool:
+        """Whether a silence covers the finding's subject now (momentary kinds: or at its
+        episode, so a door opened while the resident was away is not news after they return)."""
+        if not self.holds:
+            return False
+        kind, ident = outcome.key
+        finding = outcome.finding
+        if kind == "resident":
+            resident = self.registry.residents.get(ident)
+            site_id, resident_id = (resident.site_id if resident else None), ident
+        elif kind == "device":
+            device = self.registry.by_id.get(ident)
+            site_id = device.site_id if device else None
+            resident_id = device.resident_id if device else None
+        else:
+            return False  # data quality suites belong to no site, resident or device
+        times = [self.now]
+        if outcome.rule.kind in MOMENTARY_KINDS and finding.since is not None:
+            times.append(finding.since)
+        return any(
+            self.holds.held(
+                at, site_id=site_id, resident_id=resident_id, device_id=finding.device_id
+            )
+            for at in times
+        )
 
     # --- subjects
 
@@ -544,13 +579,18 @@ class _Tick:
             for rid, motion in per_resident.items():
                 resident = self.registry.residents[rid]
                 starts = [first_data[s.device_id] for s in motion if s.device_id in first_data]
+                data_since = min(starts) if len(starts) == len(motion) else None
+                # Quiet time counts from a silence's end too (back from hospital).
+                back = self.holds.ended_before(self.now, site_id=resident.site_id, resident_id=rid)
+                if back is not None:
+                    data_since = max(data_since or back, back)
                 activity = ev.Activity(
                     resident.timezone,
                     resident.active_start,
                     resident.active_end,
                     motion,
                     routines.get(rid, {}),
-                    data_since=min(starts) if len(starts) == len(motion) else None,
+                    data_since=data_since,
                 )
                 groups[rule.params_for(rid)][("resident", rid)] = activity
                 judged.add(rid)
@@ -806,6 +846,9 @@ def _apply(session: Session, tick: _Tick, outcomes: Sequence[_Outcome]) -> None:
         result.findings[finding.state.value] = result.findings.get(finding.state.value, 0) + 1
         if finding.state is ev.State.HOLD:
             continue
+        if finding.state is ev.State.ALARM and tick.held(outcome):
+            result.held += 1
+            continue
         subject_type, subject_id = outcome.key
         key = lifecycle.dedupe_key(rule.rule.id, rule.kind, Subject(subject_type, str(subject_id)))
         open_alert = unresolved.get(key)
@@ -881,6 +924,9 @@ def _setup_notices(session: Session, tick: _Tick) -> None:
     for rid, device_id in sorted(tick.setup.items()):
         if keys[rid] in posted:
             continue  # posted already (open, or seen to by someone)
+        site_id = tick.registry.residents[rid].site_id
+        if tick.holds.held(now, site_id=site_id, resident_id=rid):
+            continue  # away: the notice waits for their return
         subject, name = tick.resident_subject(rid, device_id)
         raised = lifecycle.raise_alert(
             session,
@@ -956,12 +1002,13 @@ def evaluate_rules(
         _setup_notices(session, tick)
     session.flush()  # repeats and resolutions are plain attribute changes until flushed
     log.info(
-        "rules tick at %s: %d rules, findings %s, %d opened, %d repeated, %d resolved",
+        "rules tick at %s: %d rules, findings %s, %d opened, %d repeated, %d resolved, %d held",
         now.isoformat(),
         result.rules,
         result.findings,
         len(result.opened),
         len(result.repeated),
         len(result.resolved),
+        result.held,
     )
     return result

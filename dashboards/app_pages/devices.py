@@ -12,6 +12,7 @@ from dashboards.components.fleet import device_type, label, or_dash, when
 from dashboards.components.i18n import t
 from dashboards.components.markdown import md_escape
 from dashboards.components.page import flash, require_page, show_error, show_flashes
+from dashboards.components.silences import maintenance_windows
 from dashboards.context import db_session
 
 MESSAGE_HOURS = 24
@@ -39,6 +40,7 @@ default_site = viewer.site_id if viewer.site_id in site_info else next(iter(site
 st.caption(
     t("app.devices.site_time", timezone=site_tz(default_site), site=site_info[default_site][0])
 )
+maintenance_windows(viewer, site_tz(default_site))
 online_col, silent_col, offline_col, quarantined_col = st.columns(4)
 online_col.metric(t("app.devices.online"), summary.online)
 silent_col.metric(t("app.devices.silent"), summary.silent, help=t("app.devices.silent_help"))

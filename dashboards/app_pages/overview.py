@@ -19,6 +19,7 @@ from core.timeutil import utcnow
 from dashboards.components.i18n import t
 from dashboards.components.page import require_page, show_error
 from dashboards.components.resident_cards import render_card
+from dashboards.components.silences import overview_silences
 from dashboards.components.site_alerts import render_site_alerts
 from dashboards.components.timefmt import local_time
 from dashboards.context import app_context, db_session
@@ -80,6 +81,7 @@ def board(timezone: str) -> None:
         )
     for column, state in zip(columns, CareState, strict=True):
         column.metric(t(f"app.overview.state.{state}"), overview.counts[state])
+    overview_silences(viewer, len(overview.cards))
     states = st.pills(
         t("app.overview.show"),
         options=[s.value for s in CareState],

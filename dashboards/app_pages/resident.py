@@ -32,6 +32,7 @@ from dashboards.components.i18n import language, t
 from dashboards.components.markdown import md_escape
 from dashboards.components.page import require_page, show_error
 from dashboards.components.resident_cards import alert_text, device_name, event_name
+from dashboards.components.silences import resident_banner, resident_silences
 from dashboards.components.timefmt import ago, local_time
 from dashboards.context import db_session
 
@@ -276,6 +277,7 @@ try:
         details += " · " + t("app.resident.born", year=profile.birth_year)
     st.caption(md_escape(details))
     st.caption(t("app.common.site_time", timezone=timezone))
+    resident_banner(viewer, resident_id)
     day_tab, vitals_tab, sleep_tab, notes_tab = st.tabs(
         [
             t("app.resident.tab_day"),
@@ -292,5 +294,6 @@ try:
         sleep_section(resident_id)
     with notes_tab:
         notes_section(profile, timezone)
+    resident_silences(viewer, resident_id, timezone)
 except IotCareError as error:  # e.g. the assignment was removed since the list was made
     show_error(error)
