@@ -3,6 +3,7 @@
 from models.alerts import Alert, AlertHistory
 from models.audit import AuditEntry
 from models.base import Base
+from models.care import CareNote, EmergencyContact
 from models.commands import Command
 from models.dead_letters import DeadLetter
 from models.device_status import DeviceStatusChange, StatusChangeReason
@@ -41,6 +42,7 @@ __all__ = [
     "AuditEntry",
     "Base",
     "BlockedDevice",
+    "CareNote",
     "CareReport",
     "CaregiverAssignment",
     "Channel",
@@ -51,6 +53,7 @@ __all__ = [
     "Device",
     "DeviceStatus",
     "DeviceStatusChange",
+    "EmergencyContact",
     "Event",
     "IngestReplica",
     "JobWatermark",
