@@ -34,6 +34,7 @@ class Permission(StrEnum):
     MANAGE_NOTIFICATIONS = "manage_notifications"
     VIEW_AUDIT = "view_audit"
     MANAGE_USERS = "manage_users"
+    MANAGE_RESIDENTS = "manage_residents"
 
 
 _CARE = frozenset({Permission.VIEW_RESIDENTS, Permission.HANDLE_ALERTS})
@@ -45,6 +46,7 @@ _OPERATIONS = _CARE | {
     Permission.VIEW_INGEST,
     Permission.MANAGE_NOTIFICATIONS,
     Permission.VIEW_AUDIT,
+    Permission.MANAGE_RESIDENTS,
 }
 ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
     Role.CAREGIVER: _CARE,
