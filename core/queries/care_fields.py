@@ -19,9 +19,9 @@ TIME_RE = re.compile(r"^([01]?\d|2[0-3]):([0-5]\d)$")
 class FieldError(IotCareError):
     """A value a person typed is wrong; `field` names the field (a roster column)."""
 
-    def __init__(self, field: str, message: str, *, key: str, **params: Any) -> None:
+    def __init__(self, field_name: str, message: str, /, *, key: str, **params: Any) -> None:
         super().__init__(message, key=key, **params)
-        self.field = field
+        self.field = field_name
 
 
 def text(field: str, value: str | None, *, limit: int, required: bool = False) -> str | None:
