@@ -184,11 +184,11 @@ def test_caregivers_write_care_notes_on_their_own_residents_only(
 
 def _roster_counts(session) -> tuple[int, int, int, int]:
     return (
-        session.scalar(select(func.count()).select_from(Site).where(Site.id == "sunrise")),
+        session.scalar(select(func.count()).select_from(Site).where(Site.id == "hanbit")),
         session.scalar(
-            select(func.count()).select_from(Resident).where(Resident.site_id == "sunrise")
+            select(func.count()).select_from(Resident).where(Resident.site_id == "hanbit")
         ),
-        session.scalar(select(func.count()).select_from(Device).where(Device.site_id == "sunrise")),
+        session.scalar(select(func.count()).select_from(Device).where(Device.site_id == "hanbit")),
         session.scalar(select(func.count()).select_from(CaregiverAssignment)),
     )
 
@@ -211,7 +211,7 @@ def test_the_example_roster_imports_after_a_dry_run(db_session, factory, staff) 
     assert done.applied
     sites, residents, devices, assignments = _roster_counts(db_session)
     assert (sites, residents, devices, assignments - before[3]) == (1, 2, 4, 1)
-    wear = db_session.get(Device, "sunrise-wear-101")
+    wear = db_session.get(Device, "hanbit-wear-101")
     kim = db_session.get(Resident, wear.resident_id)
     # A device without a room takes its resident's room.
     assert kim.name == "Kim Young-ja" and wear.room == "101"
