@@ -65,8 +65,10 @@ def run() -> None:
     try:
         app()
     except IotCareError as error:
-        # Errors with a catalogue key are said in the operator's language.
-        _fail(error.localized(context.ctx().language))
+        # Errors with a catalogue key are said in the operator's language, naming the field.
+        message = error.localized(context.ctx().language)
+        field = getattr(error, "field", None)
+        _fail(f"{field}: {message}" if field else message)
     except OperationalError as error:
         detail = str(error.orig).strip().splitlines()[0] if error.orig else str(error)
         _fail(context.ctx().t("cli.errors.database_unreachable", detail=detail))
