@@ -9,15 +9,18 @@ from sqlalchemy import func, select
 
 from core.access import AccessDenied, Viewer
 from core.errors import IotCareError
-from core.queries import care_notes, residents_admin, sites_admin
+from core.queries import care_notes, devices_admin, residents_admin, sites_admin
 from core.queries.residents_admin import ContactInput
 from core.roster import import_roster
+from core.timeutil import utcnow
 from models import (
     AuditEntry,
+    BlockedDevice,
     CaregiverAssignment,
     CareNote,
     Device,
     EmergencyContact,
+    Reading,
     Resident,
     Role,
     Site,
@@ -252,3 +255,59 @@ def test_a_bad_roster_reports_every_row_and_writes_nothing(db_session, staff) ->
     assert after == before
     header = import_roster(db_session, admin, "kind,sitee\nsite,x\n")
     assert [(p.row, p.key) for p in header.problems] == [(1, "roster.column_unknown")]
+
+
+def test_devices_are_added_reassigned_replaced_and_decommissioned(db_session, factory, staff):
+    _, operator, caregiver, site, resident = staff
+    other_site = factory.site()
+    stranger = factory.resident(other_site)
+    db_session.flush()
+    with pytest.raises(AccessDenied):
+        devices_admin.add_device(
+            db_session, caregiver, device_id="w-1", site_id=site.id, device_type="wearable"
+        )
+    for bad, key in [
+        ({"device_type": "toaster"}, "errors.care.type_unknown"),
+        ({"device_id": "bad id"}, "errors.care.id_invalid"),
+        ({"resident_id": stranger.id}, "errors.care.resident_other_site"),
+    ]:
+        kwargs = {"device_id": "w-1", "site_id": site.id, "device_type": "wearable", **bad}
+        with pytest.raises(IotCareError) as error:
+            devices_admin.add_device(db_session, operator, **kwargs)
+        assert error.value.key == key, bad
+    devices_admin.add_device(
+        db_session,
+        operator,
+        device_id="w-1",
+        site_id=site.id,
+        device_type="wearable",
+        resident_id=resident.id,
+    )
+    assert db_session.get(Device, "w-1").room == resident.room
+    assert devices_admin.update_device(
+        db_session, operator, "w-1", name="Wristband", resident_id=resident.id, room="kitchen"
+    ) == ["name", "room"]
+    db_session.add(Reading(device_id="w-1", metric="heart_rate", ts=utcnow(), value=70.0))
+    db_session.flush()
+    assert devices_admin.replace_device(db_session, operator, "w-1", "w-2") == "w-2"
+    new = db_session.get(Device, "w-2")
+    assert (new.resident_id, new.room, new.type, new.name) == (
+        resident.id,
+        "kitchen",
+        "wearable",
+        "Wristband",
+    )
+    assert db_session.get(Device, "w-1") is None
+    assert db_session.get(BlockedDevice, "w-1") is not None
+    kept = db_session.scalar(
+        select(func.count()).select_from(Reading).where(Reading.device_id == "w-1")
+    )
+    assert kept == 1
+    devices_admin.decommission(db_session, operator, "w-2", reason="lost")
+    assert db_session.get(Device, "w-2") is None
+    assert _actions(db_session, "device", "w-1") == [
+        "device.add",
+        "device.reassign",
+        "device.replace",
+    ]
+    assert _actions(db_session, "device", "w-2")[-1] == "device.decommission"
