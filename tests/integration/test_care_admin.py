@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 
 import pytest
@@ -12,17 +13,27 @@ from core.errors import IotCareError
 from core.queries import care_notes, devices_admin, residents_admin, sites_admin
 from core.queries.residents_admin import ContactInput
 from core.roster import import_roster
+from core.rules.engine import evaluate_rules
+from core.rules.params import validate_params
 from core.timeutil import utcnow
+from ingest.instant_alerts import CriticalEventAlerts
+from ingest.instant_rules import StoredEvent
 from models import (
+    Alert,
+    AlertRule,
     AuditEntry,
     BlockedDevice,
     CaregiverAssignment,
     CareNote,
     Device,
     EmergencyContact,
+    Event,
     Reading,
     Resident,
     Role,
+    RuleKind,
+    ScopeType,
+    Severity,
     Site,
 )
 
@@ -311,3 +322,68 @@ def test_devices_are_added_reassigned_replaced_and_decommissioned(db_session, fa
         "device.replace",
     ]
     assert _actions(db_session, "device", "w-2")[-1] == "device.decommission"
+
+
+def test_a_discharged_resident_gets_no_inactivity_alert_but_a_fall_still_alerts(
+    db_session, factory, staff
+) -> None:
+    _, operator, _, _, _ = staff
+    site = factory.site(timezone="UTC")
+    resident = factory.resident(site, active_hours=(time(7, 0), time(22, 0)))
+    sensor = factory.device("motion_sensor", resident=resident)
+    fall = factory.device("fall_detector", resident=resident)
+    now = datetime(2026, 3, 10, 14, 0, tzinfo=UTC)
+    rule = AlertRule(
+        name="Inactivity",
+        kind=RuleKind.INACTIVITY,
+        params=validate_params(RuleKind.INACTIVITY, {"max_minutes": 150}),
+        severity=Severity.WARNING,
+        scope_type=ScopeType.SITE,
+        site_id=site.id,
+        route=[],
+    )
+    db_session.add(rule)
+    db_session.add_all(
+        Reading(
+            device_id=sensor.id,
+            metric="motion",
+            ts=now - timedelta(hours=5, seconds=-i * 30),
+            value=1 if i == 0 else 0,
+        )
+        for i in range(31)
+    )
+    db_session.flush()
+    residents_admin.discharge(db_session, operator, resident.id)
+    evaluate_rules(db_session, now)
+    db_session.flush()
+    assert db_session.scalars(select(Alert).where(Alert.rule_id == rule.id)).all() == []
+    # The same resident still active would have been alerted: the discharge is what silences it.
+    residents_admin.readmit(db_session, operator, resident.id)
+    evaluate_rules(db_session, now + timedelta(minutes=1))
+    db_session.flush()
+    assert len(db_session.scalars(select(Alert).where(Alert.rule_id == rule.id)).all()) == 1
+    residents_admin.discharge(db_session, operator, resident.id)
+    # An emergency the device reports by itself is never silenced by the paperwork.
+    event = Event(device_id=fall.id, site_id=site.id, type="fall_detected", ts=now, data={})
+    db_session.add(event)
+    db_session.flush()
+    instant = CriticalEventAlerts(deliver=lambda ids: None, dispatch=lambda ids: None)
+    instant.on_events(
+        db_session,
+        [
+            StoredEvent(
+                id=event.id,
+                device_id=fall.id,
+                site_id=site.id,
+                resident_id=resident.id,
+                device_type="fall_detector",
+                type="fall_detected",
+                ts=now,
+                data={},
+                received_at=now,
+            )
+        ],
+    )
+    db_session.flush()
+    raised = db_session.scalars(select(Alert).where(Alert.device_id == fall.id)).all()
+    assert len(raised) == 1 and raised[0].severity is Severity.CRITICAL
