@@ -33,8 +33,8 @@ class Permission(StrEnum):
     VIEW_INGEST = "view_ingest"
     MANAGE_NOTIFICATIONS = "manage_notifications"
     VIEW_AUDIT = "view_audit"
-    MANAGE_USERS = "manage_users"
     MANAGE_RESIDENTS = "manage_residents"
+    MANAGE_USERS = "manage_users"
 
 
 _CARE = frozenset({Permission.VIEW_RESIDENTS, Permission.HANDLE_ALERTS})

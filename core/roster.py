@@ -292,7 +292,7 @@ _APPLY: dict[str, Callable[[Session, Viewer, dict[str, str]], None]] = {
 def _problem(row: int, error: IotCareError) -> Problem:
     column = getattr(error, "field", None) or _KEY_COLUMNS.get(error.key or "")
     if error.key is None:
-        return Problem(row, column, "roster.other", {"message": str(error)})
+        return Problem(row, column, "roster.unexplained", {"message": str(error)})
     return Problem(row, column, error.key, dict(error.params))
 
 
