@@ -31,7 +31,8 @@ def import_(
     data = path.read_bytes()
     with session_scope(c.sessions) as session:
         viewer = viewer_for(session, actor)
-        with tqdm(desc=c.t("roster.progress"), leave=False, file=sys.stderr) as bar:
+        # disable=None: a bar on a terminal only, not in logs or pipes.
+        with tqdm(desc=c.t("roster.progress"), leave=False, file=sys.stderr, disable=None) as bar:
 
             def progress(done: int, total: int) -> None:
                 bar.total = total
