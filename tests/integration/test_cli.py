@@ -382,9 +382,15 @@ def test_roster_import_reports_every_bad_row_then_imports_a_good_file(
     assert "Imported 1 site(s), 2 resident(s), 4 device(s), 1 caregiver" in done.stdout
     assert _roster_rows(empty_database) == (1, 2, 4)
 
-    moved = iotcare("residents", "move", "1", "105", "--as", "boss", database_url=empty_database)
+    # Ids from the database: PostgreSQL sequences do not roll back with the refused imports.
+    engine = create_engine(empty_database)
+    with Session(engine) as session:
+        ids = dict(session.execute(select(models.Resident.name, models.Resident.id)).all())
+    engine.dispose()
+    kim, park = str(ids["Kim Young-ja"]), str(ids["Park Soon-ja"])
+    moved = iotcare("residents", "move", kim, "105", "--as", "boss", database_url=empty_database)
     assert moved.returncode == 0, moved.stderr
-    gone = iotcare("residents", "discharge", "2", "--as", "boss", database_url=empty_database)
+    gone = iotcare("residents", "discharge", park, "--as", "boss", database_url=empty_database)
     assert gone.returncode == 0, gone.stderr
     listed = iotcare("residents", "list", "--all", "--as", "boss", database_url=empty_database)
     assert "105" in listed.stdout and "(discharged)" in listed.stdout
