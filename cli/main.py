@@ -20,10 +20,13 @@ from cli import (
     ingest,
     quality,
     reports,
+    residents,
     rollups,
+    roster,
     seed,
     silences,
     simulate,
+    sites,
     users,
 )
 from core.errors import IotCareError
@@ -38,6 +41,9 @@ app = typer.Typer(
 app.add_typer(db.app, name="db")
 app.add_typer(seed.app, name="seed")
 app.add_typer(users.app, name="users")
+app.add_typer(sites.app, name="sites")
+app.add_typer(residents.app, name="residents")
+app.add_typer(roster.app, name="roster")
 app.add_typer(devices.app, name="devices")
 app.add_typer(flows.app, name="flows")
 app.add_typer(rollups.app, name="rollups")
@@ -61,7 +67,10 @@ def run() -> None:
     try:
         app()
     except IotCareError as error:
-        _fail(str(error))
+        # Errors with a catalogue key are said in the operator's language, naming the field.
+        message = error.localized(context.ctx().language)
+        field = getattr(error, "field", None)
+        _fail(f"{field}: {message}" if field else message)
     except OperationalError as error:
         detail = str(error.orig).strip().splitlines()[0] if error.orig else str(error)
         _fail(context.ctx().t("cli.errors.database_unreachable", detail=detail))

@@ -33,6 +33,7 @@ class Permission(StrEnum):
     VIEW_INGEST = "view_ingest"
     MANAGE_NOTIFICATIONS = "manage_notifications"
     VIEW_AUDIT = "view_audit"
+    MANAGE_RESIDENTS = "manage_residents"
     MANAGE_USERS = "manage_users"
 
 
@@ -45,6 +46,7 @@ _OPERATIONS = _CARE | {
     Permission.VIEW_INGEST,
     Permission.MANAGE_NOTIFICATIONS,
     Permission.VIEW_AUDIT,
+    Permission.MANAGE_RESIDENTS,
 }
 ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
     Role.CAREGIVER: _CARE,

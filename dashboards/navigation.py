@@ -41,6 +41,7 @@ PAGES: tuple[PageSpec, ...] = (
     PageSpec("ingest", "operations", ":material/monitor_heart:", Permission.VIEW_INGEST),
     PageSpec("notifications", "operations", ":material/outbox:", Permission.MANAGE_NOTIFICATIONS),
     PageSpec("audit", "operations", ":material/history:", Permission.VIEW_AUDIT),
+    PageSpec("care_home", "admin", ":material/home_health:", Permission.MANAGE_RESIDENTS),
     PageSpec("admin", "admin", ":material/manage_accounts:", Permission.MANAGE_USERS),
     PageSpec("account", "account", ":material/account_circle:", Permission.VIEW_RESIDENTS),
 )

@@ -3,6 +3,7 @@
 from models.alerts import Alert, AlertHistory
 from models.audit import AuditEntry
 from models.base import Base
+from models.care import CareNote, EmergencyContact
 from models.commands import Command
 from models.dead_letters import DeadLetter
 from models.device_status import DeviceStatusChange, StatusChangeReason
@@ -43,6 +44,7 @@ __all__ = [
     "AuditEntry",
     "Base",
     "BlockedDevice",
+    "CareNote",
     "CareReport",
     "CaregiverAssignment",
     "Channel",
@@ -53,6 +55,7 @@ __all__ = [
     "Device",
     "DeviceStatus",
     "DeviceStatusChange",
+    "EmergencyContact",
     "Event",
     "IngestReplica",
     "JobWatermark",

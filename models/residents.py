@@ -27,7 +27,9 @@ class Resident(Base):
     active_end: Mapped[time] = mapped_column(Time, default=time(22, 0))
     birth_year: Mapped[int | None] = mapped_column(Integer)
     care_notes: Mapped[str | None] = mapped_column(Text)
+    # False once discharged: data kept, windowed rules and lists skip them.
     active: Mapped[bool] = mapped_column(Boolean, default=True)
+    discharged_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 

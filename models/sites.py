@@ -20,4 +20,6 @@ class Site(Base):
     name: Mapped[str] = mapped_column(String(200))
     timezone: Mapped[str] = mapped_column(String(64))
     address: Mapped[str | None] = mapped_column(Text)
+    # Who to call at the site (office phone, manager, night desk): free text, one per line.
+    contacts: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -8,6 +8,7 @@ from core.access import Permission
 from core.contract.catalogue import DeviceType
 from core.errors import IotCareError
 from core.queries import devices as q
+from dashboards.components import device_admin
 from dashboards.components.fleet import device_type, label, or_dash, when
 from dashboards.components.i18n import t
 from dashboards.components.markdown import md_escape
@@ -28,6 +29,7 @@ with db_session() as session:
 
 if summary.total == 0:
     st.info(t("app.devices.empty"))
+    device_admin.add_form(viewer, site_info, viewer.site_id or next(iter(site_info), ""))
     st.stop()
 
 
@@ -261,6 +263,9 @@ else:
         },
     )
 
+# After the quarantine forms, whose fields have the same labels.
+device_admin.add_form(viewer, site_info, default_site)
+
 # --- one device
 
 st.subheader(t("app.devices.detail.title"))
@@ -330,6 +335,7 @@ st.caption(
 )
 if detail.quarantined:
     st.warning(t("app.devices.detail.quarantined"))
+device_admin.change_forms(viewer, detail)
 
 st.markdown(f"**{t('app.devices.detail.messages', hours=MESSAGE_HOURS)}**")
 st.caption(t("app.devices.detail.status_note"))

@@ -27,6 +27,7 @@ from core.queries.resident import (
 )
 from core.rules.describe import amount, metric_name
 from core.timeutil import utcnow
+from dashboards.components import care_notes
 from dashboards.components.charts import reports_figure, timeline_figure, vitals_figure
 from dashboards.components.i18n import language, t
 from dashboards.components.markdown import md_escape
@@ -189,13 +190,14 @@ def sleep_section(resident_id: int) -> None:
         st.plotly_chart(reports_figure(reports, t), width="stretch")
 
 
-def notes_section(profile: Any, timezone: str) -> None:
-    """The care notes and the resident's devices with their problems."""
+def notes_section(profile: Any, resident_id: int, timezone: str) -> None:
+    """The care notes, contacts, the dated care log and the resident's devices with problems."""
     st.subheader(t("app.resident.notes.title"))
     if profile.care_notes and profile.care_notes.strip():
         st.text(profile.care_notes)
     else:
         st.caption(t("app.resident.notes.empty"))
+    care_notes.render(viewer, resident_id, timezone)
     st.subheader(t("app.resident.notes.devices"))
     devices = profile.devices
     if devices.empty:
@@ -293,7 +295,7 @@ try:
     with sleep_tab:
         sleep_section(resident_id)
     with notes_tab:
-        notes_section(profile, timezone)
+        notes_section(profile, resident_id, timezone)
     resident_silences(viewer, resident_id, timezone)
 except IotCareError as error:  # e.g. the assignment was removed since the list was made
     show_error(error)

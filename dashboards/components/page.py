@@ -8,6 +8,7 @@ from core.access import Permission, Viewer
 from core.errors import IotCareError
 from dashboards.components.auth import current_viewer
 from dashboards.components.i18n import language, t
+from dashboards.components.markdown import md_escape
 
 
 def require_page(permission: Permission) -> Viewer:
@@ -24,7 +25,8 @@ def require_page(permission: Permission) -> Viewer:
 
 def show_error(error: IotCareError) -> None:
     """An error as a person reads it: in their language, without a traceback."""
-    st.error(error.localized(language()))
+    # Messages may quote what someone typed (a name, a rule field): shown literally.
+    st.error(md_escape(error.localized(language())))
 
 
 def flash(message: str) -> None:

@@ -259,3 +259,60 @@ def test_a_quiet_online_device_is_shown_silent_with_its_status_history(open_app,
     finally:
         with app_db.engine.begin() as conn:
             conn.execute(Device.__table__.delete().where(Device.id == "quiet-motion"))
+
+
+def test_an_operator_adds_reassigns_replaces_and_decommissions_a_device(open_app, app_db) -> None:
+    with app_db.session() as session:
+        resident = session.scalar(
+            select(Resident).where(Resident.site_id == app_db.site_id, Resident.active.is_(True))
+        )
+    at = open_app("operator", page="devices")
+    at.text_input(key="devices.add.id").input("hall-door-9")
+    at.selectbox(key="devices.add.type").select("door_sensor")
+    at.selectbox(key="devices.add.resident").select(resident.id)
+    at.button(key="devices.add.go").click().run()
+    no_exception(at)
+    assert "Device hall-door-9 added." in texts(at)
+    with app_db.session() as session:
+        added = session.get(Device, "hall-door-9")
+        assert added.resident_id == resident.id and added.room == resident.room
+    # Move it to the kitchen, as a site-level device.
+    at.selectbox(key="devices.detail.pick").select("hall-door-9").run()
+    at.selectbox(key="devices.edit.resident.hall-door-9").select_index(0)
+    at.text_input(key="devices.edit.room.hall-door-9").input("kitchen")
+    at.button(key="devices.edit.go").click().run()
+    no_exception(at)
+    with app_db.session() as session:
+        moved = session.get(Device, "hall-door-9")
+        assert moved.resident_id is None and moved.room == "kitchen"
+    at.text_input(key="devices.replace.id").input("hall-door-9")
+    at.button(key="devices.replace.go").click().run()
+    no_exception(at)
+    assert "another id than the old one" in "\n".join(e.value for e in at.error)
+    at.text_input(key="devices.replace.id").input("hall-door-10")
+    at.button(key="devices.replace.go").click().run()
+    no_exception(at)
+    assert "Device hall-door-10 replaces hall-door-9." in texts(at)
+    at.selectbox(key="devices.detail.pick").select("hall-door-10").run()
+    with app_db.session() as session:
+        new = session.get(Device, "hall-door-10")
+        assert new.room == "kitchen" and new.type == "door_sensor"
+        assert session.get(Device, "hall-door-9") is None
+        assert session.get(BlockedDevice, "hall-door-9") is not None
+    at.text_input(key="devices.retire.reason").input("broken")
+    at.button(key="devices.retire.go").click().run()
+    no_exception(at)
+    assert "Device hall-door-10 decommissioned." in texts(at)
+    with app_db.session() as session:
+        assert session.get(Device, "hall-door-10") is None
+        actions = set(
+            session.scalars(
+                select(AuditEntry.action).where(
+                    AuditEntry.target_id.in_(["hall-door-9", "hall-door-10"])
+                )
+            )
+        )
+        assert actions >= {"device.add", "device.reassign", "device.replace", "device.decommission"}
+        for device_id in ("hall-door-9", "hall-door-10"):
+            session.delete(session.get(BlockedDevice, device_id))
+        session.commit()

@@ -16,6 +16,7 @@ from models import (
     Alert,
     AlertHistory,
     CaregiverAssignment,
+    CareNote,
     CareReport,
     Device,
     Event,
@@ -273,3 +274,27 @@ def test_a_resident_without_reports_or_notes_says_what_to_expect(open_app, clean
     page = texts(at)
     assert "No daily report yet" in page
     assert "No care notes yet." in page
+
+
+def test_a_caregiver_writes_a_dated_care_note_shown_with_its_author(open_app, clean) -> None:
+    room = caregiver_rooms(clean, "caregiver1")[0]
+    resident = resident_in_room(clean, room)
+    at = open_app("caregiver1", page=PAGE, query={"resident": str(resident.id)}, language="en")
+    no_exception(at)
+    assert "Nothing in the care log yet." in texts(at)
+    at.text_area(key="care.note.text").input("   ")
+    at.button(key="care.note.go").click().run()
+    no_exception(at)
+    assert "Note: This field is required." in "\n".join(e.value for e in at.error)
+    at.text_area(key="care.note.text").input("Ate all of lunch; <b>cheerful</b>.")
+    at.button(key="care.note.go").click().run()
+    no_exception(at)
+    page = texts(at)
+    assert "Note added." in page
+    assert "Ate all of lunch; <b>cheerful</b>." in [t.value for t in at.text]
+    assert "caregiver1, " in page
+    with clean.session() as session:
+        note = session.scalar(select(CareNote).where(CareNote.resident_id == resident.id))
+        assert note.author_name == "caregiver1"
+        session.delete(note)
+        session.commit()

@@ -290,3 +290,123 @@ def test_readme_command_lines_match_the_commands() -> None:
         for option in command.params:
             if option.required and option.param_type_name == "option":
                 assert always & set(option.opts), (words, option.opts)
+
+
+EXAMPLE_ROSTER = Path(__file__).resolve().parents[2] / "docs" / "examples" / "roster.csv"
+
+
+def _roster_rows(url: str) -> tuple[int, int, int]:
+    engine = create_engine(url)
+    try:
+        with Session(engine) as session:
+            return (
+                session.scalar(select(func.count()).select_from(models.Site)),
+                session.scalar(select(func.count()).select_from(models.Resident)),
+                session.scalar(select(func.count()).select_from(models.Device)),
+            )
+    finally:
+        engine.dispose()
+
+
+def test_roster_import_reports_every_bad_row_then_imports_a_good_file(
+    empty_database: str, tmp_path: Path
+) -> None:
+    assert iotcare("db", "upgrade", database_url=empty_database).returncode == 0
+    for name, role in (("boss", "admin"), ("nurse.lee", "caregiver")):
+        made = iotcare(
+            "users",
+            "add",
+            name,
+            "--role",
+            role,
+            "--generate-password",
+            database_url=empty_database,
+        )
+        assert made.returncode == 0, made.stderr
+    bad = tmp_path / "bad.csv"
+    bad.write_text(
+        "kind,site,id,name,timezone,active_start,contact_name,contact_phone,type,resident\n"
+        "site,,oak,Oak House,UTC,,,,,\n"
+        "resident,oak,,Choi,,25:00,,,,\n"
+        "resident,oak,,Han,,,Han Jr,abc,,\n"
+        "device,oak,w-9,X,,,,,toaster,\n"
+        "device,oak,w-10,X,,,,,wearable,Nobody\n",
+        encoding="utf-8",
+    )
+    result = iotcare("roster", "import", str(bad), "--as", "boss", database_url=empty_database)
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.startswith("row ")]
+    assert [line.split(":")[0] for line in lines] == [
+        "row 3, active_start",
+        "row 4, contact_phone",
+        "row 5, type",
+        "row 6, resident",
+    ]
+    assert "Nothing was imported: 4 problem(s) in 4 row(s)." in result.stderr
+    assert _roster_rows(empty_database) == (0, 0, 0)  # the good first row was not kept either
+    korean = iotcare(
+        "roster",
+        "import",
+        str(bad),
+        "--as",
+        "boss",
+        "--dry-run",
+        database_url=empty_database,
+        env={"IOTCARE_LANGUAGE": "ko"},
+    )
+    assert "3행, active_start:" in korean.stderr
+
+    nobody = iotcare("roster", "import", str(EXAMPLE_ROSTER), database_url=empty_database)
+    assert nobody.returncode == 1 and "--as USERNAME" in nobody.stderr
+    checked = iotcare(
+        "roster",
+        "import",
+        str(EXAMPLE_ROSTER),
+        "--dry-run",
+        "--as",
+        "boss",
+        database_url=empty_database,
+    )
+    assert checked.returncode == 0, checked.stderr
+    assert "Dry run, nothing written." in checked.stdout
+    assert _roster_rows(empty_database) == (0, 0, 0)
+    done = iotcare(
+        "roster",
+        "import",
+        str(EXAMPLE_ROSTER),
+        database_url=empty_database,
+        env={"IOTCARE_ACTOR": "boss"},
+    )
+    assert done.returncode == 0, done.stderr
+    assert "Imported 1 site(s), 2 resident(s), 4 device(s), 1 caregiver" in done.stdout
+    assert _roster_rows(empty_database) == (1, 2, 4)
+
+    # Ids from the database: PostgreSQL sequences do not roll back with the refused imports.
+    engine = create_engine(empty_database)
+    with Session(engine) as session:
+        ids = dict(session.execute(select(models.Resident.name, models.Resident.id)).all())
+    engine.dispose()
+    kim, park = str(ids["Kim Young-ja"]), str(ids["Park Soon-ja"])
+    moved = iotcare("residents", "move", kim, "105", "--as", "boss", database_url=empty_database)
+    assert moved.returncode == 0, moved.stderr
+    gone = iotcare("residents", "discharge", park, "--as", "boss", database_url=empty_database)
+    assert gone.returncode == 0, gone.stderr
+    listed = iotcare("residents", "list", "--all", "--as", "boss", database_url=empty_database)
+    assert "105" in listed.stdout and "(discharged)" in listed.stdout
+    bad_site = iotcare(
+        "sites",
+        "add",
+        "elm",
+        "--name",
+        "Elm",
+        "--timezone",
+        "Mars/Base",
+        "--as",
+        "boss",
+        database_url=empty_database,
+    )
+    assert bad_site.returncode == 1
+    assert bad_site.stderr.strip() == (
+        "timezone: Unknown timezone 'Mars/Base': use an IANA name such as Asia/Seoul."
+    )

@@ -1,0 +1,31 @@
+"""Who a CLI change is made as: `--as USERNAME` (or IOTCARE_ACTOR), audited like in the app."""
+
+from __future__ import annotations
+
+import typer
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from core.access import Viewer
+from core.errors import IotCareError
+from models import Role, User
+
+AS_OPTION = typer.Option(
+    None,
+    "--as",
+    envvar="IOTCARE_ACTOR",
+    help="Operator or admin username the change is made (and audited) as.",
+)
+
+
+def viewer_for(session: Session, username: str | None) -> Viewer:
+    """The viewer of an active operator or admin, or an error saying to give --as."""
+    name = (username or "").strip().lower()
+    user = session.scalar(select(User).where(User.username == name)) if name else None
+    if user is None or not user.active or Role(user.role) is Role.CAREGIVER:
+        raise IotCareError(
+            f"No active operator or administrator '{name}': give --as USERNAME.",
+            key="cli.residents.actor_missing",
+            username=name or "-",
+        )
+    return Viewer.of(user)
