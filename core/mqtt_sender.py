@@ -2,20 +2,32 @@
 
 from __future__ import annotations
 
+import ssl
 import threading
 import uuid
+from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import unquote, urlsplit
 
 import paho.mqtt.client as mqtt
 
 from core.errors import ConfigError
 
+if TYPE_CHECKING:
+    from core.settings import Settings
+
 
 class MqttSender:
     """Connects, publishes at QoS 1, waits for the broker's acknowledgement, disconnects."""
 
     def __init__(
-        self, url: str, client_prefix: str = "iotcare-sender", timeout: float = 10.0
+        self,
+        url: str,
+        client_prefix: str = "iotcare-sender",
+        timeout: float = 10.0,
+        *,
+        tls_ca_file: Path | str | None = None,
+        tls_insecure: bool = False,
     ) -> None:
         parts = urlsplit(url)
         if not parts.hostname:
@@ -27,7 +39,26 @@ class MqttSender:
         self.password = unquote(parts.password) if parts.password else None
         self.client_prefix = client_prefix
         self.timeout = timeout
+        # mqtts://: the broker's certificate is checked against this CA bundle (None: the
+        # system's trust store), and its name against the host unless tls_insecure.
+        self.tls_ca_file = str(tls_ca_file) if tls_ca_file else None
+        self.tls_insecure = tls_insecure
         self._lock = threading.Lock()
+
+    @classmethod
+    def from_settings(
+        cls, settings: Settings, client_prefix: str, timeout: float = 10.0
+    ) -> MqttSender:
+        """A sender for IOTCARE_MQTT_URL with the IOTCARE_MQTT_TLS_* settings."""
+        if not settings.mqtt_url:
+            raise ConfigError("IOTCARE_MQTT_URL is not set")
+        return cls(
+            settings.mqtt_url,
+            client_prefix,
+            timeout,
+            tls_ca_file=settings.mqtt_tls_ca_file,
+            tls_insecure=settings.mqtt_tls_insecure,
+        )
 
     def send(self, topic: str, payload: bytes) -> None:
         """Publish one message and return once the broker has it; raise on any failure."""
@@ -39,7 +70,8 @@ class MqttSender:
             if self.username:
                 client.username_pw_set(self.username, self.password)
             if self.tls:
-                client.tls_set()
+                client.tls_set(ca_certs=self.tls_ca_file, cert_reqs=ssl.CERT_REQUIRED)
+                client.tls_insecure_set(self.tls_insecure)
             client.connect(self.host, self.port, keepalive=30)
             client.loop_start()
             try:

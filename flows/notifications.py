@@ -66,7 +66,7 @@ def send_commands(now: datetime) -> dict[str, int]:
         return {"sent": 0, "expired": 0, "failed": 0}
     stats = dispatch(
         rt.sessions,
-        MqttSender(rt.settings.mqtt_url, "iotcare-flows"),
+        MqttSender.from_settings(rt.settings, "iotcare-flows"),
         rt.settings.mqtt_topic_root,
         now=now,
     )

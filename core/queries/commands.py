@@ -154,7 +154,7 @@ def hand_over(
             return None
         from core.mqtt_sender import MqttSender
 
-        sender = MqttSender(settings.mqtt_url, "iotcare-app", timeout=5.0)
+        sender = MqttSender.from_settings(settings, "iotcare-app", timeout=5.0)
     try:
         return dispatch(sessions, sender, settings.mqtt_topic_root, command_ids=command_ids)
     except Exception as error:  # the dispatcher flow will pick it up; never fail the page

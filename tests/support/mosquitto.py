@@ -36,8 +36,16 @@ _NOT_SHIPPED = frozenset(
         "persistence_location",
         "log_dest",
         "user",
+        # A listener's TLS files (they name paths of the broker's host): `shipped_tls_listener`.
+        "cafile",
+        "certfile",
+        "keyfile",
+        "require_certificate",
+        "tls_version",
     }
 )
+_TLS_FILES = frozenset({"cafile", "certfile", "keyfile"})
+_TLS_OPTIONS = _TLS_FILES | {"require_certificate", "tls_version"}
 _SAVING = "Saving in-memory database"
 _SEARCH_DIRS = (
     "/usr/sbin",
@@ -74,6 +82,33 @@ def shipped_options(path: Path = SHIPPED_CONFIG) -> dict[str, str]:
         if name not in _NOT_SHIPPED:
             options[name] = value.strip()
     return options
+
+
+def shipped_tls_listener(
+    certs_dir: Path, port: int, host: str = "127.0.0.1", path: Path = SHIPPED_CONFIG
+) -> str:
+    """The shipped config's TLS listener block (its `cafile`, `certfile`, `keyfile`, TLS version,
+    client certificate policy) on host:port, its files taken from `certs_dir` by name; for a test
+    broker's `extra_config`, so the test checks the TLS settings we ship."""
+    lines: list[str] = []
+    in_tls = False
+    for raw in path.read_text().splitlines():
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        name, _, value = line.partition(" ")
+        if name == "listener":
+            in_tls = False
+        elif in_tls and name in _TLS_FILES:
+            lines.append(f"{name} {certs_dir / Path(value.strip()).name}")
+        elif in_tls and name in _TLS_OPTIONS:
+            lines.append(line)
+        if name == "listener" and value.split()[0] == "8883":
+            in_tls = True
+            lines.append(f"listener {port} {host}")
+    if not lines:
+        raise ValueError(f"{path} has no listener 8883")
+    return "\n".join(lines) + "\n"
 
 
 def _mqtt_connect_packet(client_id: str) -> bytes:

@@ -756,3 +756,86 @@ def test_dockerignore_sends_the_sources_and_no_secrets() -> None:
     for source in sources:
         assert (ROOT / source).exists(), source
         assert not _dockerignored(source, patterns), f"{source} is left out of the context"
+
+
+# --- broker TLS ---------------------------------------------------------------------------------
+
+
+def _published(service: dict[str, Any]) -> list[tuple[str, int]]:
+    """(host address, container port) of each published port, short syntax as the files use."""
+    result = []
+    for entry in service.get("ports") or []:
+        host_ip, _, rest = str(entry).rpartition(":")
+        address, _, _host_port = host_ip.rpartition(":")
+        result.append((address or "0.0.0.0", int(rest.split("/")[0])))
+    return result
+
+
+def _listeners(path: Path) -> dict[str, dict[str, str]]:
+    """Each `listener PORT [ADDRESS]` line of a Mosquitto config and the options that follow it
+    up to the next listener (TLS options belong to the listener above them)."""
+    listeners: dict[str, dict[str, str]] = {}
+    current: dict[str, str] | None = None
+    for raw in path.read_text().splitlines():
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        name, _, value = line.partition(" ")
+        if name == "listener":
+            current = listeners.setdefault(value.strip(), {})
+        elif current is not None:
+            current[name] = value.strip()
+    return listeners
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+def test_the_broker_publishes_tls_and_keeps_plain_mqtt_local(profile: str) -> None:
+    broker = resolved_model(profile)["services"]["mosquitto"]
+    published = _published(broker)
+    assert (profile_env(profile).get("PUBLISH_ADDRESS", "0.0.0.0"), 8883) in published
+    for address, port in published:
+        assert port in {1883, 8883}, (profile, port)
+        if port == 1883:
+            # Plain MQTT (passwords in the clear) never leaves the machine.
+            assert address == "127.0.0.1", (profile, address)
+    if profile == "prod":
+        assert [port for _, port in published] == [8883]
+
+
+def test_the_platform_reaches_plain_mqtt_on_the_compose_network() -> None:
+    services = resolved_model("prod")["services"]
+    listeners = _listeners(MOSQUITTO_CONF)
+    # Bound to every address inside the container, reached by service name, never published.
+    assert "1883" in listeners
+    for env in map(environment, app_services(services).values()):
+        if "IOTCARE_MQTT_URL" in env:
+            assert env["IOTCARE_MQTT_URL"].startswith("mqtt://")
+            assert env["IOTCARE_MQTT_URL"].endswith("@mosquitto:1883")
+
+
+@pytest.mark.parametrize("path", [MOSQUITTO_CONF, MOSQUITTO_CONF.with_name("mosquitto.conf")])
+def test_the_broker_config_has_a_tls_listener(path: Path) -> None:
+    listeners = _listeners(path)
+    tls = listeners["8883"]
+    for option in ("cafile", "certfile", "keyfile"):
+        assert Path(tls[option]).parent == Path("/mosquitto/certs"), option
+    # Devices keep logging in with user and password (and the ACL): no client certificates.
+    assert tls["require_certificate"] == "false"
+    assert tls["tls_version"] == "tlsv1.2"
+    plain = [options for port, options in listeners.items() if port.split()[0] == "1883"]
+    assert len(plain) == 1 and not {"certfile", "keyfile"} & set(plain[0])
+    if path.name == "mosquitto.conf":
+        # A host install: plain MQTT on loopback only.
+        assert "1883 127.0.0.1" in listeners
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+def test_the_broker_reads_its_certificate_from_a_read_only_mount(profile: str) -> None:
+    broker = resolved_model(profile)["services"]["mosquitto"]
+    source = _mount_source(broker, "/mosquitto/certs")
+    assert f"{source}:/mosquitto/certs:ro" in broker["volumes"]
+    assert (ROOT / source / "README.md").is_file(), "the default directory explains the files"
+    ignored = (ROOT / source / ".gitignore").read_text().split()
+    assert ignored[ignored.index("*") :] == ["*", "!.gitignore", "!README.md"], (
+        "keys stay out of git"
+    )
