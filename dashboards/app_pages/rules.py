@@ -14,6 +14,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from core.access import Permission
+from core.alerts.titles import title_text
 from core.errors import IotCareError
 from core.queries.rules import (
     OVERRIDABLE,
@@ -71,7 +72,7 @@ if rules.empty:
 else:
     table = pd.DataFrame(
         {
-            t("app.rules.col.name"): rules["name"],
+            t("app.rules.col.name"): [title_text(n, language()) for n in rules["name"]],
             t("app.rules.col.kind"): rules["kind"].map(kind_label),
             t("app.rules.col.severity"): rules["severity"].map(lambda s: t(f"app.severity.{s}")),
             t("app.rules.col.scope"): [
@@ -106,7 +107,12 @@ def _pick_label(rule_id: int) -> str:
         return t("app.rules.new_rule")
     name, kind, enabled = names[rule_id]
     state = t("app.rules.state_enabled" if enabled else "app.rules.state_disabled")
-    return t("app.rules.pick_label", name=name, kind=kind_label(kind), state=state)
+    return t(
+        "app.rules.pick_label",
+        name=title_text(name, language()),
+        kind=kind_label(kind),
+        state=state,
+    )
 
 
 selected = st.selectbox(t("app.rules.pick"), ids, format_func=_pick_label, key=PICK)
