@@ -16,6 +16,7 @@ from core.i18n import translator
 from core.notify import outbox
 from core.timeutil import utcnow
 from dashboards.components.charts import reports_figure
+from dashboards.components.i18n import preferred_language
 from models import (
     Alert,
     AlertHistory,
@@ -115,3 +116,33 @@ def test_korean_charts_label_dates_the_korean_way() -> None:
     assert korean.hoverformat == "%-m월 %-d일 %H:%M"
     english = reports_figure(reports, translator("en")).layout.xaxis
     assert english.tickformatstops[1].value == "%b %-d"
+
+
+@pytest.mark.parametrize(
+    ("locale", "title"), [("ko-KR", "로그인"), ("en-US", "Sign in"), (None, "Sign in")]
+)
+def test_sign_in_page_speaks_the_browsers_language(open_app, locale, title) -> None:
+    at = open_app(context={"locale": locale})
+    no_exception(at)
+    assert title in texts(at)
+
+
+def test_sign_in_language_chosen_by_hand_wins_over_the_browser(open_app) -> None:
+    at = open_app(context={"locale": "ko-KR"})
+    at.selectbox(key="iotcare.signin_language").set_value("en").run()
+    no_exception(at)
+    assert "Sign in" in texts(at)
+
+
+@pytest.mark.parametrize(
+    ("tags", "chosen"),
+    [
+        (("ko-KR",), "ko"),
+        ((None, "fr-FR,ko;q=0.8,en;q=0.5"), "ko"),
+        (("de-DE", "de,en-GB;q=0.7"), "en"),
+        (("fr-FR", None), None),
+        ((None, None), None),
+    ],
+)
+def test_preferred_language_of_browser_tags(tags, chosen) -> None:
+    assert preferred_language(*tags) == chosen
