@@ -146,3 +146,46 @@ def test_sign_in_language_chosen_by_hand_wins_over_the_browser(open_app) -> None
 )
 def test_preferred_language_of_browser_tags(tags, chosen) -> None:
     assert preferred_language(*tags) == chosen
+
+
+def _alert_about(session, resident: Resident, severity: Severity, minutes_ago: int) -> None:
+    raise_alert(
+        session,
+        kind=RuleKind.EVENT,
+        severity=severity,
+        subject=Subject("resident", str(resident.id), resident.site_id, resident.id, None),
+        title="Fall detected",
+        details={"event_type": "fall_detected"},
+        at=utcnow() - timedelta(minutes=minutes_ago),
+    )
+
+
+def test_resident_page_opens_on_the_resident_most_in_trouble(
+    open_app, app_db: AppDatabase, tmp_path: Path
+) -> None:
+    empty_tables(app_db, Notification, AlertHistory, Alert)
+    outbox.install(make_test_settings(tmp_path))
+    with app_db.session() as session:
+        by_name = list(
+            session.scalars(
+                select(Resident).where(Resident.active.is_(True)).order_by(Resident.name)
+            )
+        )
+        warned, critical, later_critical = by_name[2], by_name[4], by_name[3]
+        _alert_about(session, warned, Severity.WARNING, 120)  # older, but less severe
+        _alert_about(session, later_critical, Severity.CRITICAL, 5)
+        _alert_about(session, critical, Severity.CRITICAL, 30)  # most severe, waiting longest
+        session.commit()
+    at = open_app("operator", page="resident", language="en")
+    no_exception(at)
+    assert at.selectbox(key="resident.choice").value == critical.id
+
+
+def test_resident_page_without_alerts_opens_on_the_first_resident(
+    open_app, app_db: AppDatabase
+) -> None:
+    empty_tables(app_db, Notification, AlertHistory, Alert)
+    at = open_app("operator", page="resident", language="en")
+    no_exception(at)
+    picker = at.selectbox(key="resident.choice")
+    assert picker.index == 0
