@@ -54,10 +54,14 @@ st.title(t("app.nav.resident"))
 
 
 def _choice_label(choices: dict[int, Any], resident_id: int) -> str:
+    """'Kim · room 101', with the site when the viewer sees residents of several sites."""
     choice = choices[resident_id]
-    if choice.room:
-        return t("app.resident.choice", name=choice.name, room=choice.room)
-    return choice.name
+    label = (
+        t("app.resident.choice", name=choice.name, room=choice.room) if choice.room else choice.name
+    )
+    if len({c.site_name for c in choices.values()}) > 1 and choice.site_name:
+        label = t("app.resident.choice_site", label=label, site=choice.site_name)
+    return label
 
 
 def _in_trouble(visible: set[int]) -> int | None:

@@ -26,10 +26,12 @@ from models import (
     Resident,
     RuleKind,
     Severity,
+    Site,
     User,
 )
 from tests.conftest import make_test_settings
 from tests.dashboards.conftest import AppDatabase, empty_tables, no_exception, texts
+from tests.factories import Factory
 
 
 def _resident_of(session, username: str) -> Resident:
@@ -189,3 +191,31 @@ def test_resident_page_without_alerts_opens_on_the_first_resident(
     no_exception(at)
     picker = at.selectbox(key="resident.choice")
     assert picker.index == 0
+
+
+def test_resident_picker_tells_namesakes_apart_by_room_and_site(
+    open_app, app_db: AppDatabase
+) -> None:
+    empty_tables(app_db, Notification, AlertHistory, Alert)
+    with app_db.session() as session:
+        first = session.scalars(
+            select(Resident).where(Resident.active.is_(True)).order_by(Resident.name)
+        ).first()
+        annex = Factory(session).site(timezone="Asia/Seoul")
+        namesake = Factory(session).resident(annex, name=first.name, room=first.room)
+        session.commit()
+        namesake_id, annex_id = namesake.id, annex.id
+    try:
+        at = open_app("operator", page="resident", language="en")
+        no_exception(at)
+        options = at.selectbox(key="resident.choice").options
+        same = f"{first.name} · room {first.room}"
+        labels = [o for o in options if o.startswith(same)]
+        assert len(labels) == 2
+        assert len(set(labels)) == 2  # namesakes in the same room number, at two sites
+        assert any(label.endswith(f" · {annex.name}") for label in labels)
+    finally:
+        with app_db.session() as session:
+            session.delete(session.get(Resident, namesake_id))
+            session.delete(session.get(Site, annex_id))
+            session.commit()
