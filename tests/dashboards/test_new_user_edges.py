@@ -22,6 +22,7 @@ from models import (
     AlertHistory,
     AlertRule,
     CaregiverAssignment,
+    Device,
     Notification,
     Resident,
     RuleKind,
@@ -218,4 +219,24 @@ def test_resident_picker_tells_namesakes_apart_by_room_and_site(
         with app_db.session() as session:
             session.delete(session.get(Resident, namesake_id))
             session.delete(session.get(Site, annex_id))
+            session.commit()
+
+
+def test_device_picker_never_shows_nan_for_a_device_without_name_or_resident(
+    open_app, app_db: AppDatabase
+) -> None:
+    with app_db.session() as session:
+        site = session.get(Site, app_db.site_id)
+        device = Factory(session).device(site=site, device_id="edge-nameless", name=None)
+        session.commit()
+        device_id = device.id
+    try:
+        at = open_app("operator", page="devices", language="en")
+        no_exception(at)
+        options = at.selectbox(key="devices.detail.pick").options
+        assert device_id in options  # its id alone: nothing else is known
+        assert not [o for o in options if "nan" in o.split()]
+    finally:
+        with app_db.session() as session:
+            session.delete(session.get(Device, device_id))
             session.commit()
