@@ -148,13 +148,24 @@ draft: RuleInput = rule_inputs(
 # --- what it does, as the operator types
 
 st.markdown(f"**{t('app.rules.what')}**")
+tried = f"{key}.tried"  # set once save was pressed: from then on every problem is shown
 params_ok = True
 try:
     st.info(describe_draft(viewer, draft.kind, draft.params))
 except RuleParamsError as error:
     params_ok = False
-    st.warning(t("app.rules.fix"))
-    show_errors(error.errors)
+    # A new rule starts with empty boxes: "Limit is required." before anyone typed is noise.
+    # Until the first save, only problems with what was entered are shown.
+    shown = [
+        problem
+        for problem in error.errors
+        if view is not None or st.session_state.get(tried) or problem[0] in draft.params
+    ]
+    if shown:
+        st.warning(t("app.rules.fix"))
+        show_errors(shown)
+    else:
+        st.caption(t("app.rules.fill_in"))
 
 # --- save, turn on or off, delete
 
@@ -186,6 +197,7 @@ def _save() -> None:
 
 save_label = t("app.rules.save") if view else t("app.rules.save_new")
 if st.button(save_label, type="primary", key=f"{key}.save"):
+    st.session_state[tried] = True
     _save()
 
 if view is not None:

@@ -240,3 +240,16 @@ def test_device_picker_never_shows_nan_for_a_device_without_name_or_resident(
         with app_db.session() as session:
             session.delete(session.get(Device, device_id))
             session.commit()
+
+
+def test_new_rule_form_says_nothing_is_required_before_anything_was_entered(open_app) -> None:
+    new = "rules.edit.0"
+    at = open_app("operator", page="rules", language="en")
+    no_exception(at)
+    assert "Limit is required." not in texts(at)
+    assert "Fill in the settings to see what the rule will do." in texts(at)
+    at.button(key=f"{new}.save").click().run()  # saving asks for everything missing
+    no_exception(at)
+    assert "Limit is required." in texts(at)
+    at.text_input(key=f"{new}.name").input("Still no limit").run()
+    assert "Limit is required." in texts(at)  # and keeps asking once save was tried
