@@ -10,10 +10,13 @@ import pandas as pd
 import pytest
 from sqlalchemy import select
 
+from core.access import Viewer
 from core.alerts.lifecycle import Subject, raise_alert
 from core.alerts.titles import title_text
 from core.i18n import translator
 from core.notify import outbox
+from core.queries.alerts import alert_counts
+from core.queries.overview import CareState, resident_overview
 from core.timeutil import utcnow
 from dashboards.components.charts import reports_figure
 from dashboards.components.i18n import preferred_language
@@ -253,3 +256,38 @@ def test_new_rule_form_says_nothing_is_required_before_anything_was_entered(open
     assert "Limit is required." in texts(at)
     at.text_input(key=f"{new}.name").input("Still no limit").run()
     assert "Limit is required." in texts(at)  # and keeps asking once save was tried
+
+
+def test_overview_counts_a_residents_device_alert_as_the_alerts_page_does(
+    open_app, app_db: AppDatabase, tmp_path: Path
+) -> None:
+    empty_tables(app_db, Notification, AlertHistory, Alert)
+    outbox.install(make_test_settings(tmp_path))
+    with app_db.session() as session:
+        resident = _resident_of(session, "caregiver1")
+        motion = session.scalar(
+            select(Device.id).where(
+                Device.resident_id == resident.id, Device.type == "motion_sensor"
+            )
+        )
+        raise_alert(  # about the device only, as the offline rule raises it
+            session,
+            kind=RuleKind.DEVICE_OFFLINE,
+            severity=Severity.WARNING,
+            subject=Subject("device", motion, app_db.site_id, None, motion),
+            title="Device offline: motion sensor",
+            details={},
+            at=utcnow() - timedelta(minutes=40),
+        )
+        session.commit()
+        viewer = Viewer.of(app_db.user("caregiver1"))
+        overview = resident_overview(session, viewer)
+        counts = alert_counts(session, viewer)
+    on_cards = sum(len(card.alerts) for card in overview.cards)
+    # Every unresolved alert the alerts page counts is on a resident's card or the home's.
+    assert on_cards + len(overview.site_alerts) == counts.open + counts.acknowledged == 1
+    card = next(c for c in overview.cards if c.resident_id == resident.id)
+    assert card.state is CareState.ATTENTION
+    at = open_app("caregiver1", page="overview", language="en")
+    no_exception(at)
+    assert ":orange[**Warning**]" in texts(at)  # the alert's line on the resident's card
