@@ -128,7 +128,9 @@ if selected != NEW:
 st.divider()
 key = f"rules.edit.{selected}"
 st.subheader(
-    t("app.rules.edit_title", name=md_escape(view.name)) if view else t("app.rules.new_title")
+    t("app.rules.edit_title", name=md_escape(title_text(view.name, language())))
+    if view
+    else t("app.rules.new_title")
 )
 if view is not None:
     if view.enabled:
@@ -325,20 +327,22 @@ if kind in OVERRIDABLE:
         if not view.overrides:
             st.info(t("app.rules.overrides.empty"))
         for override in view.overrides:
+            # "Name (room)": two residents may share a name.
+            who = choices.residents.get(override.resident_id, override.resident)
             st.markdown(
-                f"**{override.resident}** — "
+                f"**{md_escape(who)}** — "
                 + describe_override(viewer, view.kind, view.params, override.params)
             )
             if override.note:
                 st.caption(override.note)
             if st.button(
-                t("app.rules.overrides.remove", name=md_escape(override.resident)),
+                t("app.rules.overrides.remove", name=md_escape(who)),
                 key=f"{key}.override.remove.{override.id}",
             ):
                 try:
                     with db_session() as session:
                         remove_override(session, viewer, override.id)
-                    flash(t("app.rules.overrides.removed", name=md_escape(override.resident)))
+                    flash(t("app.rules.overrides.removed", name=md_escape(who)))
                     st.rerun()
                 except IotCareError as error:
                     show_error(error)

@@ -17,6 +17,7 @@ from core.i18n import translator
 from core.notify import outbox
 from core.queries.alerts import alert_counts
 from core.queries.overview import CareState, resident_overview
+from core.queries.rules import remove_override, set_override
 from core.timeutil import utcnow
 from dashboards.components.charts import reports_figure
 from dashboards.components.i18n import preferred_language
@@ -291,3 +292,35 @@ def test_overview_counts_a_residents_device_alert_as_the_alerts_page_does(
     at = open_app("caregiver1", page="overview", language="en")
     no_exception(at)
     assert ":orange[**Warning**]" in texts(at)  # the alert's line on the resident's card
+
+
+def test_rule_page_names_overridden_namesakes_with_their_rooms(
+    open_app, app_db: AppDatabase
+) -> None:
+    operator = Viewer.of(app_db.user("operator"))
+    with app_db.session() as session:
+        rule = session.scalar(select(AlertRule).where(AlertRule.name == "High heart rate"))
+        names = session.execute(
+            select(Resident.name).where(Resident.active.is_(True)).group_by(Resident.name)
+        ).scalars()
+        shared = next(
+            name
+            for name in names
+            if len(session.scalars(select(Resident).where(Resident.name == name)).all()) > 1
+        )
+        namesake = session.scalars(
+            select(Resident).where(Resident.name == shared).order_by(Resident.id)
+        ).first()
+        override_id = set_override(session, operator, rule.id, namesake.id, {"value": 130})
+        session.commit()
+        rule_id = rule.id
+    try:
+        at = open_app("operator", page="rules", query={"rule": str(rule_id)}, language="ko")
+        no_exception(at)
+        page = texts(at)
+        assert f"{shared} ({namesake.room})" in page
+        assert "심박수 높음" in page  # the default rule's name, in the reader's language
+    finally:
+        with app_db.session() as session:
+            remove_override(session, operator, override_id)
+            session.commit()
