@@ -324,3 +324,11 @@ def test_rule_page_names_overridden_namesakes_with_their_rooms(
         with app_db.session() as session:
             remove_override(session, operator, override_id)
             session.commit()
+
+
+def test_korean_outbox_names_the_alert_in_korean(open_app, rule_alert) -> None:
+    at = open_app("operator", page="notifications", language="ko")
+    no_exception(at)
+    frame = next(f.value for f in at.dataframe if "알림" in f.value.columns)
+    alerts = set(frame["알림"])
+    assert alerts and all(a.startswith("심박수 높음: ") for a in alerts), alerts
