@@ -21,6 +21,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from sqlalchemy.orm import Session
 
 from core.alerts.lifecycle import Occurrence
+from core.alerts.titles import title_text
 from core.i18n import catalogue, normalize_language, translate
 from core.settings import Settings
 from core.timeutil import to_local
@@ -138,7 +139,7 @@ def describe_what(facts: AlertFacts, language: str) -> str:
     key = f"notify.event.{facts.event_type}"
     if facts.event_type and key in catalogue(normalize_language(language)):
         return translate(key, language)
-    return facts.title
+    return title_text(facts.title, language)  # a default rule's name in the reader's language
 
 
 def describe_who(facts: AlertFacts, language: str) -> str:

@@ -34,6 +34,7 @@ from core.access import (
     site_clause,
 )
 from core.alerts import lifecycle
+from core.alerts.titles import title_text
 from core.errors import IotCareError, NotFoundError
 from core.i18n import catalogue, normalize_language, translate
 from core.notify import inbox as notify_inbox
@@ -185,7 +186,8 @@ def finding_text(
     try:
         return describe_finding(kind, details, lang)
     except (KeyError, ValueError, TypeError):
-        return title  # an event alert, or details from an older engine: the stored title
+        # An event alert, or details from an older engine: the stored title, translated if known.
+        return title_text(title, lang)
 
 
 def _severity_rank() -> ColumnElement[int]:

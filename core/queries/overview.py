@@ -243,9 +243,12 @@ def site_alerts(session: Session, viewer: Viewer) -> list[SiteAlert]:
 
 
 def _alerts(session: Session, visible: Select[Any]) -> dict[int, list[AlertBrief]]:
+    # An alert about a resident's device (offline, battery) is theirs too, as on the alerts
+    # page; without it the overview said "all well" while the alerts page counted it.
+    about = func.coalesce(Alert.resident_id, Device.resident_id)
     rows = session.execute(
         select(
-            Alert.resident_id,
+            about,
             Alert.id,
             Alert.kind,
             Alert.severity,
@@ -254,7 +257,9 @@ def _alerts(session: Session, visible: Select[Any]) -> dict[int, list[AlertBrief
             Alert.details,
             Alert.opened_at,
             Alert.occurrences,
-        ).where(Alert.status != AlertStatus.RESOLVED, Alert.resident_id.in_(visible))
+        )
+        .outerjoin(Device, Device.id == Alert.device_id)
+        .where(Alert.status != AlertStatus.RESOLVED, about.in_(visible))
     ).all()
     found: dict[int, list[AlertBrief]] = defaultdict(list)
     for row in rows:

@@ -56,6 +56,7 @@ class ResidentChoice:
     id: int
     name: str
     room: str | None
+    site_name: str | None = None
 
 
 @dataclass(frozen=True)
@@ -99,11 +100,12 @@ class VitalsSeries:
 def resident_choices(session: Session, viewer: Viewer) -> list[ResidentChoice]:
     """The active residents the viewer may open, by name."""
     rows = session.execute(
-        select(Resident.id, Resident.name, Resident.room)
+        select(Resident.id, Resident.name, Resident.room, Site.name)
+        .outerjoin(Site, Site.id == Resident.site_id)
         .where(Resident.active.is_(True), resident_clause(viewer))
         .order_by(Resident.name, Resident.id)
     ).all()
-    return [ResidentChoice(int(r[0]), r[1], r[2]) for r in rows]
+    return [ResidentChoice(int(r[0]), r[1], r[2], r[3]) for r in rows]
 
 
 def _timezone(session: Session, resident: Resident) -> tuple[str, str]:

@@ -13,6 +13,7 @@ import pandas as pd
 import streamlit as st
 
 from core.access import Permission
+from core.alerts.titles import title_text
 from core.errors import IotCareError
 from core.queries.alerts import (
     UNRESOLVED,
@@ -237,9 +238,10 @@ with info:
         t("app.alerts.detail.kind", kind=t(f"app.alerts.kind.{detail.kind.value}")),
     ]
     if detail.rule_name:
-        lines.append(t("app.alerts.detail.rule", rule=detail.rule_name))
-    if detail.title != detail.what:
-        lines.append(t("app.alerts.detail.title", title=detail.title))
+        lines.append(t("app.alerts.detail.rule", rule=title_text(detail.rule_name, language())))
+    title = title_text(detail.title, language())
+    if title != detail.what:
+        lines.append(t("app.alerts.detail.title", title=title))
     if detail.device_id and detail.resident_name:
         lines.append(t("app.alerts.detail.device", device=detail.device_id))
     lines += [

@@ -9,7 +9,7 @@ from core.contract.catalogue import DeviceType
 from core.errors import IotCareError
 from core.queries import devices as q
 from dashboards.components import device_admin
-from dashboards.components.fleet import device_type, label, or_dash, when
+from dashboards.components.fleet import device_pick_label, device_type, label, or_dash, when
 from dashboards.components.i18n import t
 from dashboards.components.markdown import md_escape
 from dashboards.components.page import flash, require_page, show_error, show_flashes
@@ -273,12 +273,17 @@ all_ids = list(table["device_id"]) if not table.empty else []
 wanted = st.query_params.get("device")
 if wanted and wanted not in all_ids:
     all_ids.insert(0, wanted)
-names = dict(zip(table["device_id"], table["name"], strict=True)) if not table.empty else {}
+# A device without a name (one just found, or its resident gone) reads as its id, not "— nan".
+names = (
+    {row.device_id: device_pick_label(row.device_id, row.name) for row in table.itertuples()}
+    if not table.empty
+    else {}
+)
 picked = st.selectbox(
     t("app.devices.detail.pick"),
     options=all_ids,
     index=all_ids.index(wanted) if wanted in all_ids else None,
-    format_func=lambda d: f"{d} — {names[d]}" if names.get(d) else d,
+    format_func=lambda d: names.get(d, d),
     placeholder=t("app.devices.detail.pick_help"),
     key="devices.detail.pick",
 )

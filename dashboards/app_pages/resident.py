@@ -15,6 +15,7 @@ import streamlit as st
 from core.access import Permission
 from core.device_state import shown_status
 from core.errors import IotCareError
+from core.queries.alerts import UNRESOLVED, list_alerts
 from core.queries.overview import problems_of
 from core.queries.resident import (
     DayTimeline,
@@ -54,10 +55,27 @@ st.title(t("app.nav.resident"))
 
 
 def _choice_label(choices: dict[int, Any], resident_id: int) -> str:
+    """'Kim · room 101', with the site when the viewer sees residents of several sites."""
     choice = choices[resident_id]
-    if choice.room:
-        return t("app.resident.choice", name=choice.name, room=choice.room)
-    return choice.name
+    label = (
+        t("app.resident.choice", name=choice.name, room=choice.room) if choice.room else choice.name
+    )
+    if len({c.site_name for c in choices.values()}) > 1 and choice.site_name:
+        label = t("app.resident.choice_site", label=label, site=choice.site_name)
+    return label
+
+
+def _in_trouble(visible: set[int]) -> int | None:
+    """The resident of the most severe, longest-waiting unresolved alert (the one to open first)."""
+    if not viewer.can(Permission.HANDLE_ALERTS):
+        return None
+    with db_session() as session:
+        # Most severe first, oldest first within a severity: the order the alerts page lists.
+        alerts = list_alerts(session, viewer, UNRESOLVED, language=language())
+    for about in alerts["resident_id"] if not alerts.empty else ():
+        if pd.notna(about) and int(about) in visible:
+            return int(about)
+    return None
 
 
 def _sync_query_param() -> None:
@@ -254,7 +272,7 @@ if requested is False:
 if isinstance(requested, int) and st.session_state.get(CHOICE_KEY) != requested:
     st.session_state[CHOICE_KEY] = requested
 elif st.session_state.get(CHOICE_KEY) not in choices:
-    st.session_state[CHOICE_KEY] = next(iter(choices))
+    st.session_state[CHOICE_KEY] = _in_trouble(set(choices)) or next(iter(choices))
 resident_id = st.selectbox(
     t("app.resident.choose"),
     options=list(choices),

@@ -14,6 +14,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from core.access import Permission
+from core.alerts.titles import title_text
 from core.errors import IotCareError
 from core.queries.rules import (
     OVERRIDABLE,
@@ -71,7 +72,7 @@ if rules.empty:
 else:
     table = pd.DataFrame(
         {
-            t("app.rules.col.name"): rules["name"],
+            t("app.rules.col.name"): [title_text(n, language()) for n in rules["name"]],
             t("app.rules.col.kind"): rules["kind"].map(kind_label),
             t("app.rules.col.severity"): rules["severity"].map(lambda s: t(f"app.severity.{s}")),
             t("app.rules.col.scope"): [
@@ -106,7 +107,12 @@ def _pick_label(rule_id: int) -> str:
         return t("app.rules.new_rule")
     name, kind, enabled = names[rule_id]
     state = t("app.rules.state_enabled" if enabled else "app.rules.state_disabled")
-    return t("app.rules.pick_label", name=name, kind=kind_label(kind), state=state)
+    return t(
+        "app.rules.pick_label",
+        name=title_text(name, language()),
+        kind=kind_label(kind),
+        state=state,
+    )
 
 
 selected = st.selectbox(t("app.rules.pick"), ids, format_func=_pick_label, key=PICK)
@@ -122,7 +128,9 @@ if selected != NEW:
 st.divider()
 key = f"rules.edit.{selected}"
 st.subheader(
-    t("app.rules.edit_title", name=md_escape(view.name)) if view else t("app.rules.new_title")
+    t("app.rules.edit_title", name=md_escape(title_text(view.name, language())))
+    if view
+    else t("app.rules.new_title")
 )
 if view is not None:
     if view.enabled:
@@ -142,13 +150,24 @@ draft: RuleInput = rule_inputs(
 # --- what it does, as the operator types
 
 st.markdown(f"**{t('app.rules.what')}**")
+tried = f"{key}.tried"  # set once save was pressed: from then on every problem is shown
 params_ok = True
 try:
     st.info(describe_draft(viewer, draft.kind, draft.params))
 except RuleParamsError as error:
     params_ok = False
-    st.warning(t("app.rules.fix"))
-    show_errors(error.errors)
+    # A new rule starts with empty boxes: "Limit is required." before anyone typed is noise.
+    # Until the first save, only problems with what was entered are shown.
+    shown = [
+        problem
+        for problem in error.errors
+        if view is not None or st.session_state.get(tried) or problem[0] in draft.params
+    ]
+    if shown:
+        st.warning(t("app.rules.fix"))
+        show_errors(shown)
+    else:
+        st.caption(t("app.rules.fill_in"))
 
 # --- save, turn on or off, delete
 
@@ -180,6 +199,7 @@ def _save() -> None:
 
 save_label = t("app.rules.save") if view else t("app.rules.save_new")
 if st.button(save_label, type="primary", key=f"{key}.save"):
+    st.session_state[tried] = True
     _save()
 
 if view is not None:
@@ -307,20 +327,22 @@ if kind in OVERRIDABLE:
         if not view.overrides:
             st.info(t("app.rules.overrides.empty"))
         for override in view.overrides:
+            # "Name (room)": two residents may share a name.
+            who = choices.residents.get(override.resident_id, override.resident)
             st.markdown(
-                f"**{override.resident}** — "
+                f"**{md_escape(who)}** — "
                 + describe_override(viewer, view.kind, view.params, override.params)
             )
             if override.note:
                 st.caption(override.note)
             if st.button(
-                t("app.rules.overrides.remove", name=md_escape(override.resident)),
+                t("app.rules.overrides.remove", name=md_escape(who)),
                 key=f"{key}.override.remove.{override.id}",
             ):
                 try:
                     with db_session() as session:
                         remove_override(session, viewer, override.id)
-                    flash(t("app.rules.overrides.removed", name=md_escape(override.resident)))
+                    flash(t("app.rules.overrides.removed", name=md_escape(who)))
                     st.rerun()
                 except IotCareError as error:
                     show_error(error)

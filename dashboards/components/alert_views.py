@@ -8,7 +8,8 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from dashboards.components.i18n import t
+from core.alerts.titles import title_text
+from dashboards.components.i18n import language, t
 from dashboards.components.timefmt import ago, local_time
 
 # Streamlit's markdown badge colours per severity.
@@ -159,7 +160,7 @@ def outbox_table(notifications: pd.DataFrame, timezone: str) -> pd.DataFrame:
             ),
             t(c + "sent"): time_text(row.sent_at, timezone),
             t(c + "error"): _text(row.last_error),
-            t(c + "alert"): _text(row.alert_title),
+            t(c + "alert"): title_text(_text(row.alert_title), language()),
         }
         for row in notifications.itertuples(index=False)
     ]

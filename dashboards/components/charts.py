@@ -29,6 +29,22 @@ def local(series: pd.Series, timezone: str) -> pd.Series:
     return pd.to_datetime(series, utc=True).dt.tz_convert(timezone).dt.tz_localize(None)
 
 
+# Plotly's tick spacing in milliseconds from which an axis labels days rather than times.
+_DAY_MS = 86_400_000
+
+
+def date_axis(t: Translate) -> dict[str, Any]:
+    """A date axis labelled in the reader's language ('12월 6일', not 'Dec 6')."""
+    return {
+        "type": "date",
+        "tickformatstops": [
+            {"dtickrange": [None, _DAY_MS], "value": t("app.resident.chart.tick_time")},
+            {"dtickrange": [_DAY_MS, None], "value": t("app.resident.chart.tick_day")},
+        ],
+        "hoverformat": t("app.resident.chart.hover"),
+    }
+
+
 def timeline_figure(
     timeline: DayTimeline, t: Translate, describe: Callable[[pd.Series], str]
 ) -> go.Figure:
@@ -87,7 +103,7 @@ def timeline_figure(
         **_LAYOUT,
         height=140 + 40 * max(1, len(figure.data)),
         xaxis={
-            "type": "date",
+            **date_axis(t),
             "range": [start, end],
             "title": t("app.resident.day.axis", timezone=tz),
         },
@@ -148,6 +164,7 @@ def vitals_figure(
     # One call: adding traces one by one re-validates the figure each time.
     figure.add_traces(traces, rows=rows, cols=[1] * len(rows))
     figure.update_layout(**_LAYOUT, height=220 * max(1, len(metrics)), legend={"orientation": "h"})
+    figure.update_xaxes(**date_axis(t))
     return figure
 
 
@@ -175,6 +192,6 @@ def reports_figure(reports: pd.DataFrame, t: Translate) -> go.Figure:
         height=300,
         barmode="group",
         legend={"orientation": "h"},
-        xaxis={"title": t("app.resident.sleep.day"), "type": "date"},
+        xaxis={**date_axis(t), "title": t("app.resident.sleep.day")},
     )
     return figure

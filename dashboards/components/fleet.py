@@ -36,3 +36,17 @@ def or_dash(value: object) -> str:
     if value is None or (not isinstance(value, str) and pd.isna(value)):
         return t("app.common.none")
     return str(value)
+
+
+def present(value: object) -> str | None:
+    """The value as text, or None when missing (None, NaN, empty): never 'nan' in a label."""
+    if value is None or (not isinstance(value, str) and pd.isna(value)):
+        return None
+    text = str(value).strip()
+    return text or None
+
+
+def device_pick_label(device_id: str, *about: object) -> str:
+    """'sunrise-101-wearable — 101 wearable', or the id alone when nothing else is known."""
+    parts = [text for text in map(present, about) if text]
+    return f"{device_id} — {' · '.join(parts)}" if parts else device_id

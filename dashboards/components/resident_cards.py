@@ -8,6 +8,7 @@ from typing import Any
 
 import streamlit as st
 
+from core.alerts.titles import title_text
 from core.queries.overview import (
     ACTIVITY_LOOKBACK,
     VITALS_FRESH,
@@ -62,7 +63,7 @@ def alert_text(kind: str, details: Mapping[str, Any], title: str) -> str:
         return describe_finding(kind, details, language())
     except (KeyError, ValueError, TypeError) as error:
         log.debug("no finding text for a %s alert (%s); showing its title", kind, error)
-        return title
+        return title_text(title, language())
 
 
 def alert_line(alert: AlertBrief) -> str:

@@ -79,7 +79,7 @@ def empty_tables(db: AppDatabase, *models: type[Base]) -> None:
 def open_app(
     app_db: AppDatabase, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> Iterator[Callable[..., AppTest]]:
-    """`open_app(username, page, query, language)`: the app run once, signed in as them."""
+    """`open_app(username, page, query, language, context)`: the app run once, signed in as them."""
     env = {
         "IOTCARE_ENVIRONMENT": "test",
         "IOTCARE_DATABASE_URL": app_db.url,
@@ -99,8 +99,10 @@ def open_app(
         query: dict[str, Any] | None = None,
         timeout: float = 60,
         language: str | None = None,
+        context: dict[str, Any] | None = None,
     ) -> AppTest:
         at = AppTest.from_file(str(APP), default_timeout=timeout)
+        at.context = dict(context or {})  # what the browser tells st.context (e.g. its locale)
         for key, value in (query or {}).items():
             at.query_params[key] = value
         if username is not None:
