@@ -8,6 +8,7 @@ from datetime import datetime
 import streamlit as st
 
 from core.access import Viewer
+from core.alerts.titles import title_text
 from core.errors import IotCareError
 from core.notify.links import acknowledge_with_link
 from core.sessions import end_session, resume_session, start_session
@@ -171,7 +172,7 @@ def handle_ack_link() -> None:
     try:
         with db_session() as session:
             alert = acknowledge_with_link(session, app_context().settings, token)
-            title = alert.title
+            title = title_text(alert.title, language())
     except IotCareError as error:
         st.error(error.localized(language()))
         return
