@@ -13,6 +13,7 @@ from core import care_report, users
 from core.access import AccessDenied, Viewer, check_resident
 from core.alerts.lifecycle import Subject, raise_alert
 from core.errors import IotCareError
+from core.queries import admin
 from core.queries.alerts import alert_counts, list_alerts
 from core.queries.devices import fleet
 from core.queries.family import family_contacts, family_members
@@ -22,6 +23,7 @@ from models import (
     Channel,
     ContactChannel,
     DeviceStatus,
+    FamilyLink,
     Notification,
     NotificationPurpose,
     Role,
@@ -187,3 +189,22 @@ def test_caregiver_sees_who_the_family_contacts_are(db_session: Session, factory
     assert family_contacts(db_session, Viewer.of(factory.user(Role.OPERATOR)), other.id) == []
     with pytest.raises(AccessDenied):
         family_contacts(db_session, caregiver, other.id)
+
+
+def test_a_family_user_made_caregiver_no_longer_follows_anyone(
+    db_session: Session, factory: Factory
+) -> None:
+    mother = factory.resident(name="Mother")
+    family = family_of(factory, mother)
+    admin_viewer = Viewer.of(factory.user(Role.ADMIN))
+    assert admin.list_family_links(db_session, admin_viewer)["user_id"].tolist() == [family.id]
+    admin.update_user(
+        db_session,
+        admin_viewer,
+        family.id,
+        display_name=family.display_name,
+        role=Role.CAREGIVER,
+        language=family.language,
+        site_id=None,
+    )
+    assert db_session.scalars(select(FamilyLink).where(FamilyLink.user_id == family.id)).all() == []
