@@ -22,7 +22,7 @@ def viewer_for(session: Session, username: str | None) -> Viewer:
     """The viewer of an active operator or admin, or an error saying to give --as."""
     name = (username or "").strip().lower()
     user = session.scalar(select(User).where(User.username == name)) if name else None
-    if user is None or not user.active or Role(user.role) is Role.CAREGIVER:
+    if user is None or not user.active or Role(user.role) not in (Role.OPERATOR, Role.ADMIN):
         raise IotCareError(
             f"No active operator or administrator '{name}': give --as USERNAME.",
             key="cli.residents.actor_missing",

@@ -8,25 +8,39 @@ from sqlalchemy import select
 from cli.context import ctx
 from core import users as user_service
 from core.db import session_scope
+from core.errors import IotCareError, NotFoundError
 from core.security import generate_password
-from models import Role, User
+from models import Resident, Role, User
 
-app = typer.Typer(help="People who sign in: caregivers, operators, admins.", no_args_is_help=True)
+app = typer.Typer(
+    help="People who sign in: caregivers, operators, admins, family.", no_args_is_help=True
+)
 
 
 @app.command("add")
 def add(
     username: str = typer.Argument(..., help="Sign-in name (lowercase)."),
-    role: Role = typer.Option(..., "--role", "-r", help="caregiver, operator or admin."),
+    role: Role = typer.Option(..., "--role", "-r", help="caregiver, operator, admin or family."),
     display_name: str | None = typer.Option(None, "--name", help="Name shown in the app."),
     language: str = typer.Option("en", "--language", "-l", help="en or ko."),
     site: str | None = typer.Option(None, "--site", help="Site the user works at."),
     generate: bool = typer.Option(
         False, "--generate-password", help="Generate a password and print it once."
     ),
+    residents: list[int] = typer.Option(
+        [], "--resident", help="Family users: id of the resident they follow (repeatable)."
+    ),
+    relation: str | None = typer.Option(
+        None, "--relation", help="Family users: how they are related, e.g. daughter."
+    ),
 ) -> None:
     """Add a user; the password is asked for (or generated with --generate-password)."""
     c = ctx()
+    if Role(role) is Role.FAMILY and not residents:
+        raise IotCareError(
+            "A family user must be linked to a resident: give --resident ID.",
+            key="errors.family_needs_resident",
+        )
     if generate:
         password = generate_password()
     else:
@@ -43,7 +57,16 @@ def add(
             language=language,
             site_id=site,
         )
+        for resident_id in residents:
+            resident = session.get(Resident, resident_id)
+            if resident is None:
+                raise NotFoundError(
+                    f"There is no resident {resident_id}.", key="errors.care.resident_missing"
+                )
+            user_service.link_family(session, user, resident, relation)
         typer.echo(c.t("cli.users.added", username=user.username, role=user.role.value))
+        for resident_id in residents:
+            typer.echo(c.t("cli.users.linked", username=user.username, resident=resident_id))
     if generate:
         typer.echo(c.t("cli.users.generated_password", password=password))
 

@@ -4,7 +4,9 @@ Every query function the app and the notebooks use takes a `Viewer` and filters 
 a caregiver sees only the residents assigned to them whatever page or notebook asks. Sites: a
 caregiver also sees the site-level side of every site they work at (a site where at least one
 active resident is assigned to them, or their own User.site_id), so a gas leak in the kitchen
-reaches everyone on duty there; operators and admins see every site.
+reaches everyone on duty there; operators and admins see every site. A family user sees nothing
+of all that: only the state, alert status and daily reports of the residents they are linked to
+(FamilyLink), through `family_clause`; every other query refuses them.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from sqlalchemy.orm import Session
 
 from core.errors import IotCareError
 from core.i18n import normalize_language
-from models import CaregiverAssignment, Resident, Role, Site, User
+from models import CaregiverAssignment, FamilyLink, Resident, Role, Site, User
 
 
 class Permission(StrEnum):
@@ -35,6 +37,7 @@ class Permission(StrEnum):
     VIEW_AUDIT = "view_audit"
     MANAGE_RESIDENTS = "manage_residents"
     MANAGE_USERS = "manage_users"
+    VIEW_FAMILY = "view_family"  # a relative's state, alert status and daily reports only
 
 
 _CARE = frozenset({Permission.VIEW_RESIDENTS, Permission.HANDLE_ALERTS})
@@ -52,6 +55,7 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
     Role.CAREGIVER: _CARE,
     Role.OPERATOR: frozenset(_OPERATIONS),
     Role.ADMIN: frozenset(_OPERATIONS | {Permission.MANAGE_USERS}),
+    Role.FAMILY: frozenset({Permission.VIEW_FAMILY}),
 }
 
 
@@ -88,8 +92,8 @@ class Viewer:
 
     @property
     def sees_all_residents(self) -> bool:
-        """Operators and admins see every resident; caregivers only their own."""
-        return self.role is not Role.CAREGIVER
+        """Operators and admins see every resident; caregivers only their own; family none."""
+        return self.role in (Role.OPERATOR, Role.ADMIN)
 
 
 def require(viewer: Viewer, permission: Permission) -> None:
@@ -169,11 +173,23 @@ def check_resident(session: Session, viewer: Viewer, resident_id: int) -> Reside
 def filter_visible(session: Session, viewer: Viewer, resident_ids: Iterable[int]) -> list[int]:
     """The subset of resident ids the viewer may see, in the given order."""
     wanted = list(resident_ids)
+    require(viewer, Permission.VIEW_RESIDENTS)
     if viewer.sees_all_residents:
-        require(viewer, Permission.VIEW_RESIDENTS)
         return wanted
     allowed = set(session.scalars(assigned_resident_ids(viewer)))
     return [rid for rid in wanted if rid in allowed]
+
+
+def family_resident_ids(viewer: Viewer) -> Select[tuple[int]]:
+    """Subquery of the resident ids a family user is linked to."""
+    return select(FamilyLink.resident_id).where(FamilyLink.user_id == viewer.user_id)
+
+
+def family_clause(viewer: Viewer, column: ColumnElement[int] | None = None) -> ColumnElement[bool]:
+    """A WHERE clause limiting `column` (default Resident.id) to a family user's relatives."""
+    require(viewer, Permission.VIEW_FAMILY)
+    target = Resident.id if column is None else column
+    return target.in_(family_resident_ids(viewer))
 
 
 def acting_user(session: Session, viewer: Viewer) -> User:

@@ -24,8 +24,9 @@ A section without data says "no data" in the message rather than zeros (reports 
 made before these counts were kept, are rendered as they were).
 
 A report is stored once per resident and day (care_reports, upserted: re-making it keeps
-sent_at), and queued in the notification outbox for each caregiver assigned to the resident,
-on each of their channels (and the in-app inbox), in their language; quiet hours hold back
+sent_at), and queued in the notification outbox for each caregiver assigned to the resident and
+each family user linked to them (FamilyLink), on each of their channels (and the in-app
+inbox), in their language; quiet hours hold back
 every channel but the inbox. sent_at records when it was queued; the outbox delivers it.
 """
 
@@ -41,7 +42,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from core.contract.catalogue import DeviceType, EventType
@@ -55,6 +56,7 @@ from models import (
     CareReport,
     Device,
     Event,
+    FamilyLink,
     Notification,
     NotificationPurpose,
     NotificationStatus,
@@ -480,14 +482,20 @@ def render_report(data: dict[str, Any], name: str, language: str) -> tuple[str, 
     return subject, intro + "\n\n" + "\n".join(lines)
 
 
-def _caregivers(session: Session, resident_id: int) -> list[User]:
+def _recipients(session: Session, resident_id: int) -> list[User]:
+    """The resident's active caregivers and the family users linked to them."""
+    caregivers = select(CaregiverAssignment.user_id).where(
+        CaregiverAssignment.resident_id == resident_id
+    )
+    family = select(FamilyLink.user_id).where(FamilyLink.resident_id == resident_id)
     return list(
         session.scalars(
             select(User)
-            .join(CaregiverAssignment, CaregiverAssignment.user_id == User.id)
-            .where(CaregiverAssignment.resident_id == resident_id, User.active.is_(True))
+            .where(
+                or_(User.id.in_(caregivers), User.id.in_(family)),
+                User.active.is_(True),
+            )
             .order_by(User.id)
-            .distinct()
         )
     )
 
@@ -506,13 +514,13 @@ def report_idempotency_key(report: CareReport, user_id: int, channel: str, addre
 def queue_report(
     session: Session, report: CareReport, now: datetime | None = None
 ) -> list[Notification]:
-    """Queue the report for the resident's caregivers on their channels; marks it sent."""
+    """Queue the report for the resident's caregivers and family users; marks it sent."""
     now = ensure_utc(now or utcnow())
     resident = session.get(Resident, report.resident_id)
     assert resident is not None
     timezone = resident_timezone(session, resident)
     queued: list[Notification] = []
-    for user in _caregivers(session, resident.id):
+    for user in _recipients(session, resident.id):
         language = normalize_language(user.language)
         subject, body = render_report(report.data, resident.name, language)
         for channel, address in contacts(session, user, REPORT_CHANNELS):
@@ -549,5 +557,9 @@ def queue_report(
     report.sent_at = now
     session.flush()
     if not queued:
-        log.info("care report %s (resident %s): no caregiver to send it to", report.id, resident.id)
+        log.info(
+            "care report %s (resident %s): no caregiver or family to send it to",
+            report.id,
+            resident.id,
+        )
     return queued

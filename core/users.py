@@ -19,6 +19,7 @@ from models import (
     CaregiverAssignment,
     Channel,
     ContactChannel,
+    FamilyLink,
     Resident,
     Role,
     SignInFailure,
@@ -197,6 +198,30 @@ def assign(session: Session, user: User, resident: Resident, tier: int = 1) -> N
             f"Only caregivers are assigned to residents; '{user.username}' is {user.role.value}."
         )
     session.add(CaregiverAssignment(user_id=user.id, resident_id=resident.id, tier=tier))
+
+
+def link_family(
+    session: Session, user: User, resident: Resident, relation: str | None = None
+) -> FamilyLink:
+    """Link a family user to a resident they follow (their state and daily report)."""
+    if user.role is not Role.FAMILY:
+        raise IotCareError(
+            f"Only family users follow residents; '{user.username}' is {user.role.value}.",
+            key="errors.family_role_only",
+            username=user.username,
+        )
+    existing = session.scalar(
+        select(FamilyLink).where(
+            FamilyLink.user_id == user.id, FamilyLink.resident_id == resident.id
+        )
+    )
+    if existing is not None:
+        existing.relation = relation or existing.relation
+        return existing
+    link = FamilyLink(user_id=user.id, resident_id=resident.id, relation=relation or None)
+    session.add(link)
+    session.flush()
+    return link
 
 
 def change_own_password(session: Session, user: User, current: str, new: str) -> None:

@@ -31,6 +31,7 @@ class PageSpec:
 
 
 PAGES: tuple[PageSpec, ...] = (
+    PageSpec("family", "family", ":material/family_restroom:", Permission.VIEW_FAMILY),
     PageSpec("overview", "care", ":material/dashboard:", Permission.VIEW_RESIDENTS),
     PageSpec("alerts", "care", ":material/notifications_active:", Permission.HANDLE_ALERTS),
     PageSpec("resident", "care", ":material/person:", Permission.VIEW_RESIDENTS),
@@ -45,7 +46,7 @@ PAGES: tuple[PageSpec, ...] = (
     PageSpec("admin", "admin", ":material/manage_accounts:", Permission.MANAGE_USERS),
     PageSpec("account", "account", ":material/account_circle:", Permission.VIEW_RESIDENTS),
 )
-SECTIONS = ("care", "operations", "admin", "account")
+SECTIONS = ("family", "care", "operations", "admin", "account")
 
 
 def pages_for(viewer: Viewer) -> dict[str, list[PageSpec]]:

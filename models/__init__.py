@@ -28,7 +28,7 @@ from models.notifications import Notification
 from models.quality import QualityResult, QualityRun
 from models.readings import Reading
 from models.reports import CareReport, ResidentRoutine
-from models.residents import CaregiverAssignment, Resident
+from models.residents import CaregiverAssignment, FamilyLink, Resident
 from models.rollups import Rollup
 from models.rules import AlertRule, RuleOverride
 from models.silences import Silence, SilenceReason, SilenceScope
@@ -57,6 +57,7 @@ __all__ = [
     "DeviceStatusChange",
     "EmergencyContact",
     "Event",
+    "FamilyLink",
     "IngestReplica",
     "JobWatermark",
     "Notification",

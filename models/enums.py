@@ -11,6 +11,7 @@ class Role(StrEnum):
     CAREGIVER = "caregiver"
     OPERATOR = "operator"
     ADMIN = "admin"
+    FAMILY = "family"  # a relative: sees only their family member's state and daily report
 
 
 class DeviceStatus(StrEnum):

@@ -1,4 +1,4 @@
-"""Residents and which caregivers look after them."""
+"""Residents, which caregivers look after them and which family users follow them."""
 
 from __future__ import annotations
 
@@ -46,4 +46,20 @@ class CaregiverAssignment(Base):
     )
     # 1 = caregiver on duty, 2 = supervisor, ... (escalation tiers).
     tier: Mapped[int] = mapped_column(Integer, default=1)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class FamilyLink(Base):
+    """A family user follows a resident: sees their state and gets their daily report."""
+
+    __tablename__ = "family_links"
+    __table_args__ = (UniqueConstraint("user_id", "resident_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    resident_id: Mapped[int] = mapped_column(
+        ForeignKey("residents.id", ondelete="CASCADE"), index=True
+    )
+    # How they are related ("daughter"), shown to the care team.
+    relation: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

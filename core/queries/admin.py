@@ -24,7 +24,16 @@ from core.errors import ConflictError, IotCareError, NotFoundError
 from core.i18n import LANGUAGES
 from core.notify.channels import normalize_phone, parse_ntfy_address
 from core.security import MIN_PASSWORD_LENGTH, generate_password
-from models import CaregiverAssignment, Channel, ContactChannel, Resident, Role, Site, User
+from models import (
+    CaregiverAssignment,
+    Channel,
+    ContactChannel,
+    FamilyLink,
+    Resident,
+    Role,
+    Site,
+    User,
+)
 
 TIERS = (1, 2)
 USER_COLUMNS = [
@@ -53,6 +62,16 @@ ASSIGNMENT_COLUMNS = [
     "site_id",
     "tier",
 ]
+FAMILY_COLUMNS = [
+    "link_id",
+    "user_id",
+    "username",
+    "display_name",
+    "resident_id",
+    "resident",
+    "room",
+    "relation",
+]
 CHANNEL_COLUMNS = ["channel_id", "channel", "address", "enabled"]
 EMAIL_RE = re.compile(r"^[^@\s]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}$")
 # A numeric chat id (groups and channels are negative) or a public @channelname.
@@ -77,11 +96,14 @@ def _user(session: Session, user_id: int) -> User:
 def list_users(session: Session, viewer: Viewer, *, include_inactive: bool = True) -> pd.DataFrame:
     """Every user with role, language, site, state, quiet hours and counts, by username."""
     _require(viewer)
+    # Residents a caregiver is assigned to, or a family user follows.
     residents = (
         select(func.count())
         .where(CaregiverAssignment.user_id == User.id)
         .correlate(User)
         .scalar_subquery()
+    ) + (
+        select(func.count()).where(FamilyLink.user_id == User.id).correlate(User).scalar_subquery()
     )
     channels = (
         select(func.count())
@@ -396,7 +418,8 @@ def update_user(
     """Change a user's name, role, language and site; returns the fields that changed.
 
     A caregiver who becomes an operator or admin loses their assignments (only caregivers have
-    residents); the removal is audited with the role change.
+    residents), and a family user given another role stops following their relatives; the
+    removal is audited with the role change.
     """
     _require(viewer)
     actor = acting_user(session, viewer)
@@ -417,6 +440,11 @@ def update_user(
             ):
                 removed.append(assignment.resident_id)
                 session.delete(assignment)
+        if old_role is Role.FAMILY:
+            # Only a family user follows residents as family.
+            for link in session.scalars(select(FamilyLink).where(FamilyLink.user_id == user.id)):
+                removed.append(link.resident_id)
+                session.delete(link)
         user.role = new_role
         audit.record(
             session,
@@ -542,6 +570,67 @@ def assign_caregiver(
         audit.record(
             session, actor, "assignment.add", "user", user.id, resident_id=resident.id, tier=tier
         )
+    session.flush()
+
+
+def list_family_links(session: Session, viewer: Viewer) -> pd.DataFrame:
+    """Which family user follows which resident, by resident and username."""
+    _require(viewer)
+    rows = session.execute(
+        select(FamilyLink, User, Resident)
+        .join(User, User.id == FamilyLink.user_id)
+        .join(Resident, Resident.id == FamilyLink.resident_id)
+        .order_by(Resident.name, User.username)
+    ).all()
+    return pd.DataFrame(
+        [
+            {
+                "link_id": link.id,
+                "user_id": u.id,
+                "username": u.username,
+                "display_name": u.display_name,
+                "resident_id": r.id,
+                "resident": r.name,
+                "room": r.room,
+                "relation": link.relation,
+            }
+            for link, u, r in rows
+        ],
+        columns=FAMILY_COLUMNS,
+    )
+
+
+def link_family_member(
+    session: Session, viewer: Viewer, user_id: int, resident_id: int, relation: str | None = None
+) -> None:
+    """Let a family user follow a resident (their state and daily report); audited."""
+    _require(viewer)
+    actor = acting_user(session, viewer)
+    user = _user(session, user_id)
+    resident = session.get(Resident, resident_id)
+    if resident is None or not resident.active:
+        raise NotFoundError(
+            f"No active resident {resident_id}.", key="errors.admin.resident_missing"
+        )
+    relation = (relation or "").strip()[:64] or None
+    users.link_family(session, user, resident, relation)
+    audit.record(
+        session, actor, "family.link", "user", user.id, resident_id=resident.id, relation=relation
+    )
+    session.flush()
+
+
+def unlink_family_member(session: Session, viewer: Viewer, link_id: int) -> None:
+    """Stop a family user following a resident; audited."""
+    _require(viewer)
+    actor = acting_user(session, viewer)
+    link = session.get(FamilyLink, link_id)
+    if link is None:
+        raise NotFoundError(f"No family link {link_id}.", key="errors.admin.assignment_missing")
+    audit.record(
+        session, actor, "family.unlink", "user", link.user_id, resident_id=link.resident_id
+    )
+    session.delete(link)
     session.flush()
 
 

@@ -1,6 +1,6 @@
-"""Users and access (admins): accounts, roles, caregiver assignments, contact channels, quiet
-hours. Every change goes through core.queries.admin, which validates, audits and refuses to
-leave the platform without an active administrator."""
+"""Users and access (admins): accounts, roles, caregiver assignments, family links, contact
+channels, quiet hours. Every change goes through core.queries.admin, which validates, audits
+and refuses to leave the platform without an active administrator."""
 
 from __future__ import annotations
 
@@ -44,6 +44,7 @@ with db_session() as session:
     sites = admin.list_sites(session, viewer)
     residents = admin.list_residents(session, viewer)
     assignments = admin.list_assignments(session, viewer)
+    family_links = admin.list_family_links(session, viewer)
     permissions = admin.role_permissions(viewer)
 
 site_names = dict(sites)
@@ -298,6 +299,15 @@ with assign_tab:
                 names=", ".join(uncovered["name"].head(10)),
             )
         )
+    resident_names = {
+        int(r.resident_id): t(
+            "app.admin.resident_label",
+            name=r.name,
+            room=r.room or t("app.common.none"),
+            site=site_label(r.site_id),
+        )
+        for r in residents.itertuples()
+    }
     caregivers = [
         uid for uid, r in user_rows.items() if r.role == Role.CAREGIVER.value and r.active
     ]
@@ -323,15 +333,6 @@ with assign_tab:
                 hide_index=True,
                 width="stretch",
             )
-        resident_names = {
-            int(r.resident_id): t(
-                "app.admin.resident_label",
-                name=r.name,
-                room=r.room or t("app.common.none"),
-                site=site_label(r.site_id),
-            )
-            for r in residents.itertuples()
-        }
         with st.form("admin.assign"):
             resident = st.selectbox(
                 t("app.admin.resident"),
@@ -377,6 +378,77 @@ with assign_tab:
                     t("app.admin.unassigned", resident=md_escape(removable[to_remove])),
                     admin.unassign,
                     to_remove,
+                )
+                if ok:
+                    st.rerun()
+
+    # Family users: which resident(s) each follows (their page and the daily report).
+    st.subheader(t("app.admin.family.title"))
+    st.caption(t("app.admin.family.help"))
+    relatives = [uid for uid, r in user_rows.items() if r.role == Role.FAMILY.value and r.active]
+    if not relatives:
+        st.info(t("app.admin.family.none"))
+    else:
+        relative = st.selectbox(
+            t("app.admin.family.pick"), relatives, format_func=user_label, key="admin.family"
+        )
+        followed = family_links[family_links["user_id"].eq(relative)]
+        if followed.empty:
+            st.info(t("app.admin.family.no_links"))
+        else:
+            st.dataframe(
+                pd.DataFrame(
+                    {
+                        t("app.admin.col.resident"): followed["resident"],
+                        t("app.admin.col.room"): followed["room"].fillna(t("app.common.none")),
+                        t("app.admin.family.relation"): followed["relation"].fillna(""),
+                    }
+                ),
+                hide_index=True,
+                width="stretch",
+            )
+        with st.form("admin.family_link"):
+            followed_resident = st.selectbox(
+                t("app.admin.resident"),
+                list(resident_names),
+                format_func=lambda i: resident_names.get(i, str(i)),
+                key="admin.family.resident",
+            )
+            relation = st.text_input(t("app.admin.family.relation"), key="admin.family.relation")
+            link = st.form_submit_button(
+                t("app.admin.family.link"), type="primary", key="admin.family.go"
+            )
+        if link:
+            if followed_resident is None:
+                st.error(t("errors.admin.resident_missing"))
+            else:
+                ok, _ = run_change(
+                    t(
+                        "app.admin.family.linked",
+                        resident=md_escape(resident_names[followed_resident]),
+                    ),
+                    admin.link_family_member,
+                    relative,
+                    followed_resident,
+                    relation,
+                )
+                if ok:
+                    st.rerun()
+        if not followed.empty:
+            unlinkable = {int(r.link_id): r.resident for r in followed.itertuples()}
+            left, right = st.columns([3, 1])
+            to_unlink = left.selectbox(
+                t("app.admin.family.remove"),
+                list(unlinkable),
+                format_func=lambda i: unlinkable.get(i, str(i)),
+                key=f"admin.family.unlink.pick.{relative}",
+            )
+            right.write("")
+            if right.button(t("app.admin.remove"), key="admin.family.unlink.go"):
+                ok, _ = run_change(
+                    t("app.admin.family.unlinked", resident=md_escape(unlinkable[to_unlink])),
+                    admin.unlink_family_member,
+                    to_unlink,
                 )
                 if ok:
                     st.rerun()

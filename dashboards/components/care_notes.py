@@ -1,4 +1,4 @@
-"""Resident page: emergency contacts and the dated care notes, with a form to write one."""
+"""Resident page: emergency contacts, family users, the dated care notes and a form to write one."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import streamlit as st
 
 from core.access import Viewer
 from core.queries import care_notes
+from core.queries.family import family_contacts
 from core.queries.residents_admin import contacts_of
 from dashboards.components.care_admin import run_change
 from dashboards.components.i18n import t
@@ -17,11 +18,12 @@ from dashboards.context import db_session
 
 
 def render(viewer: Viewer, resident_id: int, timezone: str) -> None:
-    """Contacts, then the newest notes first, then the form (the viewer may see the resident)."""
+    """Contacts and family, the newest notes first, the form (the viewer may see the resident)."""
     with db_session() as session:
         notes = care_notes.list_notes(session, viewer, resident_id)
         # The resident page checked the viewer may see this resident before calling.
         contacts = contacts_of(session, resident_id)
+        family = family_contacts(session, viewer, resident_id)
     if contacts:
         st.subheader(t("app.resident.contacts"))
         st.dataframe(
@@ -31,6 +33,22 @@ def render(viewer: Viewer, resident_id: int, timezone: str) -> None:
                     t("app.care.field.contact_relation"): [c.relation or "" for c in contacts],
                     t("app.care.field.contact_phone"): [c.phone or "" for c in contacts],
                     t("app.care.field.contact_email"): [c.email or "" for c in contacts],
+                }
+            ),
+            hide_index=True,
+            width="stretch",
+        )
+    if family:
+        st.subheader(t("app.resident.family.title"), help=t("app.resident.family.help"))
+        st.dataframe(
+            pd.DataFrame(
+                {
+                    t("app.resident.family.name"): [f.name for f in family],
+                    t("app.resident.family.relation"): [f.relation or "" for f in family],
+                    t("app.resident.family.channels"): [
+                        ", ".join(f"{channel}: {address}" for channel, address in f.channels)
+                        for f in family
+                    ],
                 }
             ),
             hide_index=True,

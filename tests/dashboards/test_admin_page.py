@@ -12,6 +12,7 @@ from models import (
     CaregiverAssignment,
     Channel,
     ContactChannel,
+    FamilyLink,
     Resident,
     Role,
     User,
@@ -151,6 +152,35 @@ def test_assign_a_caregiver_as_supervisor_and_remove_it(open_app, app_db) -> Non
     with app_db.session() as session:
         assert session.get(CaregiverAssignment, assignment_id) is None
     assert _audited(app_db, "assignment.remove", caregiver.id)
+
+
+def test_admin_creates_a_family_user_and_links_them_to_a_resident(open_app, app_db) -> None:
+    at = open_app("admin", page="admin")
+    at.text_input(key="admin.create.username").input("kim.daughter")
+    at.selectbox(key="admin.create.role").select(Role.FAMILY)
+    at.button(key="admin.create.go").click().run()
+    no_exception(at)
+    user = app_db.user("kim.daughter")
+    assert user.role is Role.FAMILY
+    with app_db.session() as session:
+        resident_id = session.scalar(select(Resident.id).order_by(Resident.id))
+    at.selectbox(key="admin.family").select(user.id).run()
+    assert "Not linked to any resident yet." in texts(at)
+    at.selectbox(key="admin.family.resident").select(resident_id)
+    at.text_input(key="admin.family.relation").input("daughter")
+    at.button(key="admin.family.go").click().run()
+    no_exception(at)
+    with app_db.session() as session:
+        link = session.scalar(select(FamilyLink).where(FamilyLink.user_id == user.id))
+        assert (link.resident_id, link.relation) == (resident_id, "daughter")
+        link_id = link.id
+    assert _audited(app_db, "family.link", user.id)
+    at.selectbox(key=f"admin.family.unlink.pick.{user.id}").select(link_id)
+    at.button(key="admin.family.unlink.go").click().run()
+    no_exception(at)
+    with app_db.session() as session:
+        assert session.get(FamilyLink, link_id) is None
+    assert _audited(app_db, "family.unlink", user.id)
 
 
 def test_contact_channels_are_validated_added_and_switched_off(open_app, app_db) -> None:
