@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import streamlit as st
 
 from core.access import Viewer
@@ -12,6 +15,28 @@ from dashboards.components.care_admin import run_change
 from dashboards.components.fleet import device_type
 from dashboards.components.i18n import t
 from dashboards.context import db_session
+
+
+def _select(
+    where: Any,
+    label: str,
+    values: list[Any],
+    describe: Callable[[Any], str],
+    *,
+    key: str,
+    index: int = 0,
+) -> Any:
+    """A selectbox of `values` shown as `describe` says, labels made now in the reader's language.
+
+    The widget holds positions, and its labels are fixed when the page runs: a label function
+    that translates when called would be called again outside this run (Streamlit's test
+    harness does so), in whatever language is current there.
+    """
+    labels = [describe(value) for value in values]
+    chosen = where.selectbox(
+        label, range(len(values)), index=index, format_func=labels.__getitem__, key=key
+    )
+    return values[chosen]
 
 
 def add_form(viewer: Viewer, site_info: dict[str, tuple[str, str]], default_site: str) -> None:
@@ -34,16 +59,18 @@ def add_form(viewer: Viewer, site_info: dict[str, tuple[str, str]], default_site
             device_id = left.text_input(
                 t("app.care.field.id"), key="devices.add.id", help=t("app.care.site_id_help")
             )
-            kind = right.selectbox(
+            kind = _select(
+                right,
                 t("app.care.devices.type"),
                 [k.value for k in DeviceType],
-                format_func=device_type,
+                device_type,
                 key="devices.add.type",
             )
-            resident = st.selectbox(
+            resident = _select(
+                st,
                 t("app.care.field.resident"),
                 [None, *residents],
-                format_func=lambda r: (
+                lambda r: (
                     t("app.care.devices.no_resident") if r is None else residents.get(r, str(r))
                 ),
                 key="devices.add.resident",
@@ -84,13 +111,14 @@ def change_forms(viewer: Viewer, detail: q.DeviceDetail) -> None:
         options = [None, *residents]
         with st.form(f"devices.edit.{device_id}"):
             name = st.text_input(t("app.care.field.name"), value=detail.name or "")
-            resident = st.selectbox(
+            resident = _select(
+                st,
                 t("app.care.field.resident"),
                 options,
-                index=options.index(detail.resident_id) if detail.resident_id in options else 0,
-                format_func=lambda r: (
+                lambda r: (
                     t("app.care.devices.no_resident") if r is None else residents.get(r, str(r))
                 ),
+                index=options.index(detail.resident_id) if detail.resident_id in options else 0,
                 key=f"devices.edit.resident.{device_id}",
             )
             room = st.text_input(

@@ -268,8 +268,11 @@ def test_an_operator_adds_reassigns_replaces_and_decommissions_a_device(open_app
         )
     at = open_app("operator", page="devices")
     at.text_input(key="devices.add.id").input("hall-door-9")
-    at.selectbox(key="devices.add.type").select("door_sensor")
-    at.selectbox(key="devices.add.resident").select(resident.id)
+    at.selectbox(key="devices.add.type").select("Door sensor")
+    resident_select = at.selectbox(key="devices.add.resident")
+    resident_select.select_index(
+        next(i for i, label in enumerate(resident_select.options) if resident.name in label)
+    )
     at.button(key="devices.add.go").click().run()
     no_exception(at)
     assert "Device hall-door-9 added." in texts(at)
