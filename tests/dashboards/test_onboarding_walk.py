@@ -1,8 +1,9 @@
 """Onboarding a new care home in the app, in English and Korean: account, roster, first alert.
 
 An admin creates the caregiver's account (Users and access), checks a roster with two mistakes
-(every row's problem listed, nothing written), imports the corrected file (Care home, Roster
-import, through the page's real file uploader), the new fall detector reports a fall through
+(every row's problem listed, nothing written); an operator's check of the corrected file refuses
+only its caregiver row (an admin's); the admin imports it (Care home, Roster import, through the
+page's real file uploader), the new fall detector reports a fall through
 ingest's code path, and the new caregiver sees it on Alerts and Overview with a notification
 waiting in the outbox for them. No code or SQL arranges the site.
 """
@@ -52,7 +53,17 @@ def test_a_new_site_from_roster_to_its_first_alert(open_app, app_db, lang: str) 
     with app_db.session() as session:
         assert session.get(Site, site) is None
 
-    # The corrected file, imported.
+    # An operator may check the corrected file, but assigning caregivers is an admin's.
+    op = open_app("operator", page="care_home", language=lang)
+    uploader = op.file_uploader(key="care.roster.file")
+    uploader.set_value(("roster.csv", roster_csv(site, caregiver), "text/csv"))
+    op.run()
+    op.button(key="care.roster.check").click().run()
+    no_exception(op)
+    refused = op.dataframe[-1].value
+    assert list(refused.iloc[:, 0]) == [5], refused.to_string()
+
+    # The corrected file, imported by the admin.
     uploader = at.file_uploader(key="care.roster.file")
     uploader.set_value(("roster.csv", roster_csv(site, caregiver), "text/csv"))
     at.run()
