@@ -14,11 +14,19 @@ from core.alerts.lifecycle import Subject, raise_alert
 from core.db import make_engine
 from core.seed import seed_demo
 from models import Alert, AlertStatus, Resident, RuleKind, Severity
-from tests.conftest import TEST_SECRET, make_test_settings
-from tests.support.app_server import chromium, served_app
+from tests.conftest import make_test_settings
+from tests.support.app_server import (
+    REPORTS,
+    app_env,
+    chromium,
+    open_page,
+    served_app,
+    sign_in,
+    visible,
+    wait_for,
+)
 from tests.support.waiting import wait_until
 
-REPORTS = Path(__file__).resolve().parents[2] / "reports"
 TITLE = "Fall detected (browser test)"
 
 
@@ -46,46 +54,16 @@ def site(tmp_path: Path) -> Iterator[tuple[str, dict[str, str], str]]:
 
 
 def test_sign_in_and_acknowledge_in_chromium(site, tmp_path: Path) -> None:
-    from selenium.webdriver.common.by import By
-    from selenium.webdriver.common.keys import Keys
-
     url, passwords, alert_id = site
-    env = {
-        "IOTCARE_ENVIRONMENT": "test",
-        "IOTCARE_DATABASE_URL": url,
-        "IOTCARE_SECRET_KEY": TEST_SECRET,
-        "IOTCARE_DATA_DIR": str(tmp_path),
-    }
-    with served_app(env, tmp_path / "app.log") as base, chromium() as driver:
-        driver.get(base)
+    with served_app(app_env(url, tmp_path), tmp_path / "app.log") as base, chromium() as driver:
 
         def find(xpath: str):
-            found = driver.find_elements(By.XPATH, xpath)
-            return found[0] if found and found[0].is_displayed() else None
+            return visible(driver, xpath)
 
-        wait_until(
-            lambda: find("//input[@aria-label='Username']"), timeout=30, message="the sign-in form"
-        )
-        find("//input[@aria-label='Username']").send_keys("caregiver1")
-        password = find("//input[@aria-label='Password']")
-        password.send_keys(passwords["caregiver1"])
-        password.send_keys(Keys.ENTER)
         # caregiver1 reads Korean: the navigation switches to it after sign-in.
-        wait_until(
-            lambda: find("//*[contains(text(), '로그아웃')]"), timeout=30, message="signed in"
-        )
-        # Within the app, not by reloading the URL: the session lives in the open connection.
-        wait_until(
-            lambda: find("//a[contains(@href, '/alerts')]"),
-            timeout=30,
-            message="the Alerts page in the navigation",
-        )
-        find("//a[contains(@href, '/alerts')]").click()
-        wait_until(
-            lambda: find(f"//*[contains(text(), '{TITLE}')]"),
-            timeout=30,
-            message="the alert in the inbox",
-        )
+        sign_in(driver, base, "caregiver1", passwords["caregiver1"], "로그아웃")
+        open_page(driver, "alerts")
+        wait_for(driver, f"//*[contains(text(), '{TITLE}')]", "the alert in the inbox")
         note = "//textarea[@aria-label='메모 (선택)']"
         wait_until(lambda: find(note), timeout=30, message="the acknowledge form")
         find(note).send_keys("On my way to room 1")

@@ -10,13 +10,17 @@ import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
+from tests.conftest import TEST_SECRET
 from tests.support.services import require_program
 from tests.support.tcp_proxy import free_port
 from tests.support.waiting import wait_until
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
+# Screenshots of browser tests, kept with the test report.
+REPORTS = Path(__file__).resolve().parents[2] / "reports"
 
 
 def healthy(url: str) -> bool:
@@ -87,3 +91,60 @@ def chromium(width: int = 1024, height: int = 1366) -> Iterator[object]:
         yield driver
     finally:
         driver.quit()
+
+
+def app_env(database_url: str, data_dir: Path) -> dict[str, str]:
+    """The IOTCARE_* settings the served app runs with in a browser test."""
+    return {
+        "IOTCARE_ENVIRONMENT": "test",
+        "IOTCARE_DATABASE_URL": database_url,
+        "IOTCARE_SECRET_KEY": TEST_SECRET,
+        "IOTCARE_DATA_DIR": str(data_dir),
+    }
+
+
+def visible(driver: Any, xpath: str) -> Any | None:
+    """The first element at this XPath if it is displayed, else None (to poll with wait_until)."""
+    from selenium.webdriver.common.by import By
+
+    found = driver.find_elements(By.XPATH, xpath)
+    return found[0] if found and found[0].is_displayed() else None
+
+
+def wait_for(driver: Any, xpath: str, message: str, timeout: float = 30) -> Any:
+    """Wait until an element at this XPath is displayed, and return it."""
+    try:
+        wait_until(lambda: visible(driver, xpath), timeout=timeout, message=message)
+    except AssertionError:
+        # What the page showed instead, to see why.
+        REPORTS.mkdir(exist_ok=True)
+        driver.save_screenshot(str(REPORTS / "browser-timed-out.png"))
+        raise
+    return visible(driver, xpath)
+
+
+def sign_in(driver: Any, base: str, username: str, password: str, signed_in_text: str) -> None:
+    """Open the app, fill in the sign-in form and wait for `signed_in_text` (e.g. Sign out)."""
+    from selenium.webdriver.common.keys import Keys
+
+    driver.get(base)
+    wait_for(driver, "//input[@aria-label='Username']", "the sign-in form").send_keys(username)
+    field = wait_for(driver, "//input[@aria-label='Password']", "the password field")
+    field.send_keys(password)
+    field.send_keys(Keys.ENTER)
+    wait_for(driver, f"//*[contains(text(), '{signed_in_text}')]", "signed in")
+
+
+def open_page(driver: Any, page: str) -> None:
+    """Go to a page through the navigation (not by URL: the session lives in the connection)."""
+    link = f"//a[contains(@href, '/{page}')]"
+    # Past ten pages Streamlit folds the navigation behind a "View N more" button.
+    more = "//*[@data-testid='stSidebarNav']//button[contains(., 'more')]"
+
+    def shown() -> Any | None:
+        if visible(driver, link) is None and (button := visible(driver, more)) is not None:
+            button.click()
+        return visible(driver, link)
+
+    wait_until(shown, timeout=30, message=f"the {page} page in the navigation")
+    visible(driver, link).click()
