@@ -23,7 +23,7 @@ from core.contract.payloads import command_payload
 from core.contract.topics import TopicKind, device_topic
 from core.errors import IotCareError, NotFoundError
 from core.timeutil import utcnow
-from models import Command, CommandStatus, Device, User
+from models import Command, CommandStatus, Device, User, in_service
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +67,12 @@ def request_command(
         )
     if device.quarantined:
         raise IotCareError(f"Device '{device_id}' is quarantined; accept it before commanding it.")
+    if device.decommissioned_at is not None:
+        raise IotCareError(
+            f"Device '{device_id}' is decommissioned.",
+            key="errors.care.device_retired",
+            device=device_id,
+        )
     now = now or utcnow()
     row = Command(
         id=uuid.uuid4(),
@@ -104,6 +110,7 @@ def site_valves(session: Session, site_id: str) -> Sequence[Device]:
             Device.site_id == site_id,
             Device.type == DeviceType.GAS_VALVE.value,
             Device.quarantined.is_(False),
+            in_service(),
         )
         .order_by(Device.id)
     ).all()

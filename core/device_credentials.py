@@ -31,7 +31,7 @@ from core.contract.topics import INBOUND, TopicKind, device_topic, subscription
 from core.errors import ConfigError, ConflictError, IotCareError, NotFoundError
 from core.security import generate_password
 from core.settings import ENV_PREFIX, Settings
-from models import Device, User
+from models import Device, User, in_service
 
 # mosquitto_passwd's defaults (Mosquitto 2.x, "sha512-pbkdf2"). Device passwords are 32 random
 # letters and digits (about 190 bits), out of reach of guessing at any iteration count, so the
@@ -145,6 +145,12 @@ def provision(
             f"Device '{device_id}' is quarantined: accept it into the registry before giving "
             "it broker credentials."
         )
+    if device.decommissioned_at is not None:
+        raise ConflictError(
+            f"Device '{device_id}' is decommissioned: it gets no broker credentials.",
+            key="errors.care.device_retired",
+            device=device_id,
+        )
     if device.credentials_hash and not rotate:
         raise ConflictError(
             f"Device '{device_id}' has broker credentials already; use --rotate to replace "
@@ -241,10 +247,14 @@ def render_acl_file(accounts: Iterable[Account]) -> str:
 
 
 def credentialed_devices(session: Session) -> Sequence[Device]:
-    """Devices that hold broker credentials, by id."""
+    """Devices in service that hold broker credentials, by id (a decommissioned one has none)."""
     query = (
         select(Device)
-        .where(Device.credentials_hash.is_not(None), Device.mqtt_username.is_not(None))
+        .where(
+            Device.credentials_hash.is_not(None),
+            Device.mqtt_username.is_not(None),
+            in_service(),
+        )
         .order_by(Device.id)
     )
     return session.scalars(query).all()

@@ -15,7 +15,7 @@ from sqlalchemy import ColumnElement, and_, func, or_
 
 from core.contract.catalogue import REPORT_INTERVALS
 from core.timeutil import ensure_utc
-from models import Device, DeviceStatus
+from models import Device, DeviceStatus, in_service
 
 # Expected messages a device may miss before it is shown as silent: one late or lost message
 # (a broker restart, a busy ingest) is not worth an operator's look; three in a row are.
@@ -73,6 +73,7 @@ def silent_clause(now: datetime) -> ColumnElement[bool]:
     ]
     other = and_(kind_of.not_in(known), Device.last_seen < now - silent_after(None))
     return and_(
+        in_service(),
         Device.status != DeviceStatus.OFFLINE,
         Device.last_seen.is_not(None),
         or_(*per_type, other),

@@ -31,7 +31,16 @@ from core.access import (
 )
 from core.errors import ConflictError, IotCareError, NotFoundError
 from core.timeutil import ensure_utc, utcnow
-from models import Device, Resident, Silence, SilenceReason, SilenceScope, Site, User
+from models import (
+    Device,
+    Resident,
+    Silence,
+    SilenceReason,
+    SilenceScope,
+    Site,
+    User,
+    in_service,
+)
 
 # A start this far in the past is still "now" (the form was open for a while).
 START_GRACE = timedelta(minutes=15)
@@ -520,7 +529,7 @@ def maintenance_targets(
     devices = list(
         session.execute(
             select(Device.id, Device.site_id)
-            .where(Device.quarantined.is_(False))
+            .where(Device.quarantined.is_(False), in_service())
             .order_by(Device.site_id, Device.id)
         ).tuples()
     )

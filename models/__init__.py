@@ -7,7 +7,7 @@ from models.care import CareNote, EmergencyContact
 from models.commands import Command
 from models.dead_letters import DeadLetter
 from models.device_status import DeviceStatusChange, StatusChangeReason
-from models.devices import BlockedDevice, Device
+from models.devices import BlockedDevice, Device, in_service
 from models.enums import (
     AlertStatus,
     Channel,
@@ -82,4 +82,5 @@ __all__ = [
     "Site",
     "StatusChangeReason",
     "User",
+    "in_service",
 ]

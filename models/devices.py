@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Boolean, ForeignKey, Integer, String
+from sqlalchemy import Boolean, ColumnElement, ForeignKey, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from core.timeutil import utcnow
@@ -43,6 +43,14 @@ class Device(Base):
     mqtt_username: Mapped[str | None] = mapped_column(String(128), unique=True)
     credentials_hash: Mapped[str | None] = mapped_column(String(255))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # When an operator took the device out of service (None while in service). The row stays so
+    # its status history, commands and past readings keep their device; its id is blocked too.
+    decommissioned_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+def in_service() -> ColumnElement[bool]:
+    """The clause for devices in service (not decommissioned); every "live" query filters on it."""
+    return Device.decommissioned_at.is_(None)
 
 
 class BlockedDevice(Base):

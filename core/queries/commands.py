@@ -24,7 +24,7 @@ from core.commands import COMMANDS, CommandSender, DispatchStats, dispatch, requ
 from core.errors import ConflictError, IotCareError, NotFoundError
 from core.settings import Settings
 from core.timeutil import utcnow
-from models import Command, CommandStatus, Device, Site, User
+from models import Command, CommandStatus, Device, Site, User, in_service
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +75,7 @@ def targets(session: Session, viewer: Viewer, site_id: str | None = None) -> lis
     query = (
         select(Device, Site.timezone)
         .join(Site, Site.id == Device.site_id)
-        .where(Device.type.in_(list(COMMANDS)), Device.quarantined.is_(False))
+        .where(Device.type.in_(list(COMMANDS)), Device.quarantined.is_(False), in_service())
         .order_by(Device.site_id, Device.id)
     )
     if site_id:

@@ -36,6 +36,7 @@ from models import (
     Resident,
     Site,
     User,
+    in_service,
 )
 
 LOW_BATTERY = 20
@@ -53,6 +54,7 @@ FLEET_COLUMNS = [
     "rssi",
     "firmware",
     "quarantined",
+    "decommissioned_at",
 ]
 MESSAGE_COLUMNS = ["at", "kind", "what", "detail"]
 BLOCKED_COLUMNS = ["device_id", "site_id", "blocked_at", "blocked_by", "reason"]
@@ -68,6 +70,8 @@ class FleetFilter:
     device_type: str | None = None
     quarantined: bool | None = None
     search: str | None = None
+    # Decommissioned devices stay in the registry but leave the table unless asked for.
+    decommissioned: bool = False
 
 
 @dataclass(frozen=True)
@@ -103,6 +107,7 @@ class DeviceDetail:
     created_at: datetime
     shown_status: ShownStatus = ShownStatus.UNKNOWN  # the status, or SILENT when it went quiet
     status_since: datetime | None = None  # when the reported status began, if known
+    decommissioned_at: datetime | None = None  # when it left service; None while in service
 
 
 @dataclass(frozen=True)
@@ -131,10 +136,13 @@ def _fleet_query(flt: FleetFilter, now: datetime) -> Select[Any]:
             Device.rssi,
             Device.firmware,
             Device.quarantined,
+            Device.decommissioned_at,
         )
         .outerjoin(Resident, Resident.id == Device.resident_id)
         .order_by(Device.quarantined.desc(), Device.site_id, Device.id)
     )
+    if not flt.decommissioned:
+        query = query.where(in_service())
     if flt.site_id:
         query = query.where(Device.site_id == flt.site_id)
     if flt.status is not None:
@@ -186,7 +194,7 @@ def fleet_summary(
 ) -> FleetSummary:
     """How many devices there are, online, silent, offline, quarantined and low on battery."""
     require(viewer, Permission.MANAGE_DEVICES)
-    scope = [Device.site_id == site_id] if site_id else []
+    scope = [in_service(), *([Device.site_id == site_id] if site_id else [])]
     silent = silent_clause(now or utcnow())
 
     def count(*where: object) -> int:
@@ -255,6 +263,7 @@ def device_detail(
         created_at=device.created_at,
         shown_status=shown_status(device.status, device.last_seen, device.type, now or utcnow()),
         status_since=device.status_since,
+        decommissioned_at=device.decommissioned_at,
     )
 
 

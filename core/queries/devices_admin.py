@@ -1,9 +1,11 @@
 """Device administration for operators: add, edit, reassign, replace and decommission.
 
-Decommissioning takes the device out of the registry and blocks its id, as rejecting a
-quarantined one does: readings, events, alerts and dead letters have no foreign key to devices
-and are kept; ingest dead-letters whatever the id still sends, so it neither alerts nor comes
-back to quarantine. The audit entry keeps its type, site, resident and room.
+Decommissioning marks the device (`decommissioned_at`) and blocks its id, as rejecting a
+quarantined one does, but never deletes it: its status history and commands stay, its past
+readings keep their device, and every "live" query (rules, overview, fleet list, valves, broker
+credentials) leaves it out through `models.in_service`. Ingest dead-letters whatever the id still
+sends, so it neither alerts nor comes back to quarantine. A decommissioned id cannot be added
+again: its history belongs to the old device.
 """
 
 from __future__ import annotations
@@ -31,10 +33,17 @@ class Placement:
 
 
 def _device(session: Session, device_id: str) -> Device:
+    """A device in service; a decommissioned one is no longer edited, replaced or retired."""
     device = session.get(Device, (device_id or "").strip())
     if device is None:
         raise NotFoundError(
             f"No device '{device_id}'.", key="errors.care.device_missing", device=device_id
+        )
+    if device.decommissioned_at is not None:
+        raise ConflictError(
+            f"Device '{device.id}' is decommissioned.",
+            key="errors.care.device_retired",
+            device=device.id,
         )
     return device
 
@@ -80,7 +89,14 @@ def add_device(
     clean_id = check.registry_id("id", device_id)
     site = get_site(session, site_id)
     kind = _type(device_type)
-    if session.get(Device, clean_id) is not None:
+    existing = session.get(Device, clean_id)
+    if existing is not None and existing.decommissioned_at is not None:
+        raise ConflictError(
+            f"Device '{clean_id}' was decommissioned; its id cannot be used again.",
+            key="errors.care.device_decommissioned",
+            device=clean_id,
+        )
+    if existing is not None:
         raise ConflictError(
             f"Device '{clean_id}' exists.", key="errors.care.device_taken", device=clean_id
         )
@@ -139,7 +155,7 @@ def _retire(session: Session, actor_id: int, device: Device, reason: str | None)
         "resident_id": device.resident_id,
         "room": device.room,
     }
-    session.delete(device)
+    device.decommissioned_at = utcnow()
     session.merge(
         BlockedDevice(
             device_id=device.id,
@@ -156,7 +172,7 @@ def _retire(session: Session, actor_id: int, device: Device, reason: str | None)
 def decommission(
     session: Session, viewer: Viewer, device_id: str, *, reason: str | None = None
 ) -> None:
-    """Take a device out of service: out of the registry, its id blocked; data kept."""
+    """Take a device out of service: marked decommissioned, its id blocked; row and data kept."""
     require(viewer, Permission.MANAGE_DEVICES)
     actor = acting_user(session, viewer)
     device = _device(session, device_id)

@@ -43,6 +43,7 @@ from models import (
     RollupPeriod,
     Severity,
     Site,
+    in_service,
 )
 
 # The vital signs a card shows, in this order.
@@ -454,7 +455,7 @@ def _device_problems(
             Device.battery,
             Device.quarantined,
         )
-        .where(Device.resident_id.in_(visible), _problem_filter(now))
+        .where(Device.resident_id.in_(visible), in_service(), _problem_filter(now))
         .order_by(Device.id)
     ).all()
     found: dict[int, list[DeviceProblem]] = defaultdict(list)

@@ -129,7 +129,9 @@ def resident_profile(session: Session, viewer: Viewer, resident_id: int) -> Resi
     devices = pd.DataFrame(
         [
             (d.id, d.type, d.room, str(d.status), d.battery, d.last_seen, d.quarantined)
+            # Decommissioned devices leave the profile; their past readings stay in the charts.
             for d in _devices(session, resident_id)
+            if d.decommissioned_at is None
         ],
         columns=["id", "type", "room", "status", "battery", "last_seen", "quarantined"],
     )

@@ -78,6 +78,7 @@ from models import (
     RuleKind,
     ScopeType,
     Site,
+    in_service,
 )
 
 log = logging.getLogger(__name__)
@@ -271,7 +272,7 @@ def _load_world(session: Session) -> _World:
         _Device(*row)
         for row in session.execute(
             select(Device.id, Device.site_id, Device.resident_id, Device.type, Device.created_at)
-            .where(Device.quarantined.is_(False))
+            .where(Device.quarantined.is_(False), in_service())
             .order_by(Device.id)
         ).tuples()
     ]

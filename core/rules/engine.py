@@ -72,6 +72,7 @@ from models import (
     ScopeType,
     Severity,
     Site,
+    in_service,
 )
 
 log = logging.getLogger(__name__)
@@ -317,7 +318,7 @@ class _Tick:
                     Device.battery,
                     Device.created_at,
                     Device.status_since,
-                ).where(Device.quarantined.is_(False))
+                ).where(Device.quarantined.is_(False), in_service())
             ).tuples()
         ]
         return _Registry(sites, residents, devices)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pandas as pd
 import streamlit as st
 
 from core.access import Permission
@@ -211,6 +212,9 @@ with st.expander(t("app.devices.filters"), expanded=False):
         format_func=lambda k: t("app.common.all") if k is None else device_type(k),
     )
     only_quarantined = st.checkbox(t("app.devices.quarantined_only"))
+    with_decommissioned = st.checkbox(
+        t("app.devices.decommissioned"), help=t("app.devices.decommissioned_help")
+    )
     search = st.text_input(t("app.devices.search"), help=t("app.devices.search_help"))
 
 flt = q.FleetFilter(
@@ -219,6 +223,7 @@ flt = q.FleetFilter(
     device_type=type_filter,
     quarantined=True if only_quarantined else None,
     search=search or None,
+    decommissioned=with_decommissioned,
 )
 with db_session() as session:
     table = q.fleet(session, viewer, flt)
@@ -237,9 +242,15 @@ else:
         resident=table["resident"].map(or_dash),
         room=table["room"].map(or_dash),
         firmware=table["firmware"].map(or_dash),
+        decommissioned_at=[
+            when(at, site_tz(site)) if pd.notna(at) else or_dash(None)
+            for at, site in zip(table["decommissioned_at"], table["site_id"], strict=True)
+        ],
     )
     columns = ["device_id", "name", "type", "resident", "room", "status", "last_seen"]
     columns += ["battery", "firmware", "quarantined"]
+    if with_decommissioned:
+        columns.append("decommissioned_at")
     if len(site_info) > 1:
         columns.insert(1, "site_id")
     st.dataframe(
@@ -260,6 +271,7 @@ else:
             ),
             "firmware": t("app.devices.column.firmware"),
             "quarantined": st.column_config.CheckboxColumn(t("app.devices.column.quarantined")),
+            "decommissioned_at": t("app.devices.decommissioned"),
         },
     )
 
@@ -340,6 +352,8 @@ st.caption(
 )
 if detail.quarantined:
     st.warning(t("app.devices.detail.quarantined"))
+if detail.decommissioned_at is not None:
+    st.warning(t("app.devices.detail.decommissioned", at=when(detail.decommissioned_at, tz)))
 device_admin.change_forms(viewer, detail)
 
 st.markdown(f"**{t('app.devices.detail.messages', hours=MESSAGE_HOURS)}**")

@@ -102,8 +102,10 @@ def add_form(viewer: Viewer, site_info: dict[str, tuple[str, str]], default_site
 
 def change_forms(viewer: Viewer, detail: q.DeviceDetail) -> None:
     """An expander to rename/reassign, replace or decommission the device shown."""
-    if detail.quarantined:
-        return  # the quarantine decision comes first (accept or reject above)
+    if detail.quarantined or detail.decommissioned_at is not None:
+        # The quarantine decision comes first (accept or reject above); a decommissioned
+        # device is history, no longer changed.
+        return
     device_id = detail.device_id
     with st.expander(t("app.care.devices.change_title")):
         with db_session() as session:

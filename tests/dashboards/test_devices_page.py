@@ -18,6 +18,7 @@ from models import (
     Event,
     Reading,
     Resident,
+    in_service,
 )
 from tests.dashboards.conftest import no_exception, texts
 
@@ -87,7 +88,8 @@ def test_operator_sees_the_fleet_and_admin_too(open_app, app_db) -> None:
         assert at.title[0].value == "Devices"
         frame = at.dataframe[0].value
         with app_db.session() as session:
-            assert len(frame) == len(session.scalars(select(Device.id)).all()) >= 142
+            in_use = session.scalars(select(Device.id).where(in_service())).all()
+            assert len(frame) == len(in_use) >= 142
         assert "sunrise-kitchen-gasvalve" in set(frame["device_id"])
         assert "No device is waiting in quarantine." in texts(at)
         assert "Asia/Seoul" in texts(at)
@@ -300,14 +302,30 @@ def test_an_operator_adds_reassigns_replaces_and_decommissions_a_device(open_app
     with app_db.session() as session:
         new = session.get(Device, "hall-door-10")
         assert new.room == "kitchen" and new.type == "door_sensor"
-        assert session.get(Device, "hall-door-9") is None
+        # The old one stays in the registry, decommissioned, its id blocked.
+        assert session.get(Device, "hall-door-9").decommissioned_at is not None
         assert session.get(BlockedDevice, "hall-door-9") is not None
     at.text_input(key="devices.retire.reason").input("broken")
     at.button(key="devices.retire.go").click().run()
     no_exception(at)
     assert "Device hall-door-10 decommissioned." in texts(at)
+
+    # The fleet hides decommissioned devices unless asked to show them.
+    def fleet_table():
+        return next(d.value for d in at.dataframe if "status" in d.value.columns)
+
+    assert not {"hall-door-9", "hall-door-10"} & set(fleet_table()["device_id"])
+    next(c for c in at.checkbox if c.label == "Decommissioned").check().run()
+    no_exception(at)
+    shown = fleet_table().set_index("device_id")
+    assert {"hall-door-9", "hall-door-10"} <= set(shown.index)
+    assert shown.loc["hall-door-10", "decommissioned_at"] != "—"
+    at.selectbox(key="devices.detail.pick").select("hall-door-10").run()
+    no_exception(at)
+    assert "This device was decommissioned" in "\n".join(w.value for w in at.warning)
+    assert not [b for b in at.button if b.key == "devices.retire.go"]
     with app_db.session() as session:
-        assert session.get(Device, "hall-door-10") is None
+        assert session.get(Device, "hall-door-10").decommissioned_at is not None
         actions = set(
             session.scalars(
                 select(AuditEntry.action).where(
@@ -318,4 +336,5 @@ def test_an_operator_adds_reassigns_replaces_and_decommissions_a_device(open_app
         assert actions >= {"device.add", "device.reassign", "device.replace", "device.decommission"}
         for device_id in ("hall-door-9", "hall-door-10"):
             session.delete(session.get(BlockedDevice, device_id))
+            session.delete(session.get(Device, device_id))
         session.commit()

@@ -308,14 +308,32 @@ def test_devices_are_added_reassigned_replaced_and_decommissioned(db_session, fa
         "wearable",
         "Wristband",
     )
-    assert db_session.get(Device, "w-1") is None
+    # The old device stays in the registry, marked, its id blocked.
+    assert db_session.get(Device, "w-1").decommissioned_at is not None
     assert db_session.get(BlockedDevice, "w-1") is not None
     kept = db_session.scalar(
         select(func.count()).select_from(Reading).where(Reading.device_id == "w-1")
     )
     assert kept == 1
     devices_admin.decommission(db_session, operator, "w-2", reason="lost")
-    assert db_session.get(Device, "w-2") is None
+    assert db_session.get(Device, "w-2").decommissioned_at is not None
+    assert db_session.get(BlockedDevice, "w-2").reason == "lost"
+    # Its id keeps its history: it is not added again, nor edited, replaced or retired twice.
+    with pytest.raises(IotCareError) as error:
+        devices_admin.add_device(
+            db_session, operator, device_id="w-2", site_id=site.id, device_type="wearable"
+        )
+    assert error.value.key == "errors.care.device_decommissioned"
+    for change in (
+        lambda: devices_admin.decommission(db_session, operator, "w-2"),
+        lambda: devices_admin.replace_device(db_session, operator, "w-2", "w-3"),
+        lambda: devices_admin.update_device(
+            db_session, operator, "w-2", name="x", resident_id=None, room=None
+        ),
+    ):
+        with pytest.raises(IotCareError) as error:
+            change()
+        assert error.value.key == "errors.care.device_retired"
     assert _actions(db_session, "device", "w-1") == [
         "device.add",
         "device.reassign",
