@@ -129,6 +129,15 @@ def test_device_problems(db_session, factory) -> None:
     healthy(factory, resident, "bed_sensor", last_seen=None, status=DeviceStatus.UNKNOWN)
     healthy(factory, resident, "motion_sensor", last_seen=NOW - timedelta(hours=3))
     healthy(factory, resident, "env_sensor", quarantined=True, battery=3)
+    # A decommissioned device is no problem any more, however silent and flat it is.
+    healthy(
+        factory,
+        resident,
+        "panic_button",
+        status=DeviceStatus.OFFLINE,
+        battery=1,
+        decommissioned_at=NOW - timedelta(days=1),
+    )
     caregiver = Viewer.of(factory.user(Role.CAREGIVER, residents=(resident,)))
     (card,) = resident_overview(db_session, caregiver, now=NOW).cards
     assert {p.type: p.problems for p in card.device_problems} == {
