@@ -146,6 +146,14 @@ def unblock_device(session: Session, device_id: str, actor: User | None = None) 
     blocked = session.get(BlockedDevice, device_id)
     if blocked is None:
         return False
+    device = session.get(Device, device_id)
+    if device is not None and device.decommissioned_at is not None:
+        # The block is what keeps a decommissioned device's messages out of data and alerts.
+        raise ConflictError(
+            f"Device '{device_id}' was decommissioned: its id stays blocked.",
+            key="errors.care.decommissioned_blocked",
+            device=device_id,
+        )
     site_id = blocked.site_id
     session.delete(blocked)
     session.flush()

@@ -11,6 +11,7 @@ from sqlalchemy import func, select
 from core.access import AccessDenied, Viewer
 from core.errors import IotCareError
 from core.queries import care_notes, devices_admin, residents_admin, sites_admin
+from core.queries import devices as device_queries
 from core.queries.residents_admin import ContactInput
 from core.roster import import_roster
 from core.rules.engine import evaluate_rules
@@ -334,6 +335,11 @@ def test_devices_are_added_reassigned_replaced_and_decommissioned(db_session, fa
         with pytest.raises(IotCareError) as error:
             change()
         assert error.value.key == "errors.care.device_retired"
+    # Its block stays: it is what keeps the old device's messages out of data and alerts.
+    with pytest.raises(IotCareError) as error:
+        device_queries.unblock_device(db_session, operator, "w-2")
+    assert error.value.key == "errors.care.decommissioned_blocked"
+    assert db_session.get(BlockedDevice, "w-2") is not None
     assert _actions(db_session, "device", "w-1") == [
         "device.add",
         "device.reassign",
