@@ -83,6 +83,23 @@ def create_resident(
     return resident
 
 
+def check_device_id_free(session: Session, device_id: str) -> None:
+    """Refuse an id a device has, or had: a decommissioned id keeps the old device's history."""
+    existing = session.get(Device, device_id)
+    if existing is not None and existing.decommissioned_at is not None:
+        raise ConflictError(
+            f"Device '{device_id}' was decommissioned; its id cannot be used again.",
+            key="errors.care.device_decommissioned",
+            device=device_id,
+        )
+    if existing is not None:
+        raise ConflictError(
+            f"A device with id '{device_id}' exists already.",
+            key="errors.care.device_taken",
+            device=device_id,
+        )
+
+
 def add_device(
     session: Session,
     *,
@@ -108,8 +125,7 @@ def add_device(
         resident = session.get(Resident, resident_id)
         if resident is None or resident.site_id != site_id:
             raise NotFoundError(f"No resident {resident_id} at site '{site_id}'.")
-    if session.get(Device, device_id) is not None:
-        raise ConflictError(f"A device with id '{device_id}' exists already.")
+    check_device_id_free(session, device_id)
     device = Device(
         id=device_id,
         site_id=site_id,

@@ -89,17 +89,7 @@ def add_device(
     clean_id = check.registry_id("id", device_id)
     site = get_site(session, site_id)
     kind = _type(device_type)
-    existing = session.get(Device, clean_id)
-    if existing is not None and existing.decommissioned_at is not None:
-        raise ConflictError(
-            f"Device '{clean_id}' was decommissioned; its id cannot be used again.",
-            key="errors.care.device_decommissioned",
-            device=clean_id,
-        )
-    if existing is not None:
-        raise ConflictError(
-            f"Device '{clean_id}' exists.", key="errors.care.device_taken", device=clean_id
-        )
+    registry.check_device_id_free(session, clean_id)
     where = _placement(session, site.id, resident_id, room)
     registry.add_device(
         session,

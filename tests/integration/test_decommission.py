@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from core import commands
+from core import commands, registry
 from core import device_credentials as dc
 from core.access import Viewer
 from core.errors import IotCareError
@@ -107,6 +107,11 @@ def test_decommission_keeps_the_row_history_and_commands_but_no_valve_or_broker_
     assert old.id not in files.passwords and f"{live.id}:" in files.passwords
     with pytest.raises(IotCareError):
         dc.provision(db_session, old.id, rotate=True)
+    # `iotcare devices add` (the registry) refuses its id with a message of its own.
+    with pytest.raises(IotCareError) as error:
+        registry.add_device(db_session, device_id=old.id, site_id=site.id, device_type="gas_valve")
+    assert error.value.key == "errors.care.device_decommissioned"
+    assert "decommissioned" in str(error.value)
 
 
 def test_rules_and_the_fleet_leave_a_decommissioned_device_out(
