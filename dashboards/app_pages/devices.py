@@ -7,6 +7,7 @@ import streamlit as st
 from core.access import Permission
 from core.contract.catalogue import DeviceType
 from core.errors import IotCareError
+from core.i18n import plural
 from core.queries import devices as q
 from dashboards.components import device_admin
 from dashboards.components.fleet import device_pick_label, device_type, label, or_dash, when
@@ -49,8 +50,10 @@ silent_col.metric(t("app.devices.silent"), summary.silent, help=t("app.devices.s
 offline_col.metric(t("app.devices.offline"), summary.offline)
 quarantined_col.metric(t("app.devices.quarantined"), summary.quarantined)
 st.caption(
-    t(
+    plural(
+        t,
         "app.devices.summary",
+        summary.total,
         total=summary.total,
         low_battery=summary.low_battery,
         threshold=q.LOW_BATTERY,
@@ -59,7 +62,7 @@ st.caption(
 
 # --- quarantine decisions
 
-st.subheader(t("app.devices.quarantine.title", n=len(waiting)))
+st.subheader(plural(t, "app.devices.quarantine.title", len(waiting)))
 if waiting.empty:
     st.caption(t("app.devices.quarantine.none"))
 else:
@@ -226,7 +229,7 @@ with db_session() as session:
 if table.empty:
     st.info(t("app.devices.no_match"))
 else:
-    st.caption(t("app.devices.shown", shown=len(table), total=summary.total))
+    st.caption(plural(t, "app.devices.shown", summary.total, shown=len(table), total=summary.total))
     shown = table.assign(
         type=table["type"].map(device_type),
         status=table["status"].map(lambda s: t(f"app.device_status.{s}")),
@@ -342,10 +345,10 @@ if detail.quarantined:
     st.warning(t("app.devices.detail.quarantined"))
 device_admin.change_forms(viewer, detail)
 
-st.markdown(f"**{t('app.devices.detail.messages', hours=MESSAGE_HOURS)}**")
+st.markdown(f"**{plural(t, 'app.devices.detail.messages', MESSAGE_HOURS, hours=MESSAGE_HOURS)}**")
 st.caption(t("app.devices.detail.status_note"))
 if messages.empty:
-    st.info(t("app.devices.detail.no_messages", hours=MESSAGE_HOURS))
+    st.info(plural(t, "app.devices.detail.no_messages", MESSAGE_HOURS, hours=MESSAGE_HOURS))
 else:
     st.dataframe(
         messages.assign(
