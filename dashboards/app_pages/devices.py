@@ -142,8 +142,8 @@ else:
                         if result.blocked
                         else "app.devices.quarantine.rejected",
                         device=choice,
-                        readings=result.readings_kept,
-                        events=result.events_kept,
+                        readings=plural(t, "count.readings", result.readings_kept),
+                        events=plural(t, "count.events", result.events_kept),
                     )
                 )
                 st.rerun()

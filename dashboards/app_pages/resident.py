@@ -131,8 +131,8 @@ def day_section(resident_id: int, timezone: str) -> None:
         st.caption(
             t(
                 "app.resident.day.stays",
-                n=len(timeline.stays),
-                rooms=timeline.stays["room"].nunique(),
+                n=plural(t, "count.stays", len(timeline.stays)),
+                rooms=plural(t, "count.rooms", timeline.stays["room"].nunique()),
             )
         )
     if timeline.items.empty:

@@ -288,10 +288,10 @@ def _show_backtest(result: BacktestResult, days: int) -> None:
     st.caption(
         t(
             "app.rules.backtest.runtime",
-            days=days,
+            days=plural(t, "count.days", days),
             points=f"{result.data_points:,}",
             seconds=f"{result.elapsed_seconds:.2f}",
-            step=int(result.step.total_seconds() // 60),
+            step=plural(t, "count.minutes", int(result.step.total_seconds() // 60)),
         )
         + " "
         + t("app.common.site_time", timezone=choices.timezone)
