@@ -19,6 +19,7 @@ import typer
 
 from cli.context import ctx
 from core.errors import IotCareError
+from core.i18n import plural
 from flows import runtime
 from flows.deployments import DEPLOYMENTS, DeploymentSpec, find, runner_deployments
 
@@ -84,7 +85,7 @@ def serve(
             )
         runtime.use(c.settings)
         deployments = runner_deployments()
-        typer.echo(t("cli.flows.serving", count=len(deployments)))
+        typer.echo(plural(t, "cli.flows.serving", len(deployments), count=len(deployments)))
         for spec in DEPLOYMENTS:
             typer.echo(
                 t("cli.flows.line", name=spec.name, cron=spec.cron, entrypoint=spec.entrypoint)

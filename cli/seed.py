@@ -34,9 +34,9 @@ def print_logins(result: SeedResult) -> None:
         t(
             key,
             site=result.site_id,
-            residents=result.residents,
-            devices=result.devices,
-            rules=result.rules,
+            residents=plural(t, "count.residents", result.residents),
+            devices=plural(t, "count.devices", result.devices),
+            rules=plural(t, "count.rules", result.rules),
         )
     )
     if result.rules_updated:

@@ -26,6 +26,7 @@ from models import CaregiverAssignment, FamilyLink, Resident, Role, Site, User
 class Permission(StrEnum):
     """Things a role may do in the app."""
 
+    OWN_ACCOUNT = "own_account"  # every role: their own password, language and quiet hours
     VIEW_RESIDENTS = "view_residents"
     HANDLE_ALERTS = "handle_alerts"
     MANAGE_DEVICES = "manage_devices"
@@ -52,10 +53,10 @@ _OPERATIONS = _CARE | {
     Permission.MANAGE_RESIDENTS,
 }
 ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
-    Role.CAREGIVER: _CARE,
-    Role.OPERATOR: frozenset(_OPERATIONS),
-    Role.ADMIN: frozenset(_OPERATIONS | {Permission.MANAGE_USERS}),
-    Role.FAMILY: frozenset({Permission.VIEW_FAMILY}),
+    Role.CAREGIVER: frozenset(_CARE | {Permission.OWN_ACCOUNT}),
+    Role.OPERATOR: frozenset(_OPERATIONS | {Permission.OWN_ACCOUNT}),
+    Role.ADMIN: frozenset(_OPERATIONS | {Permission.MANAGE_USERS, Permission.OWN_ACCOUNT}),
+    Role.FAMILY: frozenset({Permission.VIEW_FAMILY, Permission.OWN_ACCOUNT}),
 }
 
 

@@ -29,13 +29,20 @@ from core import registry
 from core.access import Permission, Viewer, acting_user, require
 from core.contract.catalogue import DeviceType
 from core.errors import ConflictError, IotCareError, NotFoundError
-from core.i18n import translate
+from core.i18n import plural, translate, translator
 from core.queries import admin, care_fields, residents_admin, sites_admin
 from models import Device, Resident, User
 
 log = logging.getLogger(__name__)
 
 KINDS = ("site", "resident", "device", "caregiver")
+# The counted phrase (count.toml) each kind's number is written with in summaries.
+_COUNTS = {
+    "site": "count.sites",
+    "resident": "count.residents",
+    "device": "count.devices",
+    "caregiver": "count.caregiver_assignments",
+}
 COLUMNS = (
     "kind",
     "site",
@@ -109,15 +116,16 @@ class RosterReport:
 
     def summary(self, language: str | None = None) -> str:
         """One line: what was (or would be) written, or how many rows have problems."""
+        t = translator(language)
         if self.problems:
-            return translate(
+            return t(
                 "roster.failed",
-                language,
-                problems=len(self.problems),
-                rows=len({p.row for p in self.problems}),
+                problems=plural(t, "count.problems", len(self.problems)),
+                rows=plural(t, "count.rows", len({p.row for p in self.problems})),
             )
         key = "roster.checked" if self.dry_run else "roster.imported"
-        return translate(key, language, **{k: self.counts.get(k, 0) for k in KINDS})
+        counted = {k: plural(t, _COUNTS[k], self.counts.get(k, 0)) for k in KINDS}
+        return t(key, **counted)
 
 
 def decode(data: str | bytes) -> str:

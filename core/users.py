@@ -120,7 +120,7 @@ class SignInLocked(IotCareError):
         minutes = max(1, math.ceil((until - now).total_seconds() / 60))
         super().__init__(
             f"Too many failed sign-ins. Try again in {minutes} minute(s).",
-            key="errors.sign_in_locked",
+            key=f"errors.sign_in_locked.{'one' if minutes == 1 else 'other'}",
             minutes=minutes,
         )
         self.until = until

@@ -44,7 +44,7 @@ PAGES: tuple[PageSpec, ...] = (
     PageSpec("audit", "operations", ":material/history:", Permission.VIEW_AUDIT),
     PageSpec("care_home", "admin", ":material/home_health:", Permission.MANAGE_RESIDENTS),
     PageSpec("admin", "admin", ":material/manage_accounts:", Permission.MANAGE_USERS),
-    PageSpec("account", "account", ":material/account_circle:", Permission.VIEW_RESIDENTS),
+    PageSpec("account", "account", ":material/account_circle:", Permission.OWN_ACCOUNT),
 )
 SECTIONS = ("family", "care", "operations", "admin", "account")
 

@@ -82,7 +82,7 @@ class RuleFormError(IotCareError):
         self.errors = errors
         super().__init__(
             "; ".join(f"{name}: {message}" for name, message in errors),
-            key="errors.rules.form",
+            key=f"errors.rules.form.{'one' if len(errors) == 1 else 'other'}",
             count=len(errors),
         )
 

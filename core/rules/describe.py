@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from typing import Any, Protocol
 
 from core.contract.catalogue import METRICS
-from core.i18n import translate
+from core.i18n import plural, translate, translator
 from core.rules.params import (
     BatteryLowParams,
     DataQualityParams,
@@ -53,11 +53,9 @@ def duration(minutes: float, language: str = "en") -> str:
     total = max(0, round(minutes))
     hours, rest = divmod(total, 60)
     if hours == 0:
-        key = "minutes_one" if total == 1 else "minutes"
-        return translate(f"rules.duration.{key}", language, n=total)
+        return plural(translator(language), "rules.duration.minutes", total)
     if rest == 0:
-        key = "hours_one" if hours == 1 else "hours"
-        return translate(f"rules.duration.{key}", language, n=hours)
+        return plural(translator(language), "rules.duration.hours", hours)
     return translate("rules.duration.hours_minutes", language, hours=hours, minutes=rest)
 
 

@@ -15,7 +15,7 @@ from dashboards.components.page import flash, require_page, show_error, show_fla
 from dashboards.context import db_session
 from models import User
 
-viewer = require_page(Permission.VIEW_RESIDENTS)
+viewer = require_page(Permission.OWN_ACCOUNT)
 st.title(t("app.nav.account"))
 show_flashes()
 

@@ -13,7 +13,7 @@ import streamlit as st
 
 from core.access import Permission
 from core.errors import IotCareError
-from core.i18n import translator
+from core.i18n import plural, translator
 from core.queries import admin
 from core.queries.audit import viewer_timezone
 from dashboards.components.i18n import LANGUAGE_NAMES, language
@@ -210,7 +210,7 @@ with users_tab:
                 key=f"admin.edit.site.{chosen}",
             )
             if Role(person.role) is Role.CAREGIVER and person.residents:
-                st.caption(t("app.admin.role_change_help", n=person.residents))
+                st.caption(plural(t, "app.admin.role_change_help", person.residents))
             save = st.form_submit_button(t("app.common.save"), type="primary", key="admin.edit.go")
         if save:
             ok, _ = run_change(
@@ -293,9 +293,10 @@ with assign_tab:
     uncovered = residents[~residents["resident_id"].isin(covered)]
     if not uncovered.empty:
         st.warning(
-            t(
+            plural(
+                t,
                 "app.admin.uncovered",
-                n=len(uncovered),
+                len(uncovered),
                 names=", ".join(uncovered["name"].head(10)),
             )
         )

@@ -9,6 +9,7 @@ import streamlit as st
 from core.access import Permission
 from core.commands import DEFAULT_TTL
 from core.errors import IotCareError
+from core.i18n import plural
 from core.queries import commands as q
 from dashboards.components.fleet import label, or_dash, when
 from dashboards.components.i18n import t
@@ -140,7 +141,7 @@ def history() -> None:
     st.caption(t("app.common.site_time", timezone=timezone))
     waiting = int(table["status"].isin(["pending", "sent"]).sum())
     if waiting:
-        st.caption(t("app.commands.open_count", n=waiting))
+        st.caption(plural(t, "app.commands.open_count", waiting))
     zones = table["site_timezone"]
     shown = table.assign(
         created_at=[when(v, z) for v, z in zip(table["created_at"], zones, strict=True)],

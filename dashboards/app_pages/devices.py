@@ -8,6 +8,7 @@ import streamlit as st
 from core.access import Permission
 from core.contract.catalogue import DeviceType
 from core.errors import IotCareError
+from core.i18n import plural
 from core.queries import devices as q
 from dashboards.components import device_admin
 from dashboards.components.fleet import device_pick_label, device_type, label, or_dash, when
@@ -50,8 +51,10 @@ silent_col.metric(t("app.devices.silent"), summary.silent, help=t("app.devices.s
 offline_col.metric(t("app.devices.offline"), summary.offline)
 quarantined_col.metric(t("app.devices.quarantined"), summary.quarantined)
 st.caption(
-    t(
+    plural(
+        t,
         "app.devices.summary",
+        summary.total,
         total=summary.total,
         low_battery=summary.low_battery,
         threshold=q.LOW_BATTERY,
@@ -60,7 +63,7 @@ st.caption(
 
 # --- quarantine decisions
 
-st.subheader(t("app.devices.quarantine.title", n=len(waiting)))
+st.subheader(plural(t, "app.devices.quarantine.title", len(waiting)))
 if waiting.empty:
     st.caption(t("app.devices.quarantine.none"))
 else:
@@ -140,8 +143,8 @@ else:
                         if result.blocked
                         else "app.devices.quarantine.rejected",
                         device=choice,
-                        readings=result.readings_kept,
-                        events=result.events_kept,
+                        readings=plural(t, "count.readings", result.readings_kept),
+                        events=plural(t, "count.events", result.events_kept),
                     )
                 )
                 st.rerun()
@@ -231,7 +234,7 @@ with db_session() as session:
 if table.empty:
     st.info(t("app.devices.no_match"))
 else:
-    st.caption(t("app.devices.shown", shown=len(table), total=summary.total))
+    st.caption(plural(t, "app.devices.shown", summary.total, shown=len(table), total=summary.total))
     shown = table.assign(
         type=table["type"].map(device_type),
         status=table["status"].map(lambda s: t(f"app.device_status.{s}")),
@@ -356,10 +359,10 @@ if detail.decommissioned_at is not None:
     st.warning(t("app.devices.detail.decommissioned", at=when(detail.decommissioned_at, tz)))
 device_admin.change_forms(viewer, detail)
 
-st.markdown(f"**{t('app.devices.detail.messages', hours=MESSAGE_HOURS)}**")
+st.markdown(f"**{plural(t, 'app.devices.detail.messages', MESSAGE_HOURS, hours=MESSAGE_HOURS)}**")
 st.caption(t("app.devices.detail.status_note"))
 if messages.empty:
-    st.info(t("app.devices.detail.no_messages", hours=MESSAGE_HOURS))
+    st.info(plural(t, "app.devices.detail.no_messages", MESSAGE_HOURS, hours=MESSAGE_HOURS))
 else:
     st.dataframe(
         messages.assign(

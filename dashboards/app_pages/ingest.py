@@ -8,6 +8,7 @@ import streamlit as st
 
 from core.access import Permission
 from core.contract.errors import Reason
+from core.i18n import plural
 from core.queries import ingest_health as q
 from core.timeutil import utcnow
 from dashboards.components.fleet import label, or_dash, when
@@ -80,10 +81,10 @@ def health() -> None:
         t("app.ingest.backlog", pending=summary.pending, spool=size(summary.spool_bytes), lag=lag)
     )
     if summary.down:
-        st.error(t("app.ingest.down_warning", n=summary.down))
+        st.error(plural(t, "app.ingest.down_warning", summary.down))
     disconnected = summary.replicas - summary.connected - summary.down
     if disconnected:
-        st.warning(t("app.ingest.disconnected_warning", n=disconnected))
+        st.warning(plural(t, "app.ingest.disconnected_warning", disconnected))
 
     st.subheader(t("app.ingest.replicas"))
     if replicas.empty:

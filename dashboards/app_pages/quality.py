@@ -11,7 +11,7 @@ import streamlit as st
 
 from core.access import Permission
 from core.errors import IotCareError
-from core.i18n import catalogue, translator
+from core.i18n import catalogue, plural, translator
 from core.queries.audit import viewer_timezone
 from core.queries.quality import data_docs, latest_runs, run_history, run_results
 from core.timeutil import to_local, utcnow
@@ -62,7 +62,7 @@ if latest.empty:
 st.subheader(t("app.quality.latest"))
 failing = latest[latest["success"].eq(False)]
 if failing.empty:
-    st.success(t("app.quality.all_passed", n=len(latest)))
+    st.success(plural(t, "app.quality.all_passed", len(latest)))
 else:
     st.error(
         t(

@@ -15,6 +15,7 @@ import streamlit as st
 from core.access import Permission
 from core.device_state import shown_status
 from core.errors import IotCareError
+from core.i18n import plural
 from core.queries.alerts import UNRESOLVED, list_alerts
 from core.queries.overview import problems_of
 from core.queries.resident import (
@@ -130,8 +131,8 @@ def day_section(resident_id: int, timezone: str) -> None:
         st.caption(
             t(
                 "app.resident.day.stays",
-                n=len(timeline.stays),
-                rooms=timeline.stays["room"].nunique(),
+                n=plural(t, "count.stays", len(timeline.stays)),
+                rooms=plural(t, "count.rooms", timeline.stays["room"].nunique()),
             )
         )
     if timeline.items.empty:
@@ -204,7 +205,7 @@ def sleep_section(resident_id: int) -> None:
     third.metric(t("app.resident.sleep.night_doors"), _figure(newest["night_doors"]))
     third.metric(t("app.resident.sleep.alerts"), _figure(newest["alerts"]))
     if len(reports) > 1:
-        st.caption(t("app.resident.sleep.chart_title", n=len(reports)))
+        st.caption(plural(t, "app.resident.sleep.chart_title", len(reports)))
         st.plotly_chart(reports_figure(reports, t), width="stretch")
 
 

@@ -16,6 +16,7 @@ import streamlit as st
 from core.access import Permission
 from core.alerts.titles import title_text
 from core.errors import IotCareError
+from core.i18n import plural
 from core.queries.rules import (
     OVERRIDABLE,
     RuleFormError,
@@ -236,14 +237,14 @@ if view is not None:
 
 def _show_backtest(result: BacktestResult, days: int) -> None:
     if not result.has_data:
-        st.warning(t("app.rules.backtest.no_data", days=days))
+        st.warning(plural(t, "app.rules.backtest.no_data", days, days=days))
     else:
         first, second, third = st.columns(3)
         first.metric(t("app.rules.backtest.fired"), result.fired)
         second.metric(t("app.rules.backtest.new_alerts"), result.new_alerts)
         third.metric(t("app.rules.backtest.subjects"), result.subjects)
         if result.fired == 0:
-            st.success(t("app.rules.backtest.none_fired", days=days))
+            st.success(plural(t, "app.rules.backtest.none_fired", days, days=days))
         else:
             per_day = result.per_day(choices.timezone)
             days_axis = [d.isoformat() for d in per_day["day"]]
@@ -287,10 +288,10 @@ def _show_backtest(result: BacktestResult, days: int) -> None:
     st.caption(
         t(
             "app.rules.backtest.runtime",
-            days=days,
+            days=plural(t, "count.days", days),
             points=f"{result.data_points:,}",
             seconds=f"{result.elapsed_seconds:.2f}",
-            step=int(result.step.total_seconds() // 60),
+            step=plural(t, "count.minutes", int(result.step.total_seconds() // 60)),
         )
         + " "
         + t("app.common.site_time", timezone=choices.timezone)

@@ -9,6 +9,7 @@ from typing import Any
 import streamlit as st
 
 from core.alerts.titles import title_text
+from core.i18n import plural
 from core.queries.overview import (
     ACTIVITY_LOOKBACK,
     VITALS_FRESH,
@@ -125,7 +126,7 @@ def render_card(card: ResidentCard) -> None:
             lines.append(f":red[{t('app.overview.site_alert_card')}]")
         lines += [alert_line(a) for a in card.alerts[:CARD_ALERTS]]
         if len(card.alerts) > CARD_ALERTS:
-            lines.append(t("app.overview.more_alerts", n=len(card.alerts) - CARD_ALERTS))
+            lines.append(plural(t, "app.overview.more_alerts", len(card.alerts) - CARD_ALERTS))
         if card.last_movement is not None:
             lines.append(
                 t(
@@ -135,13 +136,19 @@ def render_card(card: ResidentCard) -> None:
                 )
             )
         else:
-            lines.append(t("app.overview.no_movement", days=ACTIVITY_LOOKBACK.days))
+            lines.append(
+                plural(
+                    t,
+                    "app.overview.no_movement",
+                    ACTIVITY_LOOKBACK.days,
+                    days=ACTIVITY_LOOKBACK.days,
+                )
+            )
         if card.vitals:
             lines.append(" · ".join(md_escape(vital_text(v)) for v in card.vitals))
         else:
-            lines.append(
-                t("app.overview.no_vitals", hours=int(VITALS_FRESH.total_seconds() // 3600))
-            )
+            fresh_hours = int(VITALS_FRESH.total_seconds() // 3600)
+            lines.append(plural(t, "app.overview.no_vitals", fresh_hours, hours=fresh_hours))
         for device in card.device_problems:
             lines.extend(f":orange[{md_escape(line)}]" for line in problem_lines(device))
         if not card.alerts and not card.device_problems and not card.site_alert:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from core.i18n import plural
 from core.timeutil import ensure_utc, to_local, utcnow
 from dashboards.components.i18n import t
 
@@ -27,4 +28,4 @@ def ago(value: datetime | None, now: datetime | None = None) -> str:
         return t("app.time.minutes_ago", n=int(seconds // 60))
     if seconds < 86400 * 2:
         return t("app.time.hours_ago", n=int(seconds // 3600))
-    return t("app.time.days_ago", n=int(seconds // 86400))
+    return plural(t, "app.time.days_ago", int(seconds // 86400))

@@ -111,7 +111,7 @@ def test_accept_a_quarantined_device_assigns_it_and_audits(open_app, app_db) -> 
         resident = session.scalars(select(Resident).order_by(Resident.name)).first()
     at = open_app("operator", page="devices")
     no_exception(at)
-    assert "Quarantine: 1 device(s) waiting" in texts(at)
+    assert "Quarantine: 1 device waiting" in texts(at)
     _button(at, "Accept device").click().run()
     assert "Choose the device's type." in texts(at)
     with app_db.session() as session:
@@ -151,7 +151,7 @@ def test_reject_needs_confirmation_removes_the_device_and_keeps_its_data(open_ap
     _button(at, "Reject device").click().run()
     no_exception(at)
     assert (
-        "Device stray-reject is removed from the registry and blocked; 1 readings and 1 events"
+        "Device stray-reject is removed from the registry and blocked; 1 reading and 1 event"
         in texts(at)
     )
     with app_db.session() as session:
@@ -190,7 +190,7 @@ def test_reject_without_blocking(open_app, app_db) -> None:
     next(c for c in at.checkbox if "stray-noblock" in c.label).check()
     _button(at, "Reject device").click().run()
     no_exception(at)
-    assert "Device stray-noblock is removed from the registry; 1 readings" in texts(at)
+    assert "Device stray-noblock is removed from the registry; 1 reading and 1 event" in texts(at)
     with app_db.session() as session:
         assert session.get(Device, "stray-noblock") is None
         assert session.get(BlockedDevice, "stray-noblock") is None

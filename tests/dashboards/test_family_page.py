@@ -9,6 +9,7 @@ from sqlalchemy import delete, select
 
 from core import users
 from core.care_report import make_report
+from core.security import verify_password
 from models import (
     CaregiverAssignment,
     CareReport,
@@ -69,13 +70,37 @@ def test_family_sees_only_their_relative_on_their_only_page(open_app, family) ->
     names = {
         s.name for specs in pages_for(at.session_state["iotcare.viewer"]).values() for s in specs
     }
-    assert names == {"family"}
+    assert names == {"family", "account"}
     for page_name in ("resident", "devices", "alerts", "overview"):
         try:
             other = open_app(FAMILY, page=page_name)
         except ValueError:
             continue  # not even registered for this role
         assert resident.name not in texts(other) or not other.dataframe
+
+
+def test_family_user_changes_their_own_account(open_app, app_db, family) -> None:
+    resident, others = family
+    at = open_app(FAMILY, page="account")
+    no_exception(at)
+    page = texts(at)
+    assert "내 계정" in page and FAMILY in page
+    assert [name for name in [resident.name, *others] if name in page] == [], page
+    assert not at.dataframe
+    at.selectbox[0].select("en")
+    at.checkbox[0].check()
+    at.button[0].click().run()
+    no_exception(at)
+    assert "Your preferences are saved." in texts(at)
+    at.text_input[0].input("family-password-1")
+    at.text_input[1].input("family-password-2")
+    at.text_input[2].input("family-password-2")
+    at.button[1].click().run()
+    no_exception(at)
+    with app_db.session() as session:
+        user = session.scalar(select(User).where(User.username == FAMILY))
+        assert user.language == "en" and user.quiet_start is not None
+        assert verify_password(user.password_hash, "family-password-2")
 
 
 def test_caregiver_sees_the_family_user_on_the_resident_page(open_app, family) -> None:

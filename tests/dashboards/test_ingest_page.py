@@ -78,7 +78,7 @@ def test_replicas_rates_and_dead_letters(open_app, app_db) -> None:
     no_exception(at)
     page = texts(at)
     assert "Replicas connected 1 of 2" in page
-    assert "1 replica(s) stopped reporting" in page
+    assert "1 replica stopped reporting" in page
     assert "Dead letters 2 (100.0%)" in page  # nothing else stored in the window
     replicas = at.dataframe[0].value
     assert list(replicas["client_id"]) == ["ingest-live", "ingest-gone"]

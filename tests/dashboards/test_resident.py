@@ -179,7 +179,7 @@ def test_the_day_shows_events_alerts_and_room_to_room_movement(open_app, clean) 
     whats = list(frame.iloc[:, 2])
     assert whats[0] == "fall detected"
     assert whats[1] == "Critical alert (Open): Device reported: fall detected"
-    assert "Movement from room to room: 2 stays in 1 rooms." in texts(at)
+    assert "Movement from room to room: 2 stays in 1 room." in texts(at)
     assert "Times are shown in Asia/Seoul time." in texts(at)
 
 

@@ -343,7 +343,7 @@ def test_roster_import_reports_every_bad_row_then_imports_a_good_file(
         "row 5, type",
         "row 6, resident",
     ]
-    assert "Nothing was imported: 4 problem(s) in 4 row(s)." in result.stderr
+    assert "Nothing was imported: 4 problems in 4 rows." in result.stderr
     assert _roster_rows(empty_database) == (0, 0, 0)  # the good first row was not kept either
     korean = iotcare(
         "roster",
@@ -379,7 +379,7 @@ def test_roster_import_reports_every_bad_row_then_imports_a_good_file(
         env={"IOTCARE_ACTOR": "boss"},
     )
     assert done.returncode == 0, done.stderr
-    assert "Imported 1 site(s), 2 resident(s), 4 device(s), 1 caregiver" in done.stdout
+    assert "Imported 1 site, 2 residents, 4 devices, 1 caregiver assignment." in done.stdout
     assert _roster_rows(empty_database) == (1, 2, 4)
 
     # Ids from the database: PostgreSQL sequences do not roll back with the refused imports.

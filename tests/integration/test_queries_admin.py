@@ -7,7 +7,7 @@ from datetime import time
 import pytest
 from sqlalchemy import select
 
-from core.access import AccessDenied, Viewer
+from core.access import AccessDenied, Permission, Viewer
 from core.errors import IotCareError
 from core.queries import admin
 from core.security import verify_password
@@ -240,4 +240,9 @@ def test_role_permissions_table(people) -> None:
     boss, _, _, _, _ = people
     table = admin.role_permissions(boss)
     assert table[Role.ADMIN][-1].value == "manage_users"
-    assert [p.value for p in table[Role.CAREGIVER]] == ["view_residents", "handle_alerts"]
+    assert [p.value for p in table[Role.CAREGIVER]] == [
+        "own_account",
+        "view_residents",
+        "handle_alerts",
+    ]
+    assert all(Permission.OWN_ACCOUNT in table[role] for role in Role)

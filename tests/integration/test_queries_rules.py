@@ -127,7 +127,7 @@ def test_every_problem_is_named_per_field_in_the_viewers_language(
     assert fields["name"] == "Give the rule a name."
     assert fields["device_type"] == "Choose the type of device the rule applies to."
     assert fields["value"] == "Limit for Heart rate must be between 20 and 250 bpm."
-    assert caught.value.localized("en") == "The rule has 3 setting(s) to fix."
+    assert caught.value.localized("en") == "The rule has 3 settings to fix."
 
     with pytest.raises(RuleFormError) as caught:
         q.create_rule(db_session, viewer_of(factory, Role.OPERATOR, language="ko"), bad)

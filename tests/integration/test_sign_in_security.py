@@ -74,8 +74,10 @@ def test_an_unknown_username_locks_the_same_way(db_session: Session) -> None:
     with pytest.raises(SignInLocked) as raised:
         sign_in(db_session, "nobody", "wrong password!", now=T0)
     # The same words whether or not the account exists.
-    assert raised.value.key == "errors.sign_in_locked"
-    assert "this username" in translate("errors.sign_in_locked", "en", minutes=1)
+    # A 30-second lock reads "1 minute", not "1 minute(s)".
+    assert raised.value.key == "errors.sign_in_locked.one"
+    message = translate(raised.value.key, "en", **raised.value.params)
+    assert "this username" in message and message.endswith("in 1 minute.")
 
 
 def test_one_client_guessing_many_usernames_is_throttled(db_session: Session) -> None:

@@ -58,6 +58,34 @@ def test_counted_phrases_have_both_forms() -> None:
     assert ones == others
 
 
+# A count written "(s)" reads wrong whatever the number; these are a unit and "http(s)".
+_NOT_COUNTS = {"app.ingest.column.lag", "app.admin.address_help"}
+
+
+def test_english_counts_no_things_with_s_in_brackets() -> None:
+    vague = [
+        key for key, text in catalogue("en").items() if "(s)" in text and key not in _NOT_COUNTS
+    ]
+    assert vague == []
+
+
+@pytest.mark.parametrize(
+    ("key", "n", "params", "expected"),
+    [
+        ("app.time.days_ago", 1, {}, "1 day ago"),
+        ("app.commands.open_count", 1, {}, "1 command is still waiting for an acknowledgement."),
+        ("app.devices.quarantine.title", 2, {}, "Quarantine: 2 devices waiting"),
+        ("app.overview.no_vitals", 1, {"hours": 1}, "No vital signs in the last 1 hour"),
+        ("rules.duration.minutes", 1, {}, "1 minute"),
+        ("rules.duration.hours", 4, {}, "4 hours"),
+    ],
+)
+def test_app_counts_agree_with_the_number(
+    key: str, n: int, params: dict[str, int], expected: str
+) -> None:
+    assert plural(translator("en"), key, n, **params) == expected
+
+
 @pytest.mark.parametrize(
     ("n", "en", "ko"),
     [
