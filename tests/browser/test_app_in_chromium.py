@@ -19,6 +19,7 @@ from tests.support.app_server import (
     REPORTS,
     app_env,
     chromium,
+    click,
     open_page,
     served_app,
     sign_in,
@@ -69,7 +70,7 @@ def test_sign_in_and_acknowledge_in_chromium(site, tmp_path: Path) -> None:
         find(note).send_keys("On my way to room 1")
         REPORTS.mkdir(exist_ok=True)
         driver.save_screenshot(str(REPORTS / "browser-alert-open.png"))
-        find("//button[normalize-space()='확인']").click()
+        click(driver, "//button[normalize-space()='확인']", "the acknowledge button")
         wait_until(
             lambda: alert_status(url, tmp_path, alert_id) == AlertStatus.ACKNOWLEDGED,
             timeout=30,

@@ -27,6 +27,7 @@ from tests.support.app_server import (
     REPORTS,
     app_env,
     chromium,
+    click,
     open_page,
     served_app,
     sign_in,
@@ -96,7 +97,7 @@ def test_onboard_a_site_from_a_roster_file_to_its_first_alert(home, tmp_path: Pa
         with chromium() as driver:
             sign_in(driver, base, "admin", passwords["admin"], "Sign out")
             open_page(driver, "care_home")
-            wait_for(driver, "//*[@role='tab'][contains(., 'Roster import')]", "the tab").click()
+            click(driver, "//*[@role='tab'][contains(., 'Roster import')]", "the tab")
 
             upload(driver, bad)
             check = "//button[contains(., 'Check (dry run)')]"
@@ -105,7 +106,7 @@ def test_onboard_a_site_from_a_roster_file_to_its_first_alert(home, tmp_path: Pa
                 timeout=30,
                 message="Check enabled",
             )
-            visible(driver, check).click()
+            click(driver, check, "the check button")
             wait_for(driver, "//*[contains(text(), 'Nothing was imported')]", "the problems")
             # The table is drawn on a canvas; its cells are in the page for screen readers.
             for cell in ("is not a time of day", "Unknown device type 'toaster'"):
@@ -118,7 +119,7 @@ def test_onboard_a_site_from_a_roster_file_to_its_first_alert(home, tmp_path: Pa
             assert not site_exists(engine)
 
             upload(driver, good)
-            visible(driver, "//button[normalize-space()='Import']").click()
+            click(driver, "//button[normalize-space()='Import']", "the import button")
             wait_until(lambda: site_exists(engine), timeout=30, message="the roster imported")
             wait_for(driver, "//*[contains(text(), 'Imported')]", "the page confirming it")
             driver.save_screenshot(str(REPORTS / "browser-onboarding-roster-imported.png"))

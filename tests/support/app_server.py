@@ -105,10 +105,32 @@ def app_env(database_url: str, data_dir: Path) -> dict[str, str]:
 
 def visible(driver: Any, xpath: str) -> Any | None:
     """The first element at this XPath if it is displayed, else None (to poll with wait_until)."""
+    from selenium.common.exceptions import StaleElementReferenceException
     from selenium.webdriver.common.by import By
 
-    found = driver.find_elements(By.XPATH, xpath)
-    return found[0] if found and found[0].is_displayed() else None
+    try:
+        found = driver.find_elements(By.XPATH, xpath)
+        return found[0] if found and found[0].is_displayed() else None
+    except StaleElementReferenceException:
+        # A fragment that refreshes itself (alerts list, sidebar counts) replaced it meanwhile.
+        return None
+
+
+def click(driver: Any, xpath: str, message: str, timeout: float = 30) -> None:
+    """Click the element at this XPath once it is displayed, again if a rerun replaced it."""
+    from selenium.common.exceptions import StaleElementReferenceException
+
+    def clicked() -> bool:
+        element = visible(driver, xpath)
+        if element is None:
+            return False
+        try:
+            element.click()
+        except StaleElementReferenceException:
+            return False
+        return True
+
+    wait_until(clicked, timeout=timeout, message=message)
 
 
 def wait_for(driver: Any, xpath: str, message: str, timeout: float = 30) -> Any:
@@ -147,4 +169,4 @@ def open_page(driver: Any, page: str) -> None:
         return visible(driver, link)
 
     wait_until(shown, timeout=30, message=f"the {page} page in the navigation")
-    visible(driver, link).click()
+    click(driver, link, f"the {page} page's link")
