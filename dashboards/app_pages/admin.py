@@ -90,6 +90,27 @@ def run_change(
     return True, result
 
 
+def remove_one(
+    label: str,
+    residents: dict[int, str],
+    *,
+    pick_key: str,
+    button_key: str,
+    done: str,
+    change: Callable[..., Any],
+) -> None:
+    """Pick one of a person's links to residents (id -> resident name) and remove it."""
+    left, right = st.columns([3, 1])
+    chosen = left.selectbox(
+        label, list(residents), format_func=lambda i: residents.get(i, str(i)), key=pick_key
+    )
+    right.write("")
+    if right.button(t("app.admin.remove"), key=button_key):
+        ok, _ = run_change(t(done, resident=md_escape(residents[chosen])), change, chosen)
+        if ok:
+            st.rerun()
+
+
 users_tab, assign_tab, channels_tab, roles_tab = st.tabs(
     [
         t("app.admin.tab.users"),
@@ -365,23 +386,14 @@ with assign_tab:
                 if ok:
                     st.rerun()
         if not theirs.empty:
-            removable = {int(r.assignment_id): r.resident for r in theirs.itertuples()}
-            left, right = st.columns([3, 1])
-            to_remove = left.selectbox(
+            remove_one(
                 t("app.admin.remove_assignment"),
-                list(removable),
-                format_func=lambda i: removable.get(i, str(i)),
-                key=f"admin.unassign.pick.{caregiver}",
+                {int(r.assignment_id): r.resident for r in theirs.itertuples()},
+                pick_key=f"admin.unassign.pick.{caregiver}",
+                button_key="admin.unassign.go",
+                done="app.admin.unassigned",
+                change=admin.unassign,
             )
-            right.write("")
-            if right.button(t("app.admin.remove"), key="admin.unassign.go"):
-                ok, _ = run_change(
-                    t("app.admin.unassigned", resident=md_escape(removable[to_remove])),
-                    admin.unassign,
-                    to_remove,
-                )
-                if ok:
-                    st.rerun()
 
     # Family users: which resident(s) each follows (their page and the daily report).
     st.subheader(t("app.admin.family.title"))
@@ -436,23 +448,14 @@ with assign_tab:
                 if ok:
                     st.rerun()
         if not followed.empty:
-            unlinkable = {int(r.link_id): r.resident for r in followed.itertuples()}
-            left, right = st.columns([3, 1])
-            to_unlink = left.selectbox(
+            remove_one(
                 t("app.admin.family.remove"),
-                list(unlinkable),
-                format_func=lambda i: unlinkable.get(i, str(i)),
-                key=f"admin.family.unlink.pick.{relative}",
+                {int(r.link_id): r.resident for r in followed.itertuples()},
+                pick_key=f"admin.family.unlink.pick.{relative}",
+                button_key="admin.family.unlink.go",
+                done="app.admin.family.unlinked",
+                change=admin.unlink_family_member,
             )
-            right.write("")
-            if right.button(t("app.admin.remove"), key="admin.family.unlink.go"):
-                ok, _ = run_change(
-                    t("app.admin.family.unlinked", resident=md_escape(unlinkable[to_unlink])),
-                    admin.unlink_family_member,
-                    to_unlink,
-                )
-                if ok:
-                    st.rerun()
 
 # --- contact channels
 with channels_tab:
