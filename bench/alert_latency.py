@@ -1,6 +1,6 @@
 """Alert latency: critical events under background telemetry load, publish to alert and webhook.
 
-    cd /work/main && .venv/bin/python -m bench.alert_latency --events 100 --rate 2000
+    .venv/bin/python -m bench.alert_latency --events 100 --rate 2000
 
 Each repetition starts from nothing: a private Mosquitto (queue limits off, max_inflight_messages
 = --window), a throwaway PostgreSQL database (migrated, seeded with the demo site, dropped at the

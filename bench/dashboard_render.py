@@ -1,6 +1,6 @@
 """Dashboard render: the overview for 1,000 residents / 6,000 devices; a resident with 7 days.
 
-    cd /work/main && .venv/bin/python -m bench.dashboard_render
+    .venv/bin/python -m bench.dashboard_render
 
 A throwaway PostgreSQL database is created on --database-url, migrated and filled in SQL
 (generate_series, one INSERT ... SELECT per device type and block of residents):

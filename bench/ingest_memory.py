@@ -1,6 +1,6 @@
 """Ingest memory under load and through a database outage, and the time to catch up.
 
-    cd /work/main && .venv/bin/python -m bench.ingest_memory --rate 5000 --outage 60
+    .venv/bin/python -m bench.ingest_memory --rate 5000 --outage 60
 
 One `python -m ingest` replica writes to a throwaway PostgreSQL database through a TCP proxy while
 publisher processes publish QoS1 telemetry (three readings per message) at a steady --rate.

@@ -1,6 +1,6 @@
 """Ingest throughput: the ingest service against a no-op subscriber, in the same run.
 
-    cd /work/main && .venv/bin/python -m bench.ingest_throughput --messages 300000 --window 1000
+    .venv/bin/python -m bench.ingest_throughput --messages 300000 --window 1000
 
 Each repetition runs two phases on a fresh private Mosquitto (queue limits off, so it never drops;
 max_inflight_messages = --window) and a throwaway PostgreSQL database:

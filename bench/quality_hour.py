@@ -1,6 +1,6 @@
 """Data-quality validation of one hour: 6,000 devices every 10 s (~2.2 M readings) on PostgreSQL.
 
-    cd /work/main && .venv/bin/python -m bench.quality_hour --devices 6000 --interval 10
+    .venv/bin/python -m bench.quality_hour --devices 6000 --interval 10
 
 The same throwaway database and data as bench.rollup_hour (registered devices, one hour of
 readings loaded with COPY, --extra-hours before it), then expectations.runner.validate_window

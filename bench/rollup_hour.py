@@ -1,6 +1,6 @@
 """Rollup of one hour: 6,000 devices reporting every 10 s (~2.2 M readings) on PostgreSQL.
 
-    cd /work/main && .venv/bin/python -m bench.rollup_hour --devices 6000 --interval 10
+    .venv/bin/python -m bench.rollup_hour --devices 6000 --interval 10
 
 A throwaway PostgreSQL database is created and migrated, the devices registered, and one hour
 of readings loaded with COPY (device i reports metric i mod 11 of the catalogue, values inside

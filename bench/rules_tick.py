@@ -1,7 +1,7 @@
 """Rule engine tick: 1,000 residents / 6,000 devices, the last hours of readings, every rule kind.
 
-    cd /work/main && .venv/bin/python -m bench.rules_tick --backend postgresql
-    cd /work/main && .venv/bin/python -m bench.rules_tick --backend sqlite
+    .venv/bin/python -m bench.rules_tick --backend postgresql
+    .venv/bin/python -m bench.rules_tick --backend sqlite
 
 A throwaway database is created (PostgreSQL: a uniquely named database on --database-url;
 SQLite: a file in a temporary directory), migrated, and filled like a busy deployment:

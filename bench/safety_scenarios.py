@@ -1,6 +1,6 @@
 """Safety scenarios: labelled incidents over simulated days and what the default rules make of them.
 
-    cd /work/main && .venv/bin/python -m bench.safety_scenarios --residents 8 --days 3
+    .venv/bin/python -m bench.safety_scenarios --residents 8 --days 3
 
 Two sites a care home would set up on day one: the demo site (core.seed.seed_demo, Asia/Seoul) and
 a second one in America/New_York with the same devices per resident, staff and the same default

@@ -1,6 +1,6 @@
 """Reading one hour out of days of readings on PostgreSQL: the BRIN time index against a scan.
 
-    cd /work/main && .venv/bin/python -m bench.time_index --days 7 --devices 300
+    .venv/bin/python -m bench.time_index --days 7 --devices 300
 
 A throwaway PostgreSQL database is created and migrated; --days of readings of --devices devices
 every --interval seconds are inserted in time order (as ingest writes them) with one INSERT ...
