@@ -323,6 +323,34 @@ SCHEMAS: dict[RuleKind, type[_Params]] = {
     )
 }
 
+# Where a new rule's form starts: each schema's own defaults, plus a suggested value for the
+# settings a schema requires, so a person starts from a working rule and still sees what it checks.
+# A threshold starts held for 5 minutes, so one noisy reading does not alarm.
+_FORM_SUGGESTIONS: dict[RuleKind, dict[str, Any]] = {
+    RuleKind.THRESHOLD: {"for_minutes": 5},
+    RuleKind.INACTIVITY: {"max_minutes": 240},
+    RuleKind.DEVICE_OFFLINE: {"minutes": 30},
+    RuleKind.NIGHT_EXIT: {
+        "start": DEFAULT_NIGHT[0].strftime("%H:%M"),
+        "end": DEFAULT_NIGHT[1].strftime("%H:%M"),
+    },
+    RuleKind.BATTERY_LOW: {"below_pct": 15},
+}
+
+
+def form_defaults(kind: RuleKind | str) -> dict[str, Any]:
+    """The values a new rule of `kind` starts from in the rule builder."""
+    rule_kind = RuleKind(kind)
+    values = {
+        # As stored (JSON): lists, not the schema's tuples.
+        name: list(field.default) if isinstance(field.default, tuple) else field.default
+        for name, field in SCHEMAS[rule_kind].model_fields.items()
+        if not field.is_required() and field.default is not None
+    }
+    values.update(_FORM_SUGGESTIONS.get(rule_kind, {}))
+    return values
+
+
 # Pydantic's error types, mapped to the catalogue's wording (rules.errors.*) and its parameters.
 _PYDANTIC_KEYS = {
     "missing": "required",

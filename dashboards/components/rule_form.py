@@ -15,7 +15,7 @@ import streamlit as st
 from core.contract.catalogue import METRICS, EventType
 from core.queries.rules import RuleChoices, RuleInput
 from core.rules.describe import metric_name
-from core.rules.params import ACTIONS, OPS
+from core.rules.params import ACTIONS, DEFAULT_NIGHT, OPS, form_defaults
 from dashboards.components.i18n import language, t
 from models import RuleKind, ScopeType, Severity
 
@@ -79,6 +79,7 @@ def _label(name: str) -> str:
 def params_inputs(kind: RuleKind, current: Mapping[str, Any], key: str) -> dict[str, Any]:
     """The settings of one kind of rule, starting from `current`; what was entered, unchecked."""
     k = f"{key}.{kind.value}"
+    initial = {**form_defaults(kind), **current}
     if kind is RuleKind.THRESHOLD:
         metric = st.selectbox(
             _label("metric"),
@@ -104,14 +105,14 @@ def params_inputs(kind: RuleKind, current: Mapping[str, Any], key: str) -> dict[
         left, right = st.columns(2)
         for_minutes = left.number_input(
             _label("for_minutes"),
-            value=_int(current.get("for_minutes", 5)),
+            value=_int(initial.get("for_minutes")),
             step=1,
             help=t("app.rules.help.for_minutes"),
             key=f"{k}.for_minutes",
         )
         hysteresis = right.number_input(
             f"{_label('hysteresis')} ({METRICS[metric].unit})",
-            value=_float(current.get("hysteresis", 0.0)),
+            value=_float(initial.get("hysteresis")),
             step=0.5,
             help=t("app.rules.help.hysteresis"),
             key=f"{k}.hysteresis",
@@ -142,7 +143,7 @@ def params_inputs(kind: RuleKind, current: Mapping[str, Any], key: str) -> dict[
     if kind is RuleKind.INACTIVITY:
         max_minutes = st.number_input(
             _label("max_minutes"),
-            value=_int(current.get("max_minutes", 240)),
+            value=_int(initial.get("max_minutes")),
             step=15,
             help=t("app.rules.help.max_minutes"),
             key=f"{k}.max_minutes",
@@ -152,7 +153,7 @@ def params_inputs(kind: RuleKind, current: Mapping[str, Any], key: str) -> dict[
         )
         factor = st.number_input(
             _label("factor"),
-            value=_float(current.get("factor", 1.5)),
+            value=_float(initial.get("factor")),
             step=0.1,
             help=t("app.rules.help.factor"),
             disabled=not use_routine,
@@ -160,7 +161,7 @@ def params_inputs(kind: RuleKind, current: Mapping[str, Any], key: str) -> dict[
         )
         min_minutes = st.number_input(
             _label("min_minutes"),
-            value=_int(current.get("min_minutes", 90)),
+            value=_int(initial.get("min_minutes")),
             step=15,
             help=t("app.rules.help.min_minutes"),
             disabled=not use_routine,
@@ -172,7 +173,7 @@ def params_inputs(kind: RuleKind, current: Mapping[str, Any], key: str) -> dict[
     if kind is RuleKind.DEVICE_OFFLINE:
         minutes = st.number_input(
             _label("minutes"),
-            value=_int(current.get("minutes", 30)),
+            value=_int(initial.get("minutes")),
             step=5,
             help=t("app.rules.help.minutes"),
             key=f"{k}.minutes",
@@ -191,14 +192,14 @@ def params_inputs(kind: RuleKind, current: Mapping[str, Any], key: str) -> dict[
         left, right = st.columns(2)
         start = left.time_input(
             _label("start"),
-            value=_clock(current.get("start"), time(22, 0)),
+            value=_clock(initial.get("start"), DEFAULT_NIGHT[0]),
             step=900,
             help=t("app.rules.help.night"),
             key=f"{k}.start",
         )
         end = right.time_input(
             _label("end"),
-            value=_clock(current.get("end"), time(6, 0)),
+            value=_clock(initial.get("end"), DEFAULT_NIGHT[1]),
             step=900,
             key=f"{k}.end",
         )
@@ -207,14 +208,14 @@ def params_inputs(kind: RuleKind, current: Mapping[str, Any], key: str) -> dict[
         left, right = st.columns(2)
         below = left.number_input(
             _label("below_pct"),
-            value=_int(current.get("below_pct", 15)),
+            value=_int(initial.get("below_pct")),
             step=1,
             help=t("app.rules.help.below_pct"),
             key=f"{k}.below_pct",
         )
         margin = right.number_input(
             _label("hysteresis"),
-            value=_int(current.get("hysteresis", 5)),
+            value=_int(initial.get("hysteresis")),
             step=1,
             help=t("app.rules.help.battery_hysteresis"),
             key=f"{k}.hysteresis",

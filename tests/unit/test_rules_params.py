@@ -13,8 +13,10 @@ from core.contract.catalogue import REPORT_INTERVALS
 from core.i18n import catalogue
 from core.rules.describe import describe_finding, describe_params, describe_rule, duration
 from core.rules.params import (
+    SCHEMAS,
     RuleParamsError,
     default_offline_minutes,
+    form_defaults,
     parse_params,
     validate_params,
 )
@@ -317,3 +319,26 @@ def test_default_device_silence_limit_comes_from_the_reporting_interval() -> Non
     assert default_offline_minutes("panic_button") == 90  # heartbeat every 30 minutes
     assert default_offline_minutes("wearable") == 30
     assert default_offline_minutes(None) == 60
+
+
+@pytest.mark.parametrize("kind", list(RuleKind))
+def test_form_defaults_are_valid_settings_of_their_kind(kind: RuleKind) -> None:
+    defaults = form_defaults(kind)
+    schema_fields = set(SCHEMAS[kind].model_fields)
+    assert set(defaults) <= schema_fields
+    required = {name for name, f in SCHEMAS[kind].model_fields.items() if f.is_required()}
+    if required <= set(defaults):
+        # Kinds whose every required setting has a suggestion start from a rule that saves as is.
+        saved = validate_params(kind, defaults)
+        assert {name: saved[name] for name in defaults} == defaults
+
+
+def test_form_defaults_take_the_schema_defaults_and_the_suggestions() -> None:
+    assert form_defaults(RuleKind.INACTIVITY) == {
+        "use_routine": False,
+        "factor": 1.5,
+        "min_minutes": 90,
+        "max_minutes": 240,
+    }
+    assert form_defaults(RuleKind.NIGHT_EXIT) == {"start": "22:00", "end": "06:00"}
+    assert form_defaults(RuleKind.THRESHOLD)["for_minutes"] == 5
