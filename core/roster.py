@@ -252,7 +252,16 @@ def _apply_device(session: Session, viewer: Viewer, row: dict[str, str]) -> None
             value=kind,
             types=", ".join(t.value for t in DeviceType),
         )
-    if session.get(Device, device_id) is not None:
+    existing = session.get(Device, device_id)
+    if existing is not None and existing.decommissioned_at is not None:
+        # Not "exists": the id belongs to a device taken out of service, which cannot come back.
+        raise care_fields.FieldError(
+            "id",
+            "The id belongs to a decommissioned device.",
+            key="errors.care.device_decommissioned",
+            device=device_id,
+        )
+    if existing is not None:
         raise care_fields.FieldError(
             "id", "The device exists.", key="roster.device_taken", device=device_id
         )

@@ -411,3 +411,19 @@ def test_a_discharged_resident_gets_no_inactivity_alert_but_a_fall_still_alerts(
     db_session.flush()
     raised = db_session.scalars(select(Alert).where(Alert.device_id == fall.id)).all()
     assert len(raised) == 1 and raised[0].severity is Severity.CRITICAL
+
+
+def test_a_roster_device_row_with_a_decommissioned_id_says_so(db_session, factory, staff) -> None:
+    """Not 'exists already': the id is a retired device's, so the file must give another id."""
+    _, operator, _, site, _ = staff
+    factory.device("wearable", site=site, device_id="w-old")
+    factory.device("wearable", site=site, device_id="w-live")
+    devices_admin.decommission(db_session, operator, "w-old", reason="broken")
+    data = f"kind,site,id,type\ndevice,{site.id},w-old,wearable\ndevice,{site.id},w-live,wearable\n"
+    report = import_roster(db_session, operator, data, dry_run=True)
+    assert [(p.row, p.column, p.key) for p in report.problems] == [
+        (2, "id", "errors.care.device_decommissioned"),
+        (3, "id", "roster.device_taken"),
+    ]
+    assert "was decommissioned" in report.problems[0].message("en")
+    assert "폐기" in report.problems[0].message("ko")
