@@ -53,7 +53,7 @@ app.add_typer(silences.app, name="silences")
 app.command("demo")(demo.demo)
 app.command("app")(app_command.app)
 app.command("ingest")(ingest.ingest)
-app.command("broker")(broker.broker)
+app.add_typer(broker.app, name="broker")
 app.command("simulate")(simulate.simulate)
 
 

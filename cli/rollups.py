@@ -74,7 +74,7 @@ def backfill(
             days=plural(t, "cli.rollups.days", buckets.get(RollupPeriod.DAY, 0)),
             start=begin.isoformat(),
             end=finish.isoformat(),
-            rows=rows,
+            rows=plural(t, "count.rollup_rows", rows),
             seconds=f"{time.perf_counter() - started:.1f}",
         )
     )

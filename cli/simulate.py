@@ -148,7 +148,7 @@ def _run(
         typer.echo(
             t(
                 "cli.simulate.load_start",
-                devices=len(targets),
+                devices=plural(t, "count.devices", len(targets)),
                 site=site,
                 rate=f"{rate:g}" if rate else "max",
                 broker=broker,
@@ -208,8 +208,8 @@ def _run(
             t(
                 "cli.simulate.start",
                 site=spec.id,
-                residents=len(spec.residents),
-                devices=len(spec.devices),
+                residents=plural(t, "count.residents", len(spec.residents)),
+                devices=plural(t, "count.devices", len(spec.devices)),
                 speed=f"{speed:g}",
                 seed=seed,
                 start=begin.isoformat(timespec="seconds"),
@@ -248,8 +248,8 @@ def _load_summary(t: Callable[..., str], stats: LoadStats) -> None:
     typer.echo(
         t(
             "cli.simulate.load_summary",
-            published=stats.published,
-            readings=stats.readings,
+            published=plural(t, "count.messages", stats.published),
+            readings=plural(t, "count.readings", stats.readings),
             seconds=f"{stats.seconds:.2f}",
             rate=f"{stats.rate:.0f}",
             target=f"{stats.target_rate:g}" if stats.target_rate else "max",

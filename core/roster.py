@@ -4,7 +4,8 @@ The format (docs/roster.md, example docs/examples/roster.csv): a header row, the
 row; the `kind` column says what the row is (site, resident, device, caregiver) and each kind
 reads its own columns, leaving the others empty. Rows apply in file order, so a resident may
 live at a site created a few rows above, and a device or caregiver row names a resident by
-`resident` (their name at the site, or #id).
+`resident` (their name at the site, or #id). A site row whose id exists updates that site
+(its non-empty columns; audited), so a roster can correct a site's name, timezone or contacts.
 
 The whole file is one transaction: every row is tried (each in its own savepoint) so that the
 report names every row's problem (row number, column, message in en/ko), and nothing is kept
@@ -27,11 +28,11 @@ from sqlalchemy.orm import Session
 
 from core import registry
 from core.access import Permission, Viewer, acting_user, require
-from core.contract.catalogue import DeviceType
+from core.contract.catalogue import DeviceType, is_registry_id
 from core.errors import ConflictError, IotCareError, NotFoundError
 from core.i18n import plural, translate, translator
 from core.queries import admin, care_fields, residents_admin, sites_admin
-from models import Device, Resident, User
+from models import Device, Resident, Site, User
 
 log = logging.getLogger(__name__)
 
@@ -108,6 +109,8 @@ class RosterReport:
     counts: Counter[str] = field(default_factory=Counter)
     problems: list[Problem] = field(default_factory=list)
     dry_run: bool = False
+    # Existing sites a row changes: site id -> the columns that change.
+    site_updates: dict[str, list[str]] = field(default_factory=dict)
 
     @property
     def applied(self) -> bool:
@@ -125,7 +128,28 @@ class RosterReport:
             )
         key = "roster.checked" if self.dry_run else "roster.imported"
         counted = {k: plural(t, _COUNTS[k], self.counts.get(k, 0)) for k in KINDS}
-        return t(key, **counted)
+        text = t(key, **counted)
+        if self.site_updates:
+            text += " " + t(
+                "roster.will_update" if self.dry_run else "roster.updated",
+                sites=plural(t, "count.sites", len(self.site_updates)),
+                changes="; ".join(
+                    f"{site} ({', '.join(columns)})" for site, columns in self.site_updates.items()
+                ),
+            )
+        return text
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What a row did: the kind it created (counted), or the existing site it updated."""
+
+    created: str | None
+    updated: str | None = None
+    columns: list[str] = field(default_factory=list)
+
+
+Applier = Callable[[Session, Viewer, dict[str, str]], Outcome]
 
 
 def decode(data: str | bytes) -> str:
@@ -195,16 +219,31 @@ def _site(session: Session, row: dict[str, str]) -> str:
     return sites_admin.get_site(session, care_fields.registry_id("site", row.get("site"))).id
 
 
-def _apply_site(session: Session, viewer: Viewer, row: dict[str, str]) -> None:
-    sites_admin.create_site(
+def _apply_site(session: Session, viewer: Viewer, row: dict[str, str]) -> Outcome:
+    """Create the site, or update the one with this id (an empty column keeps its value)."""
+    site_id = row.get("id") or row.get("site", "")
+    site = session.get(Site, site_id) if is_registry_id(site_id) else None
+    if site is None:
+        sites_admin.create_site(
+            session,
+            viewer,
+            site_id=site_id,
+            name=row.get("name", ""),
+            timezone=row.get("timezone", ""),
+            address=row.get("address"),
+            contacts=row.get("contacts"),
+        )
+        return Outcome("site")
+    changed = sites_admin.update_site(
         session,
         viewer,
-        site_id=row.get("id") or row.get("site", ""),
-        name=row.get("name", ""),
-        timezone=row.get("timezone", ""),
-        address=row.get("address"),
-        contacts=row.get("contacts"),
+        site.id,
+        name=row.get("name") or site.name,
+        timezone=row.get("timezone") or site.timezone,
+        address=row.get("address") or site.address,
+        contacts=row.get("contacts") or site.contacts,
     )
+    return Outcome(None, site.id, changed)
 
 
 def _apply_resident(session: Session, viewer: Viewer, row: dict[str, str]) -> None:
@@ -252,7 +291,16 @@ def _apply_device(session: Session, viewer: Viewer, row: dict[str, str]) -> None
             value=kind,
             types=", ".join(t.value for t in DeviceType),
         )
-    if session.get(Device, device_id) is not None:
+    existing = session.get(Device, device_id)
+    if existing is not None and existing.decommissioned_at is not None:
+        # Not "exists": the id belongs to a device taken out of service, which cannot come back.
+        raise care_fields.FieldError(
+            "id",
+            "The id belongs to a decommissioned device.",
+            key="errors.care.device_decommissioned",
+            device=device_id,
+        )
+    if existing is not None:
         raise care_fields.FieldError(
             "id", "The device exists.", key="roster.device_taken", device=device_id
         )
@@ -289,11 +337,19 @@ def _apply_caregiver(session: Session, viewer: Viewer, row: dict[str, str]) -> N
     admin.assign_caregiver(session, viewer, user.id, resident.id, int(tier_text))
 
 
-_APPLY: dict[str, Callable[[Session, Viewer, dict[str, str]], None]] = {
+def _created(apply: Callable[[Session, Viewer, dict[str, str]], None], kind: str) -> Applier:
+    def run(session: Session, viewer: Viewer, row: dict[str, str]) -> Outcome:
+        apply(session, viewer, row)
+        return Outcome(kind)
+
+    return run
+
+
+_APPLY: dict[str, Applier] = {
     "site": _apply_site,
-    "resident": _apply_resident,
-    "device": _apply_device,
-    "caregiver": _apply_caregiver,
+    "resident": _created(_apply_resident, "resident"),
+    "device": _created(_apply_device, "device"),
+    "caregiver": _created(_apply_caregiver, "caregiver"),
 }
 
 
@@ -337,8 +393,12 @@ def import_roster(
             # Its own savepoint: a row that fails half-way leaves nothing behind, and the
             # rows after it are still checked.
             with session.begin_nested():
-                apply(session, viewer, row)
-            report.counts[kind] += 1
+                outcome = apply(session, viewer, row)
+            if outcome.created:
+                report.counts[outcome.created] += 1
+            if outcome.updated and outcome.columns:
+                columns = report.site_updates.setdefault(outcome.updated, [])
+                columns.extend(c for c in outcome.columns if c not in columns)
         except (care_fields.FieldError, ConflictError, NotFoundError, IotCareError) as error:
             report.problems.append(_problem(line, error))
         except SQLAlchemyError as error:  # a constraint the checks missed: still one row's problem

@@ -26,12 +26,12 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, or_, select
 from sqlalchemy.orm import Session
 
 from core.care_report import day_span, resident_timezone
 from core.timeutil import ensure_utc, utcnow
-from models import Device, Reading, Resident, ResidentRoutine
+from models import Device, Reading, Resident, ResidentRoutine, in_service
 
 log = logging.getLogger(__name__)
 
@@ -53,16 +53,18 @@ def movements(session: Session, resident_id: int, start: datetime, end: datetime
     """Times of motion = 1 readings of the resident's devices, in order.
 
     Any registered (not quarantined) device of theirs that reports motion counts, as for the
-    rules: ingest accepts the metric from every device type.
+    rules: ingest accepts the metric from every device type. A decommissioned device counts only
+    for what it measured while in service, so a replaced sensor's history still teaches the
+    routine but nothing stored under its id afterwards does.
     """
-    sensors = select(Device.id).where(
-        Device.resident_id == resident_id, Device.quarantined.is_(False)
-    )
     return list(
         session.scalars(
             select(Reading.ts)
+            .join(Device, Device.id == Reading.device_id)
             .where(
-                Reading.device_id.in_(sensors),
+                Device.resident_id == resident_id,
+                Device.quarantined.is_(False),
+                or_(in_service(), Reading.ts < Device.decommissioned_at),
                 Reading.metric == "motion",
                 Reading.value >= 0.5,
                 Reading.ts >= start,

@@ -3,7 +3,7 @@
 Signing in stores a session row and gives the browser a token `s1.<session id>.<signature>`
 (an HMAC with the secret key). The token alone grants nothing: each use looks the row up, so the
 session timeout (from sign-in) is checked here, and signing out deletes the row, after which the
-token is refused even if it was copied or kept in the address bar.
+token is refused even if it was copied (the app keeps it in a cookie: dashboards/components/auth).
 """
 
 from __future__ import annotations

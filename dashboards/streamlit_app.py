@@ -8,7 +8,13 @@ from __future__ import annotations
 import streamlit as st
 
 from core.errors import IotCareError
-from dashboards.components.auth import handle_ack_link, refresh_viewer, sign_in_form, sign_out
+from dashboards.components.auth import (
+    handle_ack_link,
+    refresh_viewer,
+    session_cookie_script,
+    sign_in_form,
+    sign_out,
+)
 from dashboards.components.i18n import language, t
 from dashboards.components.unread import unread_summary
 from dashboards.context import app_context
@@ -25,6 +31,7 @@ except IotCareError as error:  # a bad setting: say which, no traceback
 handle_ack_link()
 viewer = refresh_viewer()
 if viewer is None:
+    session_cookie_script()  # clears a cookie that named an ended session
     st.navigation([st.Page(sign_in_form, title=t("app.signin.title"), url_path="signin")]).run()
     st.stop()
 
@@ -51,4 +58,5 @@ with st.sidebar:
     if st.button(t("app.signout"), icon=":material/logout:"):
         sign_out(t("app.signed_out"))
         st.rerun()
+    session_cookie_script()  # keeps the session for a reload
 navigation.run()

@@ -273,6 +273,13 @@ def daily_vitals(
     return out[DAILY_VITALS_COLUMNS]
 
 
+def _in_service_on(fleet: pd.DataFrame, device_type: str, day: pd.Timestamp) -> int:
+    """Registered devices of a type still in service when the UTC day began."""
+    kind = fleet[fleet["device_type"] == device_type]
+    retired = pd.to_datetime(kind["decommissioned_at"], utc=True)
+    return int((retired.isna() | (retired > day)).sum())
+
+
 def reading_completeness(
     session: Session, viewer: Viewer, start: datetime, end: datetime
 ) -> pd.DataFrame:
@@ -298,12 +305,11 @@ def reading_completeness(
             Device, Device.id == per_device.c.device_id
         )
     ).all()
-    registered = dict(
+    fleet = pd.DataFrame(
         session.execute(
-            select(Device.type, func.count())
-            .where(Device.quarantined.is_(False))
-            .group_by(Device.type)
-        ).all()
+            select(Device.type, Device.decommissioned_at).where(Device.quarantined.is_(False))
+        ).all(),
+        columns=["device_type", "decommissioned_at"],
     )
     frame = pd.DataFrame(rows, columns=["day", "device_type", "device_id", "readings"])
     if frame.empty:
@@ -314,7 +320,10 @@ def reading_completeness(
         .agg(reporting=("device_id", "nunique"), readings=("readings", "sum"))
         .reset_index()
     )
-    out["devices"] = out["device_type"].map(registered).fillna(0).astype(int)
+    out["devices"] = [
+        _in_service_on(fleet, kind, day)
+        for kind, day in zip(out["device_type"], out["day"], strict=True)
+    ]
     out["per_device"] = out["readings"] / out["reporting"]
     return out[COMPLETENESS_COLUMNS]
 

@@ -180,6 +180,8 @@ def describe_finding(kind: RuleKind | str, details: Mapping[str, Any], language:
             language,
             suite=str(details["suite"]),
             failed=details.get("failed", 0),
-            evaluated=details.get("evaluated", 0),
+            evaluated=plural(
+                translator(language), "count.checks", int(details.get("evaluated", 0))
+            ),
         )
     raise ValueError(f"no finding text for {kind.value} alerts")

@@ -155,7 +155,7 @@ else:
 
 with db_session() as session:
     blocked = q.blocked_devices(session, viewer)
-with st.expander(t("app.devices.blocked.title", n=len(blocked)), expanded=False):
+with st.expander(plural(t, "app.devices.blocked.title", len(blocked)), expanded=False):
     if blocked.empty:
         st.caption(t("app.devices.blocked.none"))
     else:

@@ -64,13 +64,13 @@ def health() -> None:
     middle.metric(
         t("app.ingest.rate"),
         f"{summary.messages_per_minute:.1f}",
-        help=t("app.ingest.rate_help", minutes=WINDOW_MINUTES),
+        help=t("app.ingest.rate_help", minutes=plural(t, "count.minutes", WINDOW_MINUTES)),
     )
     percent = "—" if summary.dead_letter_rate is None else f"{summary.dead_letter_rate:.1%}"
     right.metric(
         t("app.ingest.dead_rate"),
         t("app.ingest.dead_rate_value", count=summary.dead_letters_window, percent=percent),
-        help=t("app.ingest.dead_rate_help", minutes=WINDOW_MINUTES),
+        help=t("app.ingest.dead_rate_help", minutes=plural(t, "count.minutes", WINDOW_MINUTES)),
     )
     lag = (
         t("app.ingest.no_lag")
@@ -78,7 +78,12 @@ def health() -> None:
         else (f"{summary.max_lag_seconds:.2f} s")
     )
     st.caption(
-        t("app.ingest.backlog", pending=summary.pending, spool=size(summary.spool_bytes), lag=lag)
+        t(
+            "app.ingest.backlog",
+            pending=plural(t, "count.messages", summary.pending),
+            spool=size(summary.spool_bytes),
+            lag=lag,
+        )
     )
     if summary.down:
         st.error(plural(t, "app.ingest.down_warning", summary.down))
@@ -137,9 +142,10 @@ def health() -> None:
             },
         )
 
-    st.subheader(t("app.ingest.rates", minutes=CHART_MINUTES))
+    chart_span = plural(t, "count.minutes", CHART_MINUTES)
+    st.subheader(t("app.ingest.rates", minutes=chart_span))
     if not rates[["readings", "events", "dead_letters"]].to_numpy().any():
-        st.caption(t("app.ingest.no_traffic", minutes=CHART_MINUTES))
+        st.caption(t("app.ingest.no_traffic", minutes=chart_span))
     else:
         chart = rates.assign(
             minute=rates["minute"].map(lambda v: when(v, timezone).split(" (")[0])

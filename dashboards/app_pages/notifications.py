@@ -6,6 +6,7 @@ import streamlit as st
 
 from core.access import Permission
 from core.errors import IotCareError
+from core.i18n import plural
 from core.queries.alerts import viewer_timezone
 from core.queries.notifications import list_notifications, retry_dead, status_counts
 from dashboards.components.alert_views import (
@@ -81,7 +82,7 @@ if rows.empty:
 else:
     show_table(outbox_table(rows, timezone))
     if len(rows) == LIMIT:
-        st.caption(t("app.notifications.shown", n=LIMIT))
+        st.caption(t("app.notifications.shown", n=plural(t, "count.notifications", LIMIT)))
     st.caption(t("app.common.site_time", timezone=timezone))
 
 st.subheader(t("app.notifications.retry.title"))

@@ -65,10 +65,11 @@ if failing.empty:
     st.success(plural(t, "app.quality.all_passed", len(latest)))
 else:
     st.error(
-        t(
+        plural(
+            t,
             "app.quality.some_failed",
-            n=len(failing),
-            total=len(latest),
+            len(failing),
+            total=plural(t, "count.suites", len(latest)),
             suites=", ".join(suite_label(s) for s in failing["suite"]),
         )
     )
@@ -133,14 +134,18 @@ st.caption(
         window_start=local_time(run.window_start, zone),
         window_end=local_time(run.window_end, zone),
         failed=run.failed,
-        evaluated=run.evaluated,
+        evaluated=plural(t, "count.checks", run.evaluated),
     )
 )
 if failed_rows.empty:
     st.success(t("app.quality.run_passed"))
 for row in failed_rows.itertuples():
     counted = (
-        t("app.quality.unexpected", n=int(row.unexpected_count), total=int(row.element_count))
+        t(
+            "app.quality.unexpected",
+            n=int(row.unexpected_count),
+            total=plural(t, "count.values", int(row.element_count)),
+        )
         if pd.notna(row.unexpected_count) and pd.notna(row.element_count)
         else t("app.quality.unexpected_unknown")
     )

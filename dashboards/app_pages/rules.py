@@ -289,7 +289,7 @@ def _show_backtest(result: BacktestResult, days: int) -> None:
         t(
             "app.rules.backtest.runtime",
             days=plural(t, "count.days", days),
-            points=f"{result.data_points:,}",
+            points=plural(t, "count.values", result.data_points),
             seconds=f"{result.elapsed_seconds:.2f}",
             step=plural(t, "count.minutes", int(result.step.total_seconds() // 60)),
         )

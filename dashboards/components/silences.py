@@ -14,6 +14,7 @@ import streamlit as st
 from core import silences
 from core.access import Permission, Viewer
 from core.errors import IotCareError
+from core.i18n import plural
 from core.timeutil import utcnow
 from dashboards.components.i18n import t
 from dashboards.components.markdown import md_escape
@@ -185,7 +186,14 @@ def overview_silences(viewer: Viewer, total: int) -> None:
     if not away:
         return
     st.subheader(t("app.silences.overview_title"))
-    st.caption(t("app.silences.overview_count", n=len(away), total=total))
+    st.caption(
+        plural(
+            t,
+            "app.silences.overview_count",
+            len(away),
+            total=plural(t, "count.residents", total),
+        )
+    )
     badges = []
     for r in away:
         until = local_time(r.until, r.timezone)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,6 +14,7 @@ from core import schema
 from core.alerts.lifecycle import Subject, raise_alert
 from core.db import make_engine
 from core.seed import seed_demo
+from dashboards.components.auth import SESSION_COOKIE
 from models import Alert, AlertStatus, Resident, RuleKind, Severity
 from tests.conftest import make_test_settings
 from tests.support.app_server import (
@@ -96,3 +98,68 @@ def alert_status(url: str, tmp_path: Path, alert_id: str) -> AlertStatus:
             return alert.status
     finally:
         engine.dispose()
+
+
+def test_a_reload_keeps_the_session_in_a_cookie_until_sign_out(site, tmp_path: Path) -> None:
+    """The signed token lives in a SameSite=Strict cookie (not the address) for the timeout."""
+    url, passwords, _ = site
+    settings = make_test_settings(tmp_path, database_url=url)
+    with served_app(app_env(url, tmp_path), tmp_path / "app.log") as base, chromium() as driver:
+        sign_in(driver, base, "operator", passwords["operator"], "Sign out")
+        wait_until(
+            lambda: driver.get_cookie(SESSION_COOKIE),
+            timeout=30,
+            message="the session cookie written by the page",
+        )
+        cookie = driver.get_cookie(SESSION_COOKIE)
+        assert cookie["value"].startswith("s1.")
+        assert cookie["sameSite"] == "Strict" and cookie["path"] == "/"
+        assert not cookie["secure"]  # served over http here; https adds Secure
+        lifetime = cookie["expiry"] - time.time()
+        timeout = settings.session_timeout.total_seconds()
+        assert timeout - 120 < lifetime <= timeout + 5
+        assert "session=" not in driver.current_url
+
+        # A reload (and a page opened by its address) signs nobody out.
+        open_page(driver, "alerts")
+        wait_until(lambda: "/alerts" in driver.current_url, timeout=30, message="the alerts page")
+        driver.refresh()
+        wait_for(driver, "//*[contains(text(), 'Sign out')]", "still signed in after a reload")
+        assert visible(driver, "//input[@aria-label='Password']") is None
+        assert "session=" not in driver.current_url and "/alerts" in driver.current_url
+        REPORTS.mkdir(exist_ok=True)
+        driver.save_screenshot(str(REPORTS / "browser-reloaded-signed-in.png"))
+
+        click(driver, "//button[contains(., 'Sign out')]", "the sign-out button")
+        wait_for(driver, "//input[@aria-label='Password']", "the sign-in form")
+        wait_until(
+            lambda: driver.get_cookie(SESSION_COOKIE) is None,
+            timeout=30,
+            message="the cookie cleared by signing out",
+        )
+        # The token the cookie held is refused on the server too: a copy signs nobody in.
+        driver.add_cookie({"name": SESSION_COOKIE, "value": cookie["value"], "path": "/"})
+        driver.refresh()
+        wait_for(driver, "//*[contains(text(), 'session has expired')]", "the copy refused")
+        wait_for(driver, "//input[@aria-label='Password']", "the sign-in form again")
+        assert visible(driver, "//*[contains(text(), 'Sign out')]") is None
+
+
+def test_with_cookies_blocked_the_address_carries_the_session(site, tmp_path: Path) -> None:
+    """The fallback: the page's script puts the token in the address when no cookie sticks."""
+    url, passwords, _ = site
+    blocked = {"profile.default_content_setting_values.cookies": 2}
+    with (
+        served_app(app_env(url, tmp_path), tmp_path / "app.log") as base,
+        chromium(prefs=blocked) as driver,
+    ):
+        sign_in(driver, base, "operator", passwords["operator"], "Sign out")
+        wait_until(
+            lambda: "session=s1." in driver.current_url,
+            timeout=30,
+            message="the token in the address",
+        )
+        assert driver.get_cookie(SESSION_COOKIE) is None
+        driver.refresh()
+        wait_for(driver, "//*[contains(text(), 'Sign out')]", "still signed in after a reload")
+        assert visible(driver, "//input[@aria-label='Password']") is None

@@ -79,7 +79,8 @@ def empty_tables(db: AppDatabase, *models: type[Base]) -> None:
 def open_app(
     app_db: AppDatabase, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> Iterator[Callable[..., AppTest]]:
-    """`open_app(username, page, query, language, context)`: the app run once, signed in as them."""
+    """`open_app(username, page, query, language, context, cookies)`: the app run once, signed in
+    as them; `cookies` are what the browser sends when it connects (AppTest cannot seed them)."""
     env = {
         "IOTCARE_ENVIRONMENT": "test",
         "IOTCARE_DATABASE_URL": app_db.url,
@@ -100,7 +101,10 @@ def open_app(
         timeout: float = 60,
         language: str | None = None,
         context: dict[str, Any] | None = None,
+        cookies: dict[str, str] | None = None,
     ) -> AppTest:
+        sent = dict(cookies or {})
+        monkeypatch.setattr("dashboards.components.auth.sent_cookies", lambda: sent)
         at = AppTest.from_file(str(APP), default_timeout=timeout)
         at.context = dict(context or {})  # what the browser tells st.context (e.g. its locale)
         for key, value in (query or {}).items():

@@ -9,6 +9,7 @@ from sqlalchemy import delete, select
 from core.alerts.lifecycle import Subject, raise_alert
 from core.notify.links import make_ack_token
 from core.timeutil import utcnow
+from dashboards.components.auth import SESSION_COOKIE, SESSION_TOKEN_KEY
 from models import (
     Alert,
     AlertStatus,
@@ -59,20 +60,35 @@ def sign_in_with_form(at, username: str, password: str):
     return at
 
 
-def test_a_reload_keeps_the_session_until_sign_out(open_app, app_db) -> None:
+def cookie_scripts(at) -> list[str]:
+    """The session-cookie scripts the page sent to the browser."""
+    return [h.value for h in at.html if SESSION_COOKIE in h.value]
+
+
+def test_a_reload_keeps_the_session_in_a_cookie_until_sign_out(open_app, app_db, tmp_path) -> None:
     at = sign_in_with_form(open_app(), "operator", app_db.passwords["operator"])
-    token = at.query_params["session"]
-    assert token
-    # A reload: a new browser session (empty state) with the same address.
-    reloaded = open_app(query={"session": token})
+    token = at.session_state[SESSION_TOKEN_KEY]
+    assert token.startswith("s1.")
+    assert "session" not in at.query_params  # the address no longer carries it
+    (script,) = cookie_scripts(at)
+    timeout = int(make_test_settings(tmp_path).session_timeout.total_seconds())
+    assert f'"{token}"' in script and "SameSite=Strict" in script and "Path=/" in script
+    assert f"maxAge = {timeout}" in script or f"maxAge = {timeout - 1}" in script
+    # A reload: a new browser session (empty state) sending the cookie.
+    reloaded = open_app(cookies={SESSION_COOKIE: token})
     no_exception(reloaded)
     assert reloaded.session_state[VIEWER_KEY].username == "operator"
-    # Signing out ends the server-side session: the same address no longer signs anyone in.
+    assert "session" not in reloaded.query_params
+    # Signing out ends the server-side session and clears the cookie; the tab says "signed out"
+    # (the cookie it opened with is not read again).
     sign_out = [b for b in reloaded.sidebar.button if b.label == "Sign out"]
     sign_out[0].click().run()
     assert VIEWER_KEY not in reloaded.session_state
-    assert "session" not in reloaded.query_params
-    again = open_app(query={"session": token})
+    assert "You have signed out." in texts(reloaded) and "expired" not in texts(reloaded)
+    (cleared,) = cookie_scripts(reloaded)
+    assert 'value = ""' in cleared and "maxAge = 0" in cleared
+    # A copy of the cookie no longer signs anyone in.
+    again = open_app(cookies={SESSION_COOKIE: token})
     assert VIEWER_KEY not in again.session_state
     assert "session has expired" in texts(again)
     # The other tab that still holds it is signed out on its next run.
@@ -80,17 +96,32 @@ def test_a_reload_keeps_the_session_until_sign_out(open_app, app_db) -> None:
     assert VIEWER_KEY not in at.session_state
 
 
+def test_a_token_in_the_address_still_resumes_when_cookies_are_blocked(open_app, app_db) -> None:
+    at = sign_in_with_form(open_app(), "operator", app_db.passwords["operator"])
+    token = at.session_state[SESSION_TOKEN_KEY]
+    # The page's script put the token in the address because the browser refused the cookie.
+    reloaded = open_app(query={"session": token})
+    assert reloaded.session_state[VIEWER_KEY].username == "operator"
+    reloaded.switch_page("app_pages/alerts.py").run()
+    assert reloaded.query_params["session"] == token  # page switches keep it
+    sign_out = [b for b in reloaded.sidebar.button if b.label == "Sign out"]
+    sign_out[0].click().run()
+    assert "session" not in reloaded.query_params
+
+
 def test_a_reloaded_session_still_times_out_on_the_server(open_app, app_db) -> None:
     at = sign_in_with_form(open_app(), "operator", app_db.passwords["operator"])
-    token = at.query_params["session"]
+    token = at.session_state[SESSION_TOKEN_KEY]
     with app_db.session() as session:
         row = session.get(AppSession, token.split(".")[1])
         row.signed_in_at = utcnow() - timedelta(hours=9)
         session.commit()
-    reloaded = open_app(query={"session": token})
+    reloaded = open_app(cookies={SESSION_COOKIE: token})
     assert VIEWER_KEY not in reloaded.session_state
     assert "session has expired" in texts(reloaded)
-    forged = open_app(query={"session": token[:-2] + "xx"})
+    (cleared,) = cookie_scripts(reloaded)
+    assert "maxAge = 0" in cleared
+    forged = open_app(cookies={SESSION_COOKIE: token[:-2] + "xx"})
     assert VIEWER_KEY not in forged.session_state
 
 

@@ -168,7 +168,7 @@ def test_reject_needs_confirmation_removes_the_device_and_keeps_its_data(open_ap
 
     # The blocked id is listed, and an operator can lift the block.
     at = open_app("operator", page="devices")
-    blocked = next(e for e in at.expander if e.label.startswith("Blocked devices"))
+    blocked = next(e for e in at.expander if e.label == "1 blocked device")
     assert "stray-reject" in list(blocked.dataframe[0].value["device_id"])
     next(s for s in blocked.selectbox if s.label == "Device to unblock").select("stray-reject")
     _button(at, "Unblock device").click().run()

@@ -63,7 +63,7 @@ def test_operator_sees_latest_results_failures_with_samples_and_trend(open_app, 
     at = open_app("operator", page="quality")
     no_exception(at)
     shown = texts(at)
-    assert "1 of 2 suites failed their latest run: Readings" in shown
+    assert "1 of 2 suites failed its latest run: Readings" in shown
     assert "Times are shown in Asia/Seoul time." in shown
     failed = [e for e in at.expander if e.label.startswith("range.heart_rate")]
     assert failed and "3 of 120 values unexpected" in failed[0].label

@@ -286,7 +286,7 @@ def test_backtest_a_draft_before_saving(open_app, app_db) -> None:
         assert metrics["Times it would have fired"] == "1"
         assert metrics["New alerts"] == "1"
         shown = texts(at)
-        assert "Replayed 7 days (50 stored values)" in shown
+        assert "Replayed 7 days (50 values stored)" in shown
         assert "Times are shown in Asia/Seoul time." in shown
         assert at.get("plotly_chart")
         assert at.dataframe[-1].value.iloc[0]["Times it would have fired"] == 1

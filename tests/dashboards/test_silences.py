@@ -133,7 +133,7 @@ def test_the_overview_shows_who_is_away_until_when(open_app, clean) -> None:
     at = open_app("operator", page="overview", language="en")
     no_exception(at)
     shown = texts(at)
-    assert f"1 of {total} residents have their alerts held." in shown
+    assert f"1 of {total} residents has their alerts held." in shown
     assert f"{away.name}: Away until {until} ({zone})" in shown
     korean = open_app("caregiver1", page="overview")
     no_exception(korean)

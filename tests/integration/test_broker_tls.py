@@ -1,30 +1,33 @@
 """The broker's TLS listener as shipped, on a Mosquitto of the test's own.
 
 The listener block of deploy/mosquitto/mosquitto-auth.conf (the production config) runs on a free
-port with a throwaway CA and server certificate made here. Ingest's client and the platform's
-command sender connect over mqtts:// when given the CA (IOTCARE_MQTT_TLS_CA_FILE), and a message
-crosses from one to the other; a client trusting only the system's store, or another CA, is
-refused; plain MQTT on the TLS port gets no CONNACK.
+port with the development CA and server certificate `iotcare broker certs` writes (the files
+every compose profile's broker needs). Ingest's client and the platform's command sender connect
+over mqtts:// when given that CA (IOTCARE_MQTT_TLS_CA_FILE), and a message crosses from one to
+the other; a client trusting only the system's store, or another CA, is refused; plain MQTT on
+the TLS port gets no CONNACK.
 """
 
 from __future__ import annotations
 
 import ipaddress
+import logging
 import ssl
+import stat
 import threading
 import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
+from typer.testing import CliRunner
 
+from cli import broker as broker_cli
+from cli import context
+from core.broker_certs import make_ca, pem
 from core.mqtt_sender import MqttSender
 from ingest.client import BrokerAddress, ClientConfig, IngestClient
 from ingest.metrics import IngestMetrics
@@ -43,92 +46,16 @@ WAIT = 10.0
 pytestmark = pytest.mark.skipif(find_mosquitto() is None, reason="mosquitto not installed")
 
 
-@dataclass(frozen=True)
-class Authority:
-    """A CA's key and certificate, and where its certificate is written."""
-
-    key: ec.EllipticCurvePrivateKey
-    cert: x509.Certificate
-    path: Path
-
-
-def _pem(cert: x509.Certificate) -> bytes:
-    return cert.public_bytes(serialization.Encoding.PEM)
-
-
-def make_ca(directory: Path, name: str) -> Authority:
-    """A self-signed CA certificate valid for a day, written to directory/<name>.crt."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
-    now = datetime.now(UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - timedelta(minutes=5))
-        .not_valid_after(now + timedelta(days=1))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=True,
-                crl_sign=True,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
-        .sign(key, hashes.SHA256())
-    )
-    path = directory / f"{name}.crt"
-    path.write_bytes(_pem(cert))
-    return Authority(key, cert, path)
-
-
-def write_server_files(certs: Path, ca: Authority, host: str) -> None:
-    """ca.crt, server.crt and server.key (the names the shipped config reads) for `host`."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    now = datetime.now(UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, host)]))
-        .issuer_name(ca.cert.subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - timedelta(minutes=5))
-        .not_valid_after(now + timedelta(days=1))
-        .add_extension(
-            x509.SubjectAlternativeName(
-                [x509.IPAddress(ipaddress.ip_address(host)), x509.DNSName("localhost")]
-            ),
-            critical=False,
-        )
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(x509.ExtendedKeyUsage([x509.OID_SERVER_AUTH]), critical=False)
-        .add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca.key.public_key()),
-            critical=False,
-        )
-        .sign(ca.key, hashes.SHA256())
-    )
-    certs.mkdir(parents=True, exist_ok=True)
-    (certs / "ca.crt").write_bytes(_pem(ca.cert))
-    (certs / "server.crt").write_bytes(_pem(cert))
-    (certs / "server.key").write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    (certs / "server.key").chmod(0o600)
+def broker_certs_command(*args: str):
+    """`iotcare broker certs ARGS` in this process (its output and exit code)."""
+    context.reset()
+    try:
+        return CliRunner().invoke(broker_cli.app, ["certs", *args])
+    finally:
+        context.reset()
+        for handler in list(logging.getLogger().handlers):
+            if getattr(handler, "_iotcare", False):  # bound to CliRunner's closed streams
+                logging.getLogger().removeHandler(handler)
 
 
 @dataclass(frozen=True)
@@ -137,8 +64,8 @@ class TlsBroker:
 
     broker: PrivateMosquitto
     tls_port: int
-    ca: Authority
-    other_ca: Authority
+    certs: Path
+    other_ca: Path
 
     @property
     def url(self) -> str:
@@ -149,16 +76,17 @@ class TlsBroker:
 @pytest.fixture(scope="module")
 def tls_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TlsBroker]:
     directory = tmp_path_factory.mktemp("broker-tls")
-    ca = make_ca(directory, "iotcare-test-ca")
-    other_ca = make_ca(directory, "someone-else-ca")
     certs = directory / "certs"
-    write_server_files(certs, ca, "127.0.0.1")
+    made = broker_certs_command("--out", str(certs), "--host", "broker.test")
+    assert made.exit_code == 0, made.output
+    other_ca = directory / "someone-else-ca.crt"
+    other_ca.write_bytes(pem(make_ca("someone-else-ca").cert))
     tls_port = free_port("127.0.0.1")
     broker = PrivateMosquitto(
         extra_config=shipped_tls_listener(certs, tls_port, path=PRODUCTION_CONFIG)
     )
     with broker:
-        yield TlsBroker(broker, tls_port, ca, other_ca)
+        yield TlsBroker(broker, tls_port, certs, other_ca)
 
 
 def test_the_shipped_tls_listener_is_what_the_test_broker_runs(tls_broker: TlsBroker) -> None:
@@ -183,7 +111,7 @@ def test_ingest_client_and_command_sender_talk_over_tls_with_the_ca(
         client_id=f"ingest-tls-{uuid.uuid4().hex[:8]}",
         topic_root="care",
         mqtt5=False,
-        tls_ca_file=str(tls_broker.ca.path),
+        tls_ca_file=str(tls_broker.certs / "ca.crt"),
     )
     assert config.address.tls
     client = IngestClient(config, on_message, IngestMetrics())
@@ -191,7 +119,7 @@ def test_ingest_client_and_command_sender_talk_over_tls_with_the_ca(
     try:
         assert client.connected.wait(WAIT), (client.state, tls_broker.broker.log_text())
         sender = MqttSender(
-            tls_broker.url, "tls-test", timeout=WAIT, tls_ca_file=tls_broker.ca.path
+            tls_broker.url, "tls-test", timeout=WAIT, tls_ca_file=tls_broker.certs / "ca.crt"
         )
         topic = f"care/tls-test/{uuid.uuid4().hex[:8]}"
         # The subscription follows the CONNACK: send until ingest has one, never sleep blindly.
@@ -208,7 +136,7 @@ def test_ingest_client_and_command_sender_talk_over_tls_with_the_ca(
 
 @pytest.mark.parametrize("trust", ["system store", "another CA"])
 def test_a_client_without_the_ca_is_refused(tls_broker: TlsBroker, trust: str) -> None:
-    ca_file = None if trust == "system store" else tls_broker.other_ca.path
+    ca_file = None if trust == "system store" else tls_broker.other_ca
     sender = MqttSender(tls_broker.url, "tls-test", timeout=WAIT, tls_ca_file=ca_file)
     with pytest.raises(ssl.SSLCertVerificationError):
         sender.send("care/tls-test/refused", b"x")
@@ -217,3 +145,37 @@ def test_a_client_without_the_ca_is_refused(tls_broker: TlsBroker, trust: str) -
 def test_plain_mqtt_gets_no_answer_on_the_tls_port(tls_broker: TlsBroker) -> None:
     assert mqtt_handshake(tls_broker.broker.host, tls_broker.broker.port)
     assert not mqtt_handshake(tls_broker.broker.host, tls_broker.tls_port)
+
+
+def test_the_generated_files_name_the_development_hosts_and_the_broker_reads_the_key(
+    tls_broker: TlsBroker,
+) -> None:
+    cert = x509.load_pem_x509_certificate((tls_broker.certs / "server.crt").read_bytes())
+    names = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert set(names.get_values_for_type(x509.DNSName)) == {"broker.test", "localhost", "mosquitto"}
+    assert set(names.get_values_for_type(x509.IPAddress)) == {
+        ipaddress.ip_address("127.0.0.1"),
+        ipaddress.ip_address("::1"),
+    }
+    ca = x509.load_pem_x509_certificate((tls_broker.certs / "ca.crt").read_bytes())
+    assert cert.issuer == ca.subject
+    assert ca.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
+    mode = stat.S_IMODE((tls_broker.certs / "server.key").stat().st_mode)
+    assert mode & (stat.S_IWGRP | stat.S_IWOTH) == 0 and mode & stat.S_IRGRP
+    assert not (tls_broker.certs / "ca.key").exists()  # the CA signs once and is forgotten
+
+
+def test_certs_refuses_to_replace_files_without_force(tmp_path: Path) -> None:
+    first = broker_certs_command("--out", str(tmp_path))
+    assert first.exit_code == 0, first.output
+    assert "mqtts://HOST:8883" in first.output
+    before = (tmp_path / "ca.crt").read_bytes()
+    again = broker_certs_command("--out", str(tmp_path))
+    assert again.exit_code != 0
+    assert isinstance(again.exception, Exception) and "--force" in str(
+        again.exception.localized("en")  # type: ignore[attr-defined]
+    )
+    assert (tmp_path / "ca.crt").read_bytes() == before
+    forced = broker_certs_command("--out", str(tmp_path), "--force")
+    assert forced.exit_code == 0, forced.output
+    assert (tmp_path / "ca.crt").read_bytes() != before

@@ -411,3 +411,63 @@ def test_a_discharged_resident_gets_no_inactivity_alert_but_a_fall_still_alerts(
     db_session.flush()
     raised = db_session.scalars(select(Alert).where(Alert.device_id == fall.id)).all()
     assert len(raised) == 1 and raised[0].severity is Severity.CRITICAL
+
+
+def test_a_roster_device_row_with_a_decommissioned_id_says_so(db_session, factory, staff) -> None:
+    """Not 'exists already': the id is a retired device's, so the file must give another id."""
+    _, operator, _, site, _ = staff
+    factory.device("wearable", site=site, device_id="w-old")
+    factory.device("wearable", site=site, device_id="w-live")
+    devices_admin.decommission(db_session, operator, "w-old", reason="broken")
+    data = f"kind,site,id,type\ndevice,{site.id},w-old,wearable\ndevice,{site.id},w-live,wearable\n"
+    report = import_roster(db_session, operator, data, dry_run=True)
+    assert [(p.row, p.column, p.key) for p in report.problems] == [
+        (2, "id", "errors.care.device_decommissioned"),
+        (3, "id", "roster.device_taken"),
+    ]
+    assert "was decommissioned" in report.problems[0].message("en")
+    assert "폐기" in report.problems[0].message("ko")
+
+
+def test_a_roster_site_row_updates_an_existing_site(db_session, staff) -> None:
+    """An existing id updates name/timezone/address/contacts (audited); empty columns keep."""
+    _, operator, _, _, _ = staff
+    sites_admin.create_site(
+        db_session, operator, site_id="pine", name="Pine", timezone="UTC", address="1 Pine Rd"
+    )
+    data = (
+        "kind,id,name,timezone,address,contacts\n"
+        "site,pine,Pine House,Asia/Seoul,,Office 555\n"
+        "site,cedar,Cedar House,UTC,,\n"
+    )
+    checked = import_roster(db_session, operator, data, dry_run=True)
+    assert checked.problems == [] and not checked.applied
+    assert checked.site_updates == {"pine": ["name", "timezone", "contacts"]}
+    assert checked.summary("en").endswith(
+        "1 site would be updated: pine (name, timezone, contacts)."
+    )
+    assert "시설 1곳의 정보가 바뀝니다" in checked.summary("ko")
+    pine = db_session.get(Site, "pine")
+    assert (pine.name, pine.timezone, pine.contacts) == ("Pine", "UTC", None)
+    assert db_session.get(Site, "cedar") is None
+
+    done = import_roster(db_session, operator, data)
+    assert done.applied and dict(done.counts) == {"site": 1}
+    assert done.summary("en").endswith("Updated 1 site: pine (name, timezone, contacts).")
+    db_session.refresh(pine)
+    assert (pine.name, pine.timezone, pine.address, pine.contacts) == (
+        "Pine House",
+        "Asia/Seoul",
+        "1 Pine Rd",
+        "Office 555",
+    )
+    assert _actions(db_session, "site", "pine") == ["site.create", "site.update"]
+    # The same file again changes nothing and reports no update.
+    again = import_roster(db_session, operator, data, dry_run=True)
+    assert again.problems == [] and again.site_updates == {}
+    assert "updated" not in again.summary("en")
+    # A bad value on an existing site is that row's problem, with its column.
+    bad = import_roster(db_session, operator, "kind,id,timezone\nsite,pine,Mars/Base\n")
+    assert [(p.row, p.column, p.key) for p in bad.problems] == [
+        (2, "timezone", "errors.care.timezone_unknown")
+    ]

@@ -207,3 +207,23 @@ def test_dead_letters_per_day(db_session: Session, world: World) -> None:
     assert q.dead_letters_daily(db_session, world.operator, END, END + timedelta(days=1)).empty
     with pytest.raises(AccessDenied):
         q.dead_letters_daily(db_session, world.caregiver, START, END)
+
+
+def test_completeness_counts_devices_in_service_that_day(
+    db_session: Session, world: World, factory: Factory
+) -> None:
+    """A decommissioned wearable counts as registered up to the day it left service, not after."""
+
+    def registered(day: int) -> int:
+        complete = q.reading_completeness(db_session, world.operator, START, END)
+        row = complete[complete["day"] == datetime(2031, 3, 3, tzinfo=UTC) + timedelta(days=day)]
+        return int(row[row["device_type"] == "wearable"].iloc[0]["devices"])
+
+    for day in range(3):
+        _rollup(db_session, world.wearable, "heart_rate", day, 70, 720)
+    db_session.flush()
+    before = [registered(day) for day in range(3)]
+    # Retired during day 1 (it reported that morning), and one retired long ago.
+    factory.device("wearable", decommissioned_at=T0 + timedelta(days=1, hours=3))
+    factory.device("wearable", decommissioned_at=T0 - timedelta(days=30))
+    assert [registered(day) for day in range(3)] == [before[0] + 1, before[1] + 1, before[2]]

@@ -81,3 +81,32 @@ def test_usual_gaps_per_hour(db_session: Session, factory: Factory) -> None:
     # Learning again replaces the routine (nothing learned from an empty fortnight).
     assert routines.update_resident(db_session, resident.id, TODAY + timedelta(days=40)) == 0
     assert routines.routine_of(db_session, resident.id) == {}
+
+
+def test_decommissioned_sensor_counts_only_while_in_service(
+    db_session: Session, factory: Factory
+) -> None:
+    """A replaced sensor's past movements teach the routine; nothing under its id afterwards."""
+    resident = factory.resident(factory.site(timezone="Asia/Seoul"))
+    retired_at = datetime(2026, 2, 10, 12, tzinfo=UTC)
+    old = factory.device(
+        DeviceType.MOTION_SENSOR, resident=resident, decommissioned_at=retired_at
+    ).id
+    new = factory.device(DeviceType.MOTION_SENSOR, resident=resident).id
+    times = {
+        old: [retired_at - timedelta(hours=2), retired_at + timedelta(hours=1)],
+        new: [retired_at + timedelta(hours=3)],
+    }
+    db_session.execute(
+        insert(Reading),
+        [
+            {"device_id": device, "metric": "motion", "ts": ts, "value": 1.0}
+            for device, stamps in times.items()
+            for ts in stamps
+        ],
+    )
+    day = timedelta(days=1)
+    assert routines.movements(db_session, resident.id, retired_at - day, retired_at + day) == [
+        retired_at - timedelta(hours=2),
+        retired_at + timedelta(hours=3),
+    ]

@@ -63,8 +63,12 @@ def served_app(env: dict[str, str], log_path: Path) -> Iterator[str]:
 
 
 @contextmanager
-def chromium(width: int = 1024, height: int = 1366) -> Iterator[object]:
-    """A headless Chromium (tablet-sized window) under Selenium; quits afterwards."""
+def chromium(
+    width: int = 1024, height: int = 1366, prefs: dict[str, object] | None = None
+) -> Iterator[object]:
+    """A headless Chromium (tablet-sized window) under Selenium; quits afterwards.
+
+    `prefs` are Chromium preferences (e.g. blocking cookies)."""
     require_program(CHROMIUM, "chromium")
     require_program(CHROMEDRIVER, "chromium-driver")
     from selenium import webdriver
@@ -86,6 +90,8 @@ def chromium(width: int = 1024, height: int = 1366) -> Iterator[object]:
         f"--window-size={width},{height}",
     ):
         options.add_argument(flag)
+    if prefs:
+        options.add_experimental_option("prefs", prefs)
     driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
     try:
         yield driver

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import re
 import string
 
 import pytest
 
 from core.i18n import LANGUAGES, catalogue, normalize_language, plural, translate, translator
+from core.rules.describe import describe_finding
 
 
 def placeholders(template: str) -> set[str]:
@@ -97,3 +99,150 @@ def test_app_counts_agree_with_the_number(
 def test_plural_picks_the_form(n: int, en: str, ko: str) -> None:
     assert plural(translator("en"), "report.times_up", n) == en
     assert plural(translator("ko"), "report.times_up", n) == ko
+
+
+def _count(n: int, key: str) -> str:
+    return plural(translator("en"), key, n)
+
+
+_ONE = [
+    "Simulating site 'demo': 1 resident, 1 device, speed",
+    "Load test: 1 device at site 'demo'",
+    "Published 1 message (1 reading) in 0.50 s",
+    "1 of 1 suite failed its latest run: vitals. Its failing checks are below.",
+    "Window a – b: 1 of 1 check failed.",
+    "1 of 1 value unexpected",
+    "1 of 1 resident has their alerts held.",
+    "1 blocked device",
+    "over the last 1 minute.",
+    "in the last 1 minute, and",
+    "Messages per minute (last 1 minute)",
+    "Nothing was stored in the last 1 minute.",
+    "Waiting to be written: 1 message,",
+    "Showing the newest 1 notification matching the filters.",
+    "Replayed 1 day (1 value stored)",
+    "1 rollup row written",
+    "Suite vitals: 1 of 1 check failed",
+]
+_TWO = [
+    "Simulating site 'demo': 2 residents, 2 devices, speed",
+    "Load test: 2 devices at site 'demo'",
+    "Published 2 messages (2 readings) in 0.50 s",
+    "2 of 2 suites failed their latest run: vitals. Their failing checks are below.",
+    "Window a – b: 2 of 2 checks failed.",
+    "2 of 2 values unexpected",
+    "2 of 2 residents have their alerts held.",
+    "2 blocked devices",
+    "over the last 2 minutes.",
+    "in the last 2 minutes, and",
+    "Messages per minute (last 2 minutes)",
+    "Nothing was stored in the last 2 minutes.",
+    "Waiting to be written: 2 messages,",
+    "Showing the newest 2 notifications matching the filters.",
+    "Replayed 2 days (2 values stored)",
+    "2 rollup rows written",
+    "Suite vitals: 2 of 2 checks failed",
+]
+
+
+@pytest.mark.parametrize(("n", "expected"), [(1, _ONE), (2, _TWO)])
+def test_counted_messages_agree_with_one_and_two(n: int, expected: list[str]) -> None:
+    """Each message that counts something reads right for 1 and for 2, built as its caller does."""
+    t = translator("en")
+    minutes = _count(n, "count.minutes")
+    rendered = [
+        t(
+            "cli.simulate.start",
+            site="demo",
+            residents=_count(n, "count.residents"),
+            devices=_count(n, "count.devices"),
+            speed="1",
+            seed=1,
+            start="s",
+            broker="b",
+            topics="x",
+        ),
+        t(
+            "cli.simulate.load_start",
+            devices=_count(n, "count.devices"),
+            site="demo",
+            rate="1",
+            broker="b",
+        ),
+        t(
+            "cli.simulate.load_summary",
+            published=_count(n, "count.messages"),
+            readings=_count(n, "count.readings"),
+            seconds="0.50",
+            rate="1",
+            target="1",
+        ),
+        plural(t, "app.quality.some_failed", n, total=_count(n, "count.suites"), suites="vitals"),
+        t(
+            "app.quality.run_summary",
+            window_start="a",
+            window_end="b",
+            failed=n,
+            evaluated=_count(n, "count.checks"),
+        ),
+        t("app.quality.unexpected", n=n, total=_count(n, "count.values")),
+        plural(t, "app.silences.overview_count", n, total=_count(n, "count.residents")),
+        plural(t, "app.devices.blocked.title", n),
+        t("app.ingest.rate_help", minutes=minutes),
+        t("app.ingest.dead_rate_help", minutes=minutes),
+        t("app.ingest.rates", minutes=minutes),
+        t("app.ingest.no_traffic", minutes=minutes),
+        t("app.ingest.backlog", pending=_count(n, "count.messages"), spool="0 B", lag="-"),
+        t("app.notifications.shown", n=_count(n, "count.notifications")),
+        t(
+            "app.rules.backtest.runtime",
+            days=_count(n, "count.days"),
+            points=_count(n, "count.values"),
+            seconds="1",
+            step="s",
+        ),
+        t(
+            "cli.rollups.backfilled",
+            hours="h",
+            days="d",
+            start="s",
+            end="e",
+            rows=_count(n, "count.rollup_rows"),
+            seconds="1",
+        ),
+        describe_finding("data_quality", {"suite": "vitals", "failed": n, "evaluated": n}),
+    ]
+    for text, part in zip(rendered, expected, strict=True):
+        assert part in text
+
+
+def test_large_counts_have_thousands_separators() -> None:
+    assert _count(12345, "count.values") == "12,345 values"
+    assert plural(translator("ko"), "count.values", 12345) == "값 12,345개"
+
+
+# Not counts: a device type's name, and maxima fixed in code (30 days, 14 days) that are never 1.
+_NAMES_AND_MAXIMA = {
+    "app.rules.scope.device_type_text",
+    "errors.rules.days",
+    "errors.silence.too_long",
+}
+
+
+def test_no_fixed_plural_after_a_number() -> None:
+    """No message writes '{x} residents' itself: a count.* phrase picks the form for the number."""
+    english = catalogue("en")
+    nouns = {
+        english[key].removeprefix("{n} ").removeprefix("{n:,} ")
+        for key in english
+        if key.startswith("count.") and key.endswith(".other")
+    }
+    fixed = [
+        key
+        for key, text in english.items()
+        if not key.endswith((".one", ".other")) and key not in _NAMES_AND_MAXIMA
+        for noun in nouns
+        # "{rate} messages/s" is a unit, not a count
+        if re.search(r"\} " + noun + r"\b(?!/)", text)
+    ]
+    assert fixed == []
