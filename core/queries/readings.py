@@ -29,7 +29,7 @@ from core.errors import IotCareError
 from core.timeutil import ensure_utc
 from models import Device, Reading, Rollup, RollupPeriod
 
-DEFAULT_PAGE = 1_000
+DEFAULT_PAGE = 500
 MAX_PAGE = 10_000
 # Longest range one request may name: a retention period of raw readings (30 days by default)
 # and a year of daily rollups both fit; a wider range is almost always a mistake in the dates.
