@@ -16,7 +16,20 @@ from sqlalchemy import Engine
 from api import problems
 from api.middleware import RequestIdMiddleware
 from api.ratelimit import TokenBuckets
-from api.routers import ack, alerts, residents, sites
+from api.routers import (
+    ack,
+    alerts,
+    commands,
+    devices,
+    readings,
+    reports,
+    residents,
+    residents_admin,
+    rules,
+    silences,
+    sites,
+    sites_admin,
+)
 from core.db import make_engine, make_session_factory
 from core.settings import Settings
 
@@ -30,10 +43,19 @@ API_VERSION = "1.0.0"
 ROUTERS = (
     alerts.router,
     sites.router,
+    sites_admin.router,
     residents.router,
+    residents_admin.router,
+    readings.router,
+    reports.router,
+    devices.router,
+    commands.router,
+    rules.router,
+    silences.router,
 )
 
-DESCRIPTION = """The IoT Care HTTP API for integrations: alerts, sites and residents, acting as
+DESCRIPTION = """The IoT Care HTTP API for integrations: alerts, sites and residents, readings and
+rollups (JSON or CSV), care reports, devices, commands, rules and silences, acting as
 the token's user with the same access rules as the app (a caregiver's token sees only their
 residents). Create a token on the Account page, the admin page's Tokens tab, or with
 `iotcare tokens create`; send it as `Authorization: Bearer ict_…`.
