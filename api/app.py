@@ -75,11 +75,7 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
         redoc_url=None,
         openapi_url=OPENAPI_URL,
     )
-    app.state.settings = settings
-    app.state.engine = engine or make_engine(settings)
-    app.state.sessions = make_session_factory(app.state.engine)
-    app.state.token_limits = TokenBuckets(settings.api_rate_limit)
-    app.state.anonymous_limits = TokenBuckets(settings.api_anonymous_rate_limit)
+    bind(app, settings, engine or make_engine(settings))
     problems.install(app)
     for router in ROUTERS:
         app.include_router(router, prefix=VERSION_PREFIX, responses=problems.PROBLEM_RESPONSES)
@@ -88,6 +84,15 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
     app.add_middleware(RequestIdMiddleware)
     app.openapi = lambda: openapi_document(app)  # type: ignore[method-assign]
     return app
+
+
+def bind(app: FastAPI, settings: Settings, engine: Engine) -> None:
+    """(Re)attach the process resources: settings, engine, sessions and fresh rate limits."""
+    app.state.settings = settings
+    app.state.engine = engine
+    app.state.sessions = make_session_factory(engine)
+    app.state.token_limits = TokenBuckets(settings.api_rate_limit)
+    app.state.anonymous_limits = TokenBuckets(settings.api_anonymous_rate_limit)
 
 
 def openapi_document(app: FastAPI) -> dict[str, Any]:

@@ -219,6 +219,7 @@ def _described(description: str) -> dict[str, Any]:
 
 # The error responses every authenticated operation may give, for the OpenAPI document.
 PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
+    400: _described("The request body cannot be read (not JSON, or not UTF-8)."),
     401: _described("No token, or a token that is unknown, expired or revoked."),
     403: _described("The token's role or scopes do not allow this."),
     404: _described("Not found, or not the token user's to see."),

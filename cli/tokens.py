@@ -86,7 +86,7 @@ def list_tokens(
             typer.echo(c.t("cli.tokens.none"))
         names = dict(session.execute(select(User.id, User.username)).tuples().all())
         for row in rows:
-            state = c.t(f"cli.tokens.state.{api_tokens.token_state(row)}")
+            state = c.t(f"tokens.state.{api_tokens.token_state(row)}")
             expires = row.expires_at.isoformat() if row.expires_at else c.t("cli.tokens.never")
             used = row.last_used_at.isoformat() if row.last_used_at else "-"
             typer.echo(

@@ -6,19 +6,18 @@ alert history and the notifications are the app's own.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import contextlib
 import uuid
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
-from pydantic import AwareDatetime, BaseModel, Field
+from pydantic import BaseModel, Field
 
 from api.auth import Acknowledger, Reader, Session_, settings_of
 from api.frames import plain
+from api.params import MAX_ID, NO_NUL_PATTERN, NOTE_PATTERN, SITE_ID_PATTERN, Timestamp
 from api.problems import InvalidRequest
 from core.access import AccessDenied, Permission, Viewer
 from core.errors import NotFoundError
@@ -100,13 +99,17 @@ class AlertDetail(BaseModel):
 class AckBody(BaseModel):
     """Acknowledging: an optional note."""
 
-    note: str | None = Field(None, max_length=alert_queries.NOTE_MAX_CHARS)
+    note: str | None = Field(None, max_length=alert_queries.NOTE_MAX_CHARS, pattern=NO_NUL_PATTERN)
 
 
 class NoteBody(BaseModel):
     """Resolving or commenting: what happened (required)."""
 
-    note: str = Field(min_length=1, max_length=alert_queries.NOTE_MAX_CHARS)
+    note: str = Field(
+        max_length=alert_queries.NOTE_MAX_CHARS,
+        pattern=NOTE_PATTERN,
+        description="Not blank.",
+    )
 
 
 @contextlib.contextmanager
@@ -120,22 +123,38 @@ def _hidden_as_missing(viewer: Viewer) -> Iterator[None]:
         raise
 
 
+# A cursor is "<opened_at, epoch microseconds>.<alert id, hex>": every string the pattern
+# accepts is a cursor (16 digits reach beyond the year 2200), so the schema says all there is.
+CURSOR_PATTERN = r"^[0-9]{1,16}\.[0-9a-f]{32}$"
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
 def encode_cursor(key: tuple[datetime, uuid.UUID]) -> str:
-    """An opaque cursor for the keyset (opened_at, id)."""
+    """The cursor for the keyset (opened_at, id)."""
     opened, alert_id = key
-    return base64.urlsafe_b64encode(f"{opened.isoformat()}|{alert_id.hex}".encode()).decode()
+    micros = (opened.astimezone(UTC) - _EPOCH) // timedelta(microseconds=1)
+    return f"{micros}.{alert_id.hex}"
 
 
 def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
     """The keyset a cursor names; InvalidRequest (422) for anything else."""
+    micros, _, alert_id = cursor.partition(".")
     try:
-        opened, _, alert_id = base64.urlsafe_b64decode(cursor.encode()).decode().partition("|")
-        key = (datetime.fromisoformat(opened), uuid.UUID(hex=alert_id))
-    except (ValueError, binascii.Error, UnicodeError):
+        return _EPOCH + timedelta(microseconds=int(micros)), uuid.UUID(hex=alert_id)
+    except (ValueError, OverflowError):
         raise InvalidRequest("The cursor is not valid.", key="errors.api.bad_cursor") from None
-    if key[0].tzinfo is None:
-        raise InvalidRequest("The cursor is not valid.", key="errors.api.bad_cursor")
-    return key
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    """An aware time in UTC; one beyond what UTC can hold is the earliest or latest there is."""
+    if value is None:
+        return None
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        return (
+            datetime.min.replace(tzinfo=UTC) if value.year < 2 else datetime.max.replace(tzinfo=UTC)
+        )
 
 
 def _detail(
@@ -162,14 +181,16 @@ def list_alerts(
     token: Reader,
     status: Annotated[list[AlertStatus] | None, Query(description="Any of these states.")] = None,
     severity: Annotated[list[Severity] | None, Query(description="Any of these.")] = None,
-    site: Annotated[str | None, Query(max_length=64, description="Site id.")] = None,
-    resident: Annotated[int | None, Query(description="Resident id.")] = None,
-    since: Annotated[AwareDatetime | None, Query(description="Opened at or after.")] = None,
-    until: Annotated[AwareDatetime | None, Query(description="Opened before.")] = None,
+    site: Annotated[str | None, Query(pattern=SITE_ID_PATTERN, description="Site id.")] = None,
+    resident: Annotated[int | None, Query(ge=1, le=MAX_ID, description="Resident id.")] = None,
+    since: Annotated[Timestamp | None, Query(description="Opened at or after.")] = None,
+    until: Annotated[Timestamp | None, Query(description="Opened before.")] = None,
     limit: Annotated[
         int, Query(ge=1, description="Page size (at most IOTCARE_API_PAGE_SIZE_MAX).")
     ] = 50,
-    cursor: Annotated[str | None, Query(max_length=200, description="From next_cursor.")] = None,
+    cursor: Annotated[
+        str | None, Query(pattern=CURSOR_PATTERN, description="next_cursor of the page before.")
+    ] = None,
     request: Request = None,  # type: ignore[assignment]
 ) -> AlertList:
     """Alerts the token's user sees, newest opened first; filters combine (all must hold)."""
@@ -181,8 +202,8 @@ def list_alerts(
             severities=tuple(severity or ()),
             site_id=site,
             resident_id=resident,
-            since=since,
-            until=until,
+            since=_utc(since),
+            until=_utc(until),
         ),
         after=decode_cursor(cursor) if cursor else None,
         limit=min(limit, settings_of(request).api_page_size_max),

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import datetime, time
+from datetime import datetime
+from typing import Annotated
 
-from fastapi import APIRouter
-from pydantic import BaseModel
+from fastapi import APIRouter, Path
+from pydantic import BaseModel, Field
 
 from api.auth import Reader, Session_
 from api.frames import plain
+from api.params import MAX_ID
 from core.access import AccessDenied
 from core.errors import NotFoundError
 from core.queries.resident import resident_choices, resident_profile
@@ -46,8 +48,8 @@ class ResidentOut(BaseModel):
     site_name: str
     timezone: str
     birth_year: int | None
-    active_start: time
-    active_end: time
+    active_start: str = Field(pattern=r"^\d{2}:\d{2}$", description="Local time, HH:MM.")
+    active_end: str = Field(pattern=r"^\d{2}:\d{2}$", description="Local time, HH:MM.")
     devices: list[ResidentDevice]
 
 
@@ -61,7 +63,9 @@ def list_residents(session: Session_, token: Reader) -> list[ResidentSummary]:
 
 
 @router.get("/{resident_id}", summary="Get a resident")
-def get_resident(resident_id: int, session: Session_, token: Reader) -> ResidentOut:
+def get_resident(
+    resident_id: Annotated[int, Path(ge=1, le=MAX_ID)], session: Session_, token: Reader
+) -> ResidentOut:
     """One resident the token's user sees, with devices (404 when missing or not theirs)."""
     try:
         profile = resident_profile(session, token.viewer, resident_id)
@@ -81,7 +85,7 @@ def get_resident(resident_id: int, session: Session_, token: Reader) -> Resident
         site_name=profile.site_name,
         timezone=profile.timezone,
         birth_year=profile.birth_year,
-        active_start=profile.active_start,
-        active_end=profile.active_end,
+        active_start=profile.active_start.strftime("%H:%M"),
+        active_end=profile.active_end.strftime("%H:%M"),
         devices=devices,
     )

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from typing import Annotated
+
+from fastapi import APIRouter, Path
 from pydantic import BaseModel
 
 from api.auth import Reader, Session_
+from api.params import SITE_ID_PATTERN
 from core.access import visible_site_ids
 from core.errors import NotFoundError
 from models import Site
@@ -34,7 +37,9 @@ def list_sites(session: Session_, token: Reader) -> list[SiteOut]:
 
 
 @router.get("/{site_id}", summary="Get a site")
-def get_site(site_id: str, session: Session_, token: Reader) -> SiteOut:
+def get_site(
+    site_id: Annotated[str, Path(pattern=SITE_ID_PATTERN)], session: Session_, token: Reader
+) -> SiteOut:
     """One site the token's user sees (404 otherwise)."""
     if site_id not in visible_site_ids(session, token.viewer):
         raise NotFoundError(f"No site '{site_id}'.", key="errors.admin.site_missing", site=site_id)
