@@ -1,5 +1,5 @@
-"""Path and body types for database ids: integer ids fit a 32-bit column, so a larger number is
-a 422 from validation rather than a database error."""
+"""Path parameters naming a resident, rule, silence or device, bounded as the database stores
+them (api.params), so an out-of-range id is a 422 from validation, not a database error."""
 
 from __future__ import annotations
 
@@ -7,9 +7,10 @@ from typing import Annotated
 
 from fastapi import Path
 
-INT_ID_MAX = 2_147_483_647  # PostgreSQL integer
+from api.params import MAX_ID, SITE_ID_PATTERN
 
-ResidentId = Annotated[int, Path(ge=1, le=INT_ID_MAX, description="Resident id.")]
-RuleId = Annotated[int, Path(ge=1, le=INT_ID_MAX, description="Rule id.")]
-SilenceId = Annotated[int, Path(ge=1, le=INT_ID_MAX, description="Silence id.")]
-DeviceId = Annotated[str, Path(min_length=1, max_length=64, description="Device id.")]
+ResidentId = Annotated[int, Path(ge=1, le=MAX_ID, description="Resident id.")]
+RuleId = Annotated[int, Path(ge=1, le=MAX_ID, description="Rule id.")]
+SilenceId = Annotated[int, Path(ge=1, le=MAX_ID, description="Silence id.")]
+DeviceId = Annotated[str, Path(pattern=SITE_ID_PATTERN, description="Device id.")]
+SiteId = Annotated[str, Path(pattern=SITE_ID_PATTERN, description="Site id.")]

@@ -31,3 +31,13 @@ def _rfc3339_text(value: Any) -> Any:
 
 # A query-string time: RFC 3339 with an offset, nothing looser.
 Timestamp = Annotated[AwareDatetime, BeforeValidator(_rfc3339_text)]
+
+# OpenAPI extension on an operation that checks more than its schema can state (a timezone
+# name, a rule's parameters for its kind, dates in the future, a resident of the same site):
+# schema-valid requests it refuses answer 422 with every problem named. Its value says what.
+CHECKS_BEYOND_SCHEMA = "x-iotcare-checks-beyond-schema"
+
+
+def beyond_schema(what: str) -> dict[str, str]:
+    """`openapi_extra` for an operation that checks `what` beyond its schema."""
+    return {CHECKS_BEYOND_SCHEMA: what}

@@ -17,6 +17,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from api.ratelimit import retry_after_header
 from core.access import AccessDenied
@@ -180,11 +181,27 @@ def _validation_error(request: Request, error: Exception) -> JSONResponse:
     return problem_response(request, 422, detail, errors=fields)
 
 
+def allowed_methods(request: Request) -> list[str]:
+    """Every method some route of the app answers on this path.
+
+    Starlette's 405 names only the methods of the first route matching the path, but a path
+    may have one route per method (GET /devices and POST /devices).
+    """
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        match, _ = route.matches(request.scope)
+        if match is not Match.NONE:
+            methods |= getattr(route, "methods", None) or set()
+    return sorted(methods)
+
+
 def _http_error(request: Request, error: Exception) -> JSONResponse:
     assert isinstance(error, StarletteHTTPException)
     lang = request_language(request)
     slug = _SLUG_BY_STATUS.get(error.status_code, "bad-request")
     headers = dict(error.headers or {})
+    if error.status_code == 405:
+        headers["Allow"] = ", ".join(allowed_methods(request))
     return problem_response(
         request,
         error.status_code,

@@ -18,6 +18,7 @@ from pydantic import BaseModel, Field
 from api.auth import Commander, Session_, settings_of
 from api.frames import plain
 from api.ids import DeviceId
+from api.params import NO_NUL_PATTERN, beyond_schema
 from core.queries import commands as q
 from models import CommandStatus
 
@@ -27,8 +28,10 @@ router = APIRouter(tags=["commands"])
 class CommandRequest(BaseModel):
     """A command for a device: what (e.g. close_valve for a gas valve) and why."""
 
-    command: str = Field(min_length=1, max_length=64)
-    reason: str | None = Field(None, max_length=500, description="Kept in the audit log.")
+    command: str = Field(min_length=1, max_length=64, pattern=NO_NUL_PATTERN)
+    reason: str | None = Field(
+        None, max_length=500, pattern=NO_NUL_PATTERN, description="Kept in the audit log."
+    )
 
 
 class CommandOut(BaseModel):
@@ -62,6 +65,9 @@ def _out(row: dict[str, Any]) -> CommandOut:
 
 @router.post(
     "/devices/{device_id}/commands",
+    openapi_extra=beyond_schema(
+        "The device must take the command (gas valves: close_valve, open_valve)."
+    ),
     summary="Send a command to a device",
     status_code=202,
 )

@@ -17,7 +17,8 @@ from pydantic import BaseModel, Field
 
 from api.auth import Reader, Session_, Writer, settings_of
 from api.frames import plain
-from api.ids import INT_ID_MAX, DeviceId
+from api.ids import DeviceId
+from api.params import MAX_ID, NO_NUL_PATTERN, SITE_ID_PATTERN, beyond_schema
 from core import device_credentials
 from core.contract.catalogue import DeviceType
 from core.device_state import ShownStatus
@@ -87,22 +88,24 @@ class DeviceDetail(BaseModel):
 class DeviceCreate(BaseModel):
     """A device to register: its id (as it publishes), site, type, and whose it is."""
 
-    id: str = Field(min_length=1, max_length=64)
-    site_id: str = Field(min_length=1, max_length=64)
+    id: str = Field(pattern=SITE_ID_PATTERN)
+    site_id: str = Field(pattern=SITE_ID_PATTERN)
     type: DeviceType
     resident_id: int | None = Field(
-        None, ge=1, le=INT_ID_MAX, description="Null for a site-level device."
+        None, ge=1, le=MAX_ID, description="Null for a site-level device."
     )
-    room: str | None = Field(None, max_length=64, description="Default: the resident's room.")
-    name: str | None = Field(None, max_length=200)
+    room: str | None = Field(
+        None, max_length=64, pattern=NO_NUL_PATTERN, description="Default: the resident's room."
+    )
+    name: str | None = Field(None, max_length=200, pattern=NO_NUL_PATTERN)
 
 
 class DeviceUpdate(BaseModel):
     """A device's name, resident and room (all three: this replaces them)."""
 
-    name: str | None = Field(None, max_length=200)
-    resident_id: int | None = Field(None, ge=1, le=INT_ID_MAX)
-    room: str | None = Field(None, max_length=64)
+    name: str | None = Field(None, max_length=200, pattern=NO_NUL_PATTERN)
+    resident_id: int | None = Field(None, ge=1, le=MAX_ID)
+    room: str | None = Field(None, max_length=64, pattern=NO_NUL_PATTERN)
 
 
 class CredentialsRequest(BaseModel):
@@ -135,7 +138,7 @@ def list_devices(
     request: Request,
     session: Session_,
     token: Reader,
-    site: Annotated[str | None, Query(max_length=64, description="Site id.")] = None,
+    site: Annotated[str | None, Query(pattern=SITE_ID_PATTERN, description="Site id.")] = None,
     status: Annotated[ShownStatus | None, Query(description="As shown.")] = None,
     type: Annotated[DeviceType | None, Query(description="Device type.")] = None,
     quarantined: Annotated[bool | None, Query()] = None,
@@ -143,7 +146,9 @@ def list_devices(
     limit: Annotated[
         int, Query(ge=1, description="Page size (at most IOTCARE_API_PAGE_SIZE_MAX).")
     ] = 100,
-    cursor: Annotated[str | None, Query(max_length=64, description="From next_cursor.")] = None,
+    cursor: Annotated[
+        str | None, Query(pattern=SITE_ID_PATTERN, description="From next_cursor.")
+    ] = None,
 ) -> DeviceList:
     """The device registry with each device's status (needs the operator or admin role)."""
     items, last = fleet.fleet_page(
@@ -171,7 +176,14 @@ def get_device(device_id: DeviceId, session: Session_, token: Reader) -> DeviceD
     return _detail(session, token, device_id)
 
 
-@router.post("", summary="Register a device", status_code=201)
+@router.post(
+    "",
+    summary="Register a device",
+    status_code=201,
+    openapi_extra=beyond_schema(
+        "The site exists; the resident is an active resident of that site."
+    ),
+)
 def register_device(body: DeviceCreate, session: Session_, token: Writer) -> DeviceDetail:
     """Add a device to the registry (audited); a block on its id is lifted."""
     device_id = devices_admin.add_device(
@@ -188,7 +200,11 @@ def register_device(body: DeviceCreate, session: Session_, token: Writer) -> Dev
     return _detail(session, token, device_id)
 
 
-@router.put("/{device_id}", summary="Rename or reassign a device")
+@router.put(
+    "/{device_id}",
+    summary="Rename or reassign a device",
+    openapi_extra=beyond_schema("The resident is an active resident of the device's site."),
+)
 def update_device(
     device_id: DeviceId, body: DeviceUpdate, session: Session_, token: Writer
 ) -> DeviceDetail:

@@ -13,10 +13,11 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
-from pydantic import AwareDatetime, BaseModel, Field
+from pydantic import BaseModel, Field
 
 from api.auth import Reader, Session_, settings_of
 from api.ids import DeviceId, ResidentId
+from api.params import Timestamp
 from api.visibility import hidden_as_missing
 from core.access import Permission, Viewer
 from core.queries import readings as q
@@ -25,6 +26,7 @@ from models import RollupPeriod
 router = APIRouter(tags=["readings"])
 
 CSV_MEDIA_TYPE = "text/csv"
+METRIC_PATTERN = r"^[A-Za-z0-9_]{1,32}$"
 CSV_RESPONSE: dict[int | str, dict[str, Any]] = {
     200: {
         "description": "The page as JSON, or as CSV with `Accept: text/csv` or `?format=csv` "
@@ -75,14 +77,18 @@ class RollupPage(BaseModel):
     )
 
 
-Start = Annotated[AwareDatetime, Query(description="From this time (inclusive, with a zone).")]
-End = Annotated[AwareDatetime, Query(description="Up to this time (exclusive, with a zone).")]
+Start = Annotated[Timestamp, Query(description="From this time (inclusive, with a zone).")]
+End = Annotated[Timestamp, Query(description="Up to this time (exclusive, with a zone).")]
+Metric = Annotated[str, Field(pattern=METRIC_PATTERN)]
 Metrics = Annotated[
-    list[str] | None,
-    Query(max_length=20, description="Only these metrics (repeat the parameter); default all."),
+    list[Metric] | None,
+    Query(
+        max_length=20,
+        description="Only these metrics (repeat the parameter); default all.",
+    ),
 ]
 Limit = Annotated[int, Query(ge=1, description="Page size (at most IOTCARE_API_PAGE_SIZE_MAX).")]
-Cursor = Annotated[str | None, Query(max_length=300, description="From next_cursor.")]
+Cursor = Annotated[str | None, Query(pattern=q.CURSOR_PATTERN, description="From next_cursor.")]
 Format = Annotated[
     Literal["json", "csv"] | None,
     Query(description="csv: the page as CSV (as with Accept: text/csv)."),
@@ -221,7 +227,7 @@ def resident_readings(
     cursor: Cursor = None,
     format: Format = None,
 ) -> ReadingPage | Response:
-    """Raw readings of every device of the resident in [start, end) (at most a year)."""
+    """Raw readings of every device of the resident in [start, end)."""
     subject = {"resident_id": resident_id, "device_id": None}
     return _readings(
         request, session, token.viewer, subject, start, end, metric, limit, cursor, format
@@ -246,7 +252,7 @@ def device_readings(
     cursor: Cursor = None,
     format: Format = None,
 ) -> ReadingPage | Response:
-    """Raw readings of one device in [start, end) (at most a year)."""
+    """Raw readings of one device in [start, end)."""
     subject = {"resident_id": None, "device_id": device_id}
     return _readings(
         request, session, token.viewer, subject, start, end, metric, limit, cursor, format

@@ -15,10 +15,17 @@ from pydantic import BaseModel, Field
 
 from api.auth import Reader, Session_, Writer
 from api.frames import plain
-from api.ids import INT_ID_MAX, RuleId
+from api.ids import RuleId
+from api.params import MAX_ID, NO_NUL_PATTERN, SITE_ID_PATTERN, beyond_schema
+from core.contract.catalogue import DeviceType
 from core.queries import rules as q
 from core.rules.backtest import DEFAULT_DAYS, MAX_DAYS, BacktestResult
 from models import RuleKind, ScopeType, Severity
+
+_CHECKS = (
+    "params suit the kind (e.g. threshold: a known metric, an operator, a value); the site, "
+    "resident or device type the scope names exists; a saved rule keeps its kind."
+)
 
 router = APIRouter(prefix="/rules", tags=["rules"])
 
@@ -77,34 +84,34 @@ class RuleOut(BaseModel):
 class RuleIn(BaseModel):
     """A rule's settings (as the rule builder takes them; `params` depend on the kind)."""
 
-    name: str = Field(max_length=200)
+    name: str = Field(max_length=200, pattern=NO_NUL_PATTERN)
     kind: RuleKind
     params: dict[str, Any] = Field(
         description="The kind's parameters, e.g. threshold: metric, op, value, for_minutes."
     )
     severity: Severity
     scope_type: ScopeType = ScopeType.SITE
-    site_id: str | None = Field(None, max_length=64, description="Null: every site.")
-    resident_id: int | None = Field(
-        None, ge=1, le=INT_ID_MAX, description="With scope_type resident."
-    )
-    device_type: str | None = Field(None, max_length=32, description="With scope_type device_type.")
+    site_id: str | None = Field(None, pattern=SITE_ID_PATTERN, description="Null: every site.")
+    resident_id: int | None = Field(None, ge=1, le=MAX_ID, description="With scope_type resident.")
+    device_type: DeviceType | None = Field(None, description="With scope_type device_type.")
     auto_resolve: bool = False
     enabled: bool = True
-    description: str | None = Field(None, max_length=2000)
+    description: str | None = Field(None, max_length=2000, pattern=NO_NUL_PATTERN)
 
     def as_input(self) -> q.RuleInput:
         """The core's input."""
-        return q.RuleInput(**self.model_dump())
+        return q.RuleInput(**self.model_dump(mode="json"))
 
 
 class BacktestIn(RuleIn):
     """A draft to replay over the last `days` of stored data (nothing is saved)."""
 
-    name: str = Field("", max_length=200, description="Optional for a draft.")
+    name: str = Field(
+        "", max_length=200, pattern=NO_NUL_PATTERN, description="Optional for a draft."
+    )
     days: int = Field(DEFAULT_DAYS, ge=1, le=MAX_DAYS)
     rule_id: int | None = Field(
-        None, ge=1, le=INT_ID_MAX, description="Replay this saved rule's overrides too."
+        None, ge=1, le=MAX_ID, description="Replay this saved rule's overrides too."
     )
 
 
@@ -181,7 +188,7 @@ def get_rule(rule_id: RuleId, session: Session_, token: Reader) -> RuleOut:
     return _out(session, token, rule_id)
 
 
-@router.post("", summary="Create a rule", status_code=201)
+@router.post("", summary="Create a rule", status_code=201, openapi_extra=beyond_schema(_CHECKS))
 def create_rule(body: RuleIn, session: Session_, token: Writer) -> RuleOut:
     """Save a new rule (audited); 422 lists every setting that is wrong."""
     rule_id = q.create_rule(session, token.viewer, body.as_input())
@@ -189,7 +196,7 @@ def create_rule(body: RuleIn, session: Session_, token: Writer) -> RuleOut:
     return _out(session, token, rule_id)
 
 
-@router.put("/{rule_id}", summary="Update a rule")
+@router.put("/{rule_id}", summary="Update a rule", openapi_extra=beyond_schema(_CHECKS))
 def update_rule(rule_id: RuleId, body: RuleIn, session: Session_, token: Writer) -> RuleOut:
     """Replace a rule's settings (its kind stays); enabling or disabling is audited apart."""
     q.update_rule(session, token.viewer, rule_id, body.as_input())
@@ -198,7 +205,7 @@ def update_rule(rule_id: RuleId, body: RuleIn, session: Session_, token: Writer)
     return _out(session, token, rule_id)
 
 
-@router.post("/backtest", summary="Backtest a rule draft")
+@router.post("/backtest", summary="Backtest a rule draft", openapi_extra=beyond_schema(_CHECKS))
 def backtest(body: BacktestIn, session: Session_, token: Reader) -> BacktestOut:
     """How often the draft would have fired over the last `days` of stored data."""
     draft = RuleIn.model_validate(body.model_dump(exclude={"days", "rule_id"}))

@@ -12,10 +12,11 @@ from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query
-from pydantic import AwareDatetime, BaseModel, Field
+from pydantic import BaseModel, Field
 
 from api.auth import Reader, Session_, Writer
-from api.ids import INT_ID_MAX, SilenceId
+from api.ids import SilenceId
+from api.params import MAX_ID, NO_NUL_PATTERN, SITE_ID_PATTERN, Timestamp, beyond_schema
 from api.visibility import hidden_as_missing
 from core import silences as core_silences
 from core.access import Permission, Viewer
@@ -45,11 +46,11 @@ class SilenceCreate(BaseModel):
     """A silence to record; it starts now unless `starts_at` is given."""
 
     scope: SilenceScope
-    target: str = Field(min_length=1, max_length=64, description="Resident, site or device id.")
-    ends_at: AwareDatetime
-    starts_at: AwareDatetime | None = None
+    target: str = Field(pattern=SITE_ID_PATTERN, description="Resident, site or device id.")
+    ends_at: Timestamp
+    starts_at: Timestamp | None = None
     reason: SilenceReason
-    note: str | None = Field(None, max_length=core_silences.NOTE_LENGTH)
+    note: str | None = Field(None, max_length=core_silences.NOTE_LENGTH, pattern=NO_NUL_PATTERN)
 
 
 def _row_out(session: Session_, silence: Silence) -> SilenceOut:
@@ -84,7 +85,7 @@ def list_silences(
     session: Session_,
     token: Reader,
     resident: Annotated[
-        int | None, Query(ge=1, le=INT_ID_MAX, description="Of this resident and their site.")
+        int | None, Query(ge=1, le=MAX_ID, description="Of this resident and their site.")
     ] = None,
 ) -> list[SilenceOut]:
     """Active and upcoming silences the token's user sees."""
@@ -112,11 +113,18 @@ def list_silences(
     ]
 
 
-@router.post("", summary="Create a silence", status_code=201)
+@router.post(
+    "",
+    summary="Create a silence",
+    status_code=201,
+    openapi_extra=beyond_schema(
+        "Starts now or later, ends after it starts, lasts at most the longest silence."
+    ),
+)
 def create_silence(body: SilenceCreate, session: Session_, token: Writer) -> SilenceOut:
     """Hold windowed alerts about the target until `ends_at` (audited)."""
     target = body.target.strip()
-    if body.scope is SilenceScope.RESIDENT and not (target.isdigit() and int(target) <= INT_ID_MAX):
+    if body.scope is SilenceScope.RESIDENT and not (target.isdigit() and int(target) <= MAX_ID):
         raise NotFoundError(
             f"There is no resident '{target}' to silence.",
             key="errors.silence.missing_resident",

@@ -80,6 +80,13 @@ def test_pages_cover_the_range_once_in_key_order(db_session, home) -> None:
         assert pages == -(-90 // limit), limit
 
 
+def test_a_range_ending_before_it_starts_is_empty(db_session, home) -> None:
+    mine, *_rest, operator = home
+    for end in (START, START - timedelta(days=1)):
+        page = readings_page(db_session, operator, resident_id=mine.id, start=START, end=end)
+        assert page.rows == [] and page.next_cursor is None
+
+
 def test_metrics_and_one_device(db_session, home) -> None:
     _mine, _other, wearable, *_rest, caregiver, _operator = home
     page = readings_page(
@@ -110,8 +117,6 @@ def test_a_caregiver_reads_only_their_residents_and_sites(db_session, factory, h
 @pytest.mark.parametrize(
     ("kwargs", "key"),
     [
-        ({"end": START}, "errors.readings.empty_range"),
-        ({"end": START + timedelta(days=400)}, "errors.readings.long_range"),
         ({"limit": 0}, "errors.readings.page_size"),
         ({"limit": 10_001}, "errors.readings.page_size"),
         ({"cursor": "not-a-cursor"}, "errors.readings.bad_cursor"),
