@@ -18,7 +18,8 @@ from hypothesis import HealthCheck, settings
 from schemathesis import Case
 from sqlalchemy import create_engine
 
-from api.app import OPENAPI_URL, bind, create_app
+from api import OPENAPI_URL
+from api.app import bind, create_app
 from core.access import Viewer
 from core.api_tokens import issue_token
 from models import Role, Severity
