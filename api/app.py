@@ -13,7 +13,7 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from sqlalchemy import Engine
 
-from api import problems
+from api import API_PREFIX, DOCS_URL, OPENAPI_URL, VERSION_PREFIX, problems
 from api.middleware import RequestIdMiddleware
 from api.ratelimit import TokenBuckets
 from api.routers import (
@@ -21,6 +21,7 @@ from api.routers import (
     alerts,
     commands,
     devices,
+    health,
     readings,
     reports,
     residents,
@@ -33,10 +34,6 @@ from api.routers import (
 from core.db import make_engine, make_session_factory
 from core.settings import Settings
 
-API_PREFIX = "/api"
-VERSION_PREFIX = f"{API_PREFIX}/v1"
-DOCS_URL = f"{API_PREFIX}/docs"
-OPENAPI_URL = f"{API_PREFIX}/openapi.json"
 API_VERSION = "1.0.0"
 
 # Resource routers, each published under /api/v1.
@@ -79,8 +76,9 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
     problems.install(app)
     for router in ROUTERS:
         app.include_router(router, prefix=VERSION_PREFIX, responses=problems.PROBLEM_RESPONSES)
-    # People's pages, not integrations' operations: left out of the OpenAPI document.
+    # People's pages and the health check, not integrations' operations: not in the document.
     app.include_router(ack.router, prefix=API_PREFIX)
+    app.include_router(health.router, prefix=API_PREFIX)
     app.add_middleware(RequestIdMiddleware)
     app.openapi = lambda: openapi_document(app)  # type: ignore[method-assign]
     return app

@@ -27,7 +27,8 @@ def serve(
         return
     import uvicorn
 
-    from api.app import DOCS_URL, create_app
+    from api import DOCS_URL
+    from api.app import create_app
 
     c = ctx()  # fails here, naming the setting, if one is wrong
     # The CLI context quiets INFO; a server logs its requests (with their ids) at INFO.

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 
-from sqlalchemy import delete, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from core import audit
@@ -29,7 +29,7 @@ from core.security import generate_password, sign
 from core.settings import Settings
 from core.timeutil import ensure_utc, utcnow
 from core.users import create_user
-from models import ApiToken, ContactChannel, Role, User
+from models import ApiToken, Role, User
 
 TOKEN_PREFIX = "ict_"  # noqa: S105  (a format tag, not a secret)
 PREFIX_LENGTH = 12  # "ict_" and 8 random characters: enough to tell tokens apart, useless alone
@@ -257,8 +257,7 @@ def create_service_account(
         site_id=site_id,
         actor=actor,
     )
+    # Never told of alerts either (core.notify.routes leaves service accounts out).
     user.is_service = True
-    # Nobody reads a service account's inbox: it is not a notification recipient.
-    session.execute(delete(ContactChannel).where(ContactChannel.user_id == user.id))
     audit.record(session, actor, "user.service_account", "user", user.id, role=user.role.value)
     return user

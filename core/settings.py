@@ -294,6 +294,11 @@ class Settings(BaseSettings):
         description="Requests a minute one client address may make without a valid token "
         "(failed tokens, one-click acknowledgement pages).",
     )
+    api_trusted_proxies: str = Field(
+        "127.0.0.1",
+        description="Addresses (comma-separated, or *) of reverse proxies whose "
+        "X-Forwarded-For names the client, for the per-address rate limit.",
+    )
     api_page_size_max: int = Field(
         500, ge=1, le=10_000, description="Most items one page of an API list may hold."
     )

@@ -19,7 +19,8 @@ from schemathesis import Case
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 from sqlalchemy import create_engine
 
-from api.app import OPENAPI_URL, bind, create_app
+from api import OPENAPI_URL
+from api.app import bind, create_app
 from api.params import CHECKS_BEYOND_SCHEMA
 from core.access import Viewer
 from core.api_tokens import issue_token
