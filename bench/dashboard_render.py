@@ -46,7 +46,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, insert, text
+from sqlalchemy import Connection, Engine, create_engine, insert, text
 from sqlalchemy.orm import Session
 
 from bench._care_homes import DEVICE_TYPES, device_id, site_rows
@@ -138,6 +138,68 @@ def _step(multiple: float, interval: int) -> int:
     return int(-multiple) if multiple < 0 else max(1, int(multiple * interval))
 
 
+def insert_readings(
+    conn: Connection,
+    start: datetime,
+    now: datetime,
+    first: int,
+    last: int,
+    steps: dict[tuple[str, str], int],
+) -> int:
+    """Readings of residents `first`..`last` (ids) in [start, now], every SCHEDULE metric of
+    their devices each steps[(device type, metric)] seconds; returns how many."""
+    readings = 0
+    for kind, metric, _multiple, value in SCHEDULE:
+        # Each device starts at its own offset in the first step, as real ones do.
+        result = conn.execute(
+            text(
+                f"""
+                INSERT INTO readings (device_id, metric, ts, value)
+                SELECT d.id, :metric, g.ts, {value}
+                FROM devices d
+                CROSS JOIN LATERAL generate_series(
+                    CAST(:start AS timestamptz)
+                        + make_interval(secs => abs(hashtext(d.id)) % :step),
+                    CAST(:now AS timestamptz), make_interval(secs => :step)) AS g(ts)
+                WHERE d.type = :kind AND d.resident_id BETWEEN :first AND :last
+                """
+            ),
+            {
+                "start": start,
+                "now": now,
+                "metric": metric,
+                "step": steps[(kind, metric)],
+                "kind": kind,
+                "first": first,
+                "last": last,
+            },
+        )
+        readings += result.rowcount
+    return readings
+
+
+def insert_hourly_rollups(
+    conn: Connection, now: datetime, device_ids: list[str] | None = None
+) -> int:
+    """Hourly rollups of the readings before now's hour (of `device_ids`, None: all); how many."""
+    only = "" if device_ids is None else "AND device_id = ANY(:devices)"
+    result = conn.execute(
+        text(
+            f"""
+            INSERT INTO rollups (device_id, metric, period, bucket, count, min, max, mean,
+                                 updated_at)
+            SELECT device_id, metric, 'hour', date_trunc('hour', ts, 'UTC'), count(*),
+                   min(value), max(value), avg(value), :now
+            FROM readings
+            WHERE ts < date_trunc('hour', CAST(:now AS timestamptz), 'UTC') {only}
+            GROUP BY device_id, metric, date_trunc('hour', ts, 'UTC')
+            """
+        ),
+        {"now": now, "devices": device_ids},
+    )
+    return result.rowcount
+
+
 def load(engine: Engine, now: datetime, args: argparse.Namespace) -> dict[str, int]:
     """Registry, readings, rollups, events, alerts, reports; returns row counts."""
     sites = site_rows(args.sites)
@@ -223,50 +285,15 @@ def load(engine: Engine, now: datetime, args: argparse.Namespace) -> dict[str, i
         conn.execute(text("SELECT setseed(:s)"), {"s": (args.seed % 1000) / 1000})
         for first in range(1, args.residents + 1, BLOCK):
             last = min(args.residents, first + BLOCK - 1)
-            for kind, metric, multiple, value in SCHEDULE:
-                step = _step(multiple, args.interval)
-                # Each device starts at its own offset in the first step, as real ones do.
-                result = conn.execute(
-                    text(
-                        f"""
-                        INSERT INTO readings (device_id, metric, ts, value)
-                        SELECT d.id, :metric, g.ts, {value}
-                        FROM devices d
-                        CROSS JOIN LATERAL generate_series(
-                            CAST(:start AS timestamptz)
-                                + make_interval(secs => abs(hashtext(d.id)) % :step),
-                            CAST(:now AS timestamptz), make_interval(secs => :step)) AS g(ts)
-                        WHERE d.type = :kind AND d.resident_id BETWEEN :first AND :last
-                        """
-                    ),
-                    {
-                        **params,
-                        "metric": metric,
-                        "step": step,
-                        "kind": kind,
-                        "first": first,
-                        "last": last,
-                    },
-                )
-                readings += result.rowcount
+            steps = {
+                (kind, metric): _step(multiple, args.interval)
+                for kind, metric, multiple, _ in SCHEDULE
+            }
+            readings += insert_readings(conn, start, now, first, last, steps)
             conn.commit()
             print(f"  readings of residents {first}-{last}: {readings:,} so far", flush=True)
         counts["readings"] = readings
-        result = conn.execute(
-            text(
-                """
-                INSERT INTO rollups (device_id, metric, period, bucket, count, min, max, mean,
-                                     updated_at)
-                SELECT device_id, metric, 'hour', date_trunc('hour', ts, 'UTC'), count(*),
-                       min(value), max(value), avg(value), :now
-                FROM readings
-                WHERE ts < date_trunc('hour', CAST(:now AS timestamptz), 'UTC')
-                GROUP BY device_id, metric, date_trunc('hour', ts, 'UTC')
-                """
-            ),
-            params,
-        )
-        counts["hourly rollups"] = result.rowcount
+        counts["hourly rollups"] = insert_hourly_rollups(conn, now)
         result = conn.execute(
             text(
                 """

@@ -12,6 +12,7 @@ import typer
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from api import DOCS_URL
 from cli.context import ctx
 from cli.ports import port_free
 from cli.seed import print_logins
@@ -113,6 +114,10 @@ def demo(
     app_port: int | None = typer.Option(
         None, "--app-port", help="Port of the app (default: IOTCARE_APP_PORT, 8501)."
     ),
+    with_api: bool = typer.Option(True, "--api/--no-api", help="Also serve the HTTP API."),
+    api_port: int | None = typer.Option(
+        None, "--api-port", help="Port of the HTTP API (default: IOTCARE_API_PORT, 8600)."
+    ),
 ) -> None:
     """Migrate, seed the demo site, print the logins, then run every part of the system."""
     c = ctx()
@@ -166,6 +171,11 @@ def demo(
             port = app_port or settings.app_port
             group.start("app", ["app", "--port", str(port)], env)
             typer.echo(t("cli.demo.app", url=f"http://localhost:{port}"))
+        if with_api:
+            port = api_port or settings.api_port
+            group.start("api", ["api", "--port", str(port)], env)
+            base = f"http://localhost:{port}"
+            typer.echo(t("cli.demo.api", url=f"{base}/api/v1", docs=f"{base}{DOCS_URL}"))
         typer.echo(t("cli.demo.logs", path=str(log_dir)))
         typer.echo(t("cli.demo.running"))
         died = group.wait(stop.is_set, run_for, every=feed.poll)

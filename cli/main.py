@@ -8,9 +8,7 @@ import typer
 from sqlalchemy.exc import OperationalError
 
 from cli import (
-    app as app_command,
-)
-from cli import (
+    api,
     broker,
     context,
     db,
@@ -27,7 +25,11 @@ from cli import (
     silences,
     simulate,
     sites,
+    tokens,
     users,
+)
+from cli import (
+    app as app_command,
 )
 from core.errors import IotCareError
 
@@ -50,6 +52,8 @@ app.add_typer(rollups.app, name="rollups")
 app.add_typer(quality.app, name="quality")
 app.add_typer(reports.app, name="reports")
 app.add_typer(silences.app, name="silences")
+app.add_typer(tokens.app, name="tokens")
+app.add_typer(api.app, name="api")
 app.command("demo")(demo.demo)
 app.command("app")(app_command.app)
 app.command("ingest")(ingest.ingest)

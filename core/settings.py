@@ -277,6 +277,32 @@ class Settings(BaseSettings):
         ),
     )
 
+    # --- HTTP API for integrations (`iotcare api`)
+    api_host: str = Field(
+        "127.0.0.1", description="Address the HTTP API listens on (0.0.0.0 in a container)."
+    )
+    api_port: int = Field(8600, ge=1, le=65535, description="Port the HTTP API listens on.")
+    api_rate_limit: int = Field(
+        600,
+        ge=1,
+        description="Requests a minute one API token may make (a token bucket of that size, "
+        "refilled evenly); more get 429 with Retry-After.",
+    )
+    api_anonymous_rate_limit: int = Field(
+        60,
+        ge=1,
+        description="Requests a minute one client address may make without a valid token "
+        "(failed tokens, one-click acknowledgement pages).",
+    )
+    api_trusted_proxies: str = Field(
+        "127.0.0.1",
+        description="Addresses (comma-separated, or *) of reverse proxies whose "
+        "X-Forwarded-For names the client, for the per-address rate limit.",
+    )
+    api_page_size_max: int = Field(
+        500, ge=1, le=10_000, description="Most items one page of an API list may hold."
+    )
+
     # --- notifications (outbox delivery, channels, one-click links)
     notify_max_attempts: int = Field(
         10,

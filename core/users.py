@@ -104,7 +104,8 @@ def set_password(session: Session, user: User, password: str, actor: User | None
 def authenticate(session: Session, username: str, password: str) -> User | None:
     """The active user whose password matches, or None (same answer, same time, any failure)."""
     user = session.scalar(select(User).where(User.username == username.strip().lower()))
-    active = user if user is not None and user.active else None
+    # Service accounts act only through API tokens: they never sign in to the app.
+    active = user if user is not None and user.active and not user.is_service else None
     # Unknown and inactive users are checked against a dummy hash: as slow as a wrong password.
     matches = verify_password(active.password_hash if active else None, password)
     if active is None or not matches:

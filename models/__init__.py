@@ -1,6 +1,7 @@
 """SQLAlchemy ORM of IoT Care; importing this package registers every table on Base.metadata."""
 
 from models.alerts import Alert, AlertHistory
+from models.api_tokens import ApiToken
 from models.audit import AuditEntry
 from models.base import Base
 from models.care import CareNote, EmergencyContact
@@ -40,6 +41,7 @@ __all__ = [
     "AlertHistory",
     "AlertRule",
     "AlertStatus",
+    "ApiToken",
     "AppSession",
     "AuditEntry",
     "Base",

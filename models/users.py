@@ -4,7 +4,16 @@ from __future__ import annotations
 
 from datetime import datetime, time
 
-from sqlalchemy import BigInteger, Boolean, ForeignKey, Integer, String, Time, UniqueConstraint
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    ForeignKey,
+    Integer,
+    String,
+    Time,
+    UniqueConstraint,
+    false,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from core.timeutil import utcnow
@@ -13,7 +22,7 @@ from models.enums import Channel, Role
 
 
 class User(Base):
-    """A caregiver, operator or admin."""
+    """A caregiver, operator, admin or family member; or a service account (`is_service`)."""
 
     __tablename__ = "users"
 
@@ -29,6 +38,8 @@ class User(Base):
     quiet_start: Mapped[time | None] = mapped_column(Time)
     quiet_end: Mapped[time | None] = mapped_column(Time)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
+    # A service account: acts only through API tokens, never signs in to the app.
+    is_service: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 

@@ -375,6 +375,20 @@ def reopen(
     return alert
 
 
+def comment(
+    session: Session,
+    alert_id: uuid.UUID | str,
+    user: User,
+    note: str,
+    at: datetime | None = None,
+) -> Alert:
+    """A person adds a note to the alert; its state does not change."""
+    alert = get_alert(session, alert_id)
+    _history(session, alert, "commented", user, note, at=at or utcnow())
+    audit.record(session, user, "alert.comment", "alert", alert.id, note=note)
+    return alert
+
+
 def history(session: Session, alert_id: uuid.UUID) -> list[AlertHistory]:
     """Every change of an alert, oldest first."""
     return list(

@@ -131,21 +131,18 @@ def verify_ack_token(settings: Settings, token: str, now: datetime) -> AckClaim:
     return AckClaim(alert_id, user_id, opening)
 
 
-def acknowledge_with_link(
+def check_ack_link(
     session: Session, settings: Settings, token: str, now: datetime | None = None
-) -> Alert:
-    """Acknowledge the token's alert as its recipient (audited like any acknowledgement).
-
-    Checked at use, not only at issue: the recipient is active and may still see the alert
-    (core.access rules, through the alerts query layer), and the alert is still in the
-    opening round the link was sent for.
+) -> tuple[Alert, User]:
+    """The alert a token would acknowledge and as whom, checked against the present, changing
+    nothing: the recipient is active and may still see the alert (core.access rules, through
+    the alerts query layer), and the alert is still in the opening round the link was sent for.
     """
     # Imported here: the query layer brings pandas, which processes that only issue links
     # (ingest, flows) should not load.
     from core.queries.alerts import check_alert
 
-    at = ensure_utc(now or utcnow())
-    claim = verify_ack_token(settings, token, at)
+    claim = verify_ack_token(settings, token, ensure_utc(now or utcnow()))
     user = session.get(User, claim.user_id)
     if user is None or not user.active:
         raise AckLinkInvalid()
@@ -155,4 +152,14 @@ def acknowledge_with_link(
         raise AckLinkStale() from None
     if opening_round(session, alert) != claim.opening:
         raise AckLinkStale()
+    return alert, user
+
+
+def acknowledge_with_link(
+    session: Session, settings: Settings, token: str, now: datetime | None = None
+) -> Alert:
+    """Acknowledge the token's alert as its recipient (audited like any acknowledgement),
+    after the checks of `check_ack_link`, made at use and not only at issue."""
+    at = ensure_utc(now or utcnow())
+    alert, user = check_ack_link(session, settings, token, at)
     return lifecycle.acknowledge(session, alert.id, user, note="one-click link", at=at)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import or_, select
+from sqlalchemy import ColumnElement, or_, select
 from sqlalchemy.orm import Session
 
 from core.contract.catalogue import CRITICAL_EVENTS
@@ -85,13 +85,19 @@ def step_for_tier(steps: tuple[RouteStep, ...], tier: int) -> RouteStep:
     return RouteStep(tier, timedelta(0), None)
 
 
+def _a_person() -> ColumnElement[bool]:
+    """Service accounts (systems using the API) are never told: nobody would read it, and an
+    escalation would count them as having been told."""
+    return User.is_service.is_(False)
+
+
 def operators(session: Session, site_id: str | None) -> list[User]:
     """Active operators of the site, or of every site (no site_id of their own)."""
     return _staff(session, Role.OPERATOR, site_id)
 
 
 def _staff(session: Session, role: Role, site_id: str | None) -> list[User]:
-    query = select(User).where(User.role == role, User.active.is_(True))
+    query = select(User).where(User.role == role, User.active.is_(True), _a_person())
     if site_id is not None:
         query = query.where(or_(User.site_id.is_(None), User.site_id == site_id))
     return list(session.scalars(query.order_by(User.id)))
@@ -103,7 +109,7 @@ def _assigned(
     query = (
         select(User)
         .join(CaregiverAssignment, CaregiverAssignment.user_id == User.id)
-        .where(CaregiverAssignment.tier == tier, User.active.is_(True))
+        .where(CaregiverAssignment.tier == tier, User.active.is_(True), _a_person())
     )
     if resident_id is not None:
         query = query.where(CaregiverAssignment.resident_id == resident_id)
@@ -125,7 +131,10 @@ def site_on_duty(session: Session, site_id: str, tier: int) -> list[User]:
     if tier <= 1:
         here = session.scalars(
             select(User).where(
-                User.role == Role.CAREGIVER, User.active.is_(True), User.site_id == site_id
+                User.role == Role.CAREGIVER,
+                User.active.is_(True),
+                User.site_id == site_id,
+                _a_person(),
             )
         )
         people.update((user.id, user) for user in here)

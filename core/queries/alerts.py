@@ -21,7 +21,7 @@ from datetime import datetime
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import ColumnElement, and_, case, func, or_, select, true
+from sqlalchemy import ColumnElement, Select, and_, case, func, or_, select, true
 from sqlalchemy.orm import Session, aliased
 
 from core.access import (
@@ -206,19 +206,11 @@ def _as_uuid(alert_id: uuid.UUID | str) -> uuid.UUID:
         raise NotFoundError(f"No alert {alert_id}.", key="errors.alert_missing") from None
 
 
-def list_alerts(
-    session: Session,
-    viewer: Viewer,
-    statuses: Iterable[AlertStatus | str] | None = UNRESOLVED,
-    severities: Iterable[Severity | str] | None = None,
-    language: str | None = None,
-    limit: int = 200,
-) -> pd.DataFrame:
-    """Alerts the viewer sees, most severe first, oldest first within a severity (None: any)."""
-    lang = language or viewer.language
+def _alerts_query(viewer: Viewer) -> Select[Any]:
+    """Alerts the viewer sees, with who (resident or the device's resident) and where."""
     device_resident = aliased(Resident)
     resident_name = func.coalesce(Resident.name, device_resident.name)
-    query = (
+    return (
         select(
             Alert,
             resident_name.label("resident"),
@@ -230,6 +222,43 @@ def list_alerts(
         .outerjoin(device_resident, device_resident.id == Device.resident_id)
         .where(alert_clause(viewer))
     )
+
+
+def _alert_record(
+    alert: Alert, resident: str | None, room: str | None, about: int | None, lang: str
+) -> dict[str, Any]:
+    return {
+        "id": str(alert.id),
+        "severity": Severity(alert.severity).value,
+        "status": AlertStatus(alert.status).value,
+        "kind": RuleKind(alert.kind).value,
+        "title": alert.title,
+        "what": finding_text(alert.kind, alert.details, alert.title, lang),
+        "resident_id": about,
+        "resident": resident,
+        "room": room,
+        "device_id": alert.device_id,
+        "site_id": alert.site_id,
+        "opened_at": alert.opened_at,
+        "last_seen_at": alert.last_seen_at,
+        "occurrences": alert.occurrences,
+        "escalation_level": alert.escalation_level,
+        "acknowledged_at": alert.acknowledged_at,
+        "resolved_at": alert.resolved_at,
+    }
+
+
+def list_alerts(
+    session: Session,
+    viewer: Viewer,
+    statuses: Iterable[AlertStatus | str] | None = UNRESOLVED,
+    severities: Iterable[Severity | str] | None = None,
+    language: str | None = None,
+    limit: int = 200,
+) -> pd.DataFrame:
+    """Alerts the viewer sees, most severe first, oldest first within a severity (None: any)."""
+    lang = language or viewer.language
+    query = _alerts_query(viewer)
     if statuses is not None:
         query = query.where(Alert.status.in_([AlertStatus(s) for s in statuses]))
     if severities is not None:
@@ -239,29 +268,71 @@ def list_alerts(
     else:
         order = (_severity_rank(), Alert.opened_at, Alert.id)
     rows = session.execute(query.order_by(*order).limit(limit)).all()
-    records = [
-        {
-            "id": str(alert.id),
-            "severity": Severity(alert.severity).value,
-            "status": AlertStatus(alert.status).value,
-            "kind": RuleKind(alert.kind).value,
-            "title": alert.title,
-            "what": finding_text(alert.kind, alert.details, alert.title, lang),
-            "resident_id": about,
-            "resident": resident,
-            "room": room,
-            "device_id": alert.device_id,
-            "site_id": alert.site_id,
-            "opened_at": alert.opened_at,
-            "last_seen_at": alert.last_seen_at,
-            "occurrences": alert.occurrences,
-            "escalation_level": alert.escalation_level,
-            "acknowledged_at": alert.acknowledged_at,
-            "resolved_at": alert.resolved_at,
-        }
-        for alert, resident, room, about in rows
-    ]
+    records = [_alert_record(alert, *rest, lang) for alert, *rest in rows]
     return pd.DataFrame.from_records(records, columns=ALERT_COLUMNS)
+
+
+@dataclass(frozen=True)
+class AlertFilter:
+    """What an integration asks for: states, severities, site, resident, an opened-at range."""
+
+    statuses: tuple[AlertStatus, ...] = ()
+    severities: tuple[Severity, ...] = ()
+    site_id: str | None = None
+    resident_id: int | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+
+
+@dataclass(frozen=True)
+class AlertPage:
+    """One page of alerts, newest opened first, and where the next page starts (None: last)."""
+
+    items: list[dict[str, Any]]
+    next_after: tuple[datetime, uuid.UUID] | None
+
+
+def alert_page(
+    session: Session,
+    viewer: Viewer,
+    where: AlertFilter,
+    *,
+    after: tuple[datetime, uuid.UUID] | None = None,
+    limit: int = 50,
+    language: str | None = None,
+) -> AlertPage:
+    """Alerts the viewer sees matching `where`, newest opened first, from after the key `after`.
+
+    Keyset paging on (opened_at, id): a page stays right while new alerts open meanwhile.
+    """
+    lang = language or viewer.language
+    query = _alerts_query(viewer)
+    if where.statuses:
+        query = query.where(Alert.status.in_(where.statuses))
+    if where.severities:
+        query = query.where(Alert.severity.in_(where.severities))
+    if where.site_id is not None:
+        query = query.where(Alert.site_id == where.site_id)
+    if where.resident_id is not None:
+        query = query.where(
+            func.coalesce(Alert.resident_id, Device.resident_id) == where.resident_id
+        )
+    if where.since is not None:
+        query = query.where(Alert.opened_at >= where.since)
+    if where.until is not None:
+        query = query.where(Alert.opened_at < where.until)
+    if after is not None:
+        opened, last_id = after
+        query = query.where(
+            or_(Alert.opened_at < opened, and_(Alert.opened_at == opened, Alert.id < last_id))
+        )
+    rows = session.execute(
+        query.order_by(Alert.opened_at.desc(), Alert.id.desc()).limit(limit + 1)
+    ).all()
+    items = [_alert_record(alert, *rest, lang) for alert, *rest in rows[:limit]]
+    more = len(rows) > limit
+    last = rows[limit - 1][0] if more else None
+    return AlertPage(items, (last.opened_at, last.id) if last is not None else None)
 
 
 def alert_counts(session: Session, viewer: Viewer) -> AlertCounts:
@@ -464,6 +535,14 @@ def reopen_alert(
     return lifecycle.reopen(
         session, alert.id, acting_user(session, viewer), _clean_note(note, required=False)
     )
+
+
+def comment_alert(session: Session, viewer: Viewer, alert_id: uuid.UUID | str, note: str) -> Alert:
+    """Add a note to an alert the viewer sees without changing its state; audited."""
+    alert = check_alert(session, viewer, alert_id)
+    text = _clean_note(note, required=True)
+    assert text is not None
+    return lifecycle.comment(session, alert.id, acting_user(session, viewer), text)
 
 
 def inbox(

@@ -167,10 +167,12 @@ def recent_commands(
     viewer: Viewer,
     *,
     device_id: str | None = None,
+    command_id: uuid.UUID | None = None,
     limit: int = 50,
     now: datetime | None = None,
 ) -> pd.DataFrame:
-    """The latest commands, newest first, with who asked and the status as people read it."""
+    """The latest commands (of a device, or the one `command_id`), newest first, with who asked
+    and the status as people read it."""
     require(viewer, Permission.SEND_COMMANDS)
     now = now or utcnow()
     requester = aliased(User)
@@ -190,6 +192,8 @@ def recent_commands(
     )
     if device_id:
         query = query.where(Command.device_id == device_id)
+    if command_id is not None:
+        query = query.where(Command.id == command_id)
     rows = [
         (
             str(c.id),
@@ -222,3 +226,13 @@ def command_status(
     if command is None:
         raise NotFoundError(f"No command {command_id}.", key="errors.commands.missing")
     return effective_status(command.status, command.expires_at, now or utcnow())
+
+
+def command_record(
+    session: Session, viewer: Viewer, command_id: uuid.UUID, now: datetime | None = None
+) -> dict[str, Any]:
+    """One command as `recent_commands` shows it (COMMAND_COLUMNS); NotFoundError if missing."""
+    rows = recent_commands(session, viewer, command_id=command_id, limit=1, now=now)
+    if rows.empty:
+        raise NotFoundError(f"No command {command_id}.", key="errors.commands.missing")
+    return rows.iloc[0].to_dict()

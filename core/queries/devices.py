@@ -189,6 +189,33 @@ def fleet(
     return frame
 
 
+def fleet_page(
+    session: Session,
+    viewer: Viewer,
+    flt: FleetFilter | None = None,
+    *,
+    after: str | None = None,
+    limit: int = 100,
+    now: datetime | None = None,
+) -> tuple[list[dict[str, Any]], str | None]:
+    """Up to `limit` devices of the filtered fleet by id, after the id `after`; and the last id
+    when more follow (a keyset page for integrations; the table's own order is for people)."""
+    require(viewer, Permission.MANAGE_DEVICES)
+    now = now or utcnow()
+    query = _fleet_query(flt or FleetFilter(), now).order_by(None).order_by(Device.id)
+    if after is not None:
+        query = query.where(Device.id > after)
+    rows = session.execute(query.limit(limit + 1)).all()
+    items = [
+        {
+            **row._asdict(),
+            "status": shown_status(row.status, row.last_seen, row.type, now).value,
+        }
+        for row in rows[:limit]
+    ]
+    return items, (items[-1]["device_id"] if len(rows) > limit else None)
+
+
 def fleet_summary(
     session: Session, viewer: Viewer, site_id: str | None = None, now: datetime | None = None
 ) -> FleetSummary:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from sqlalchemy.orm import Session
 
-from core import audit, registry
+from core import audit, device_credentials, registry
 from core.access import Permission, Viewer, acting_user, require
 from core.contract.catalogue import DeviceType
 from core.errors import ConflictError, NotFoundError
@@ -213,3 +213,13 @@ def replace_device(
         **facts,
     )
     return clean_new
+
+
+def provision_credentials(
+    session: Session, viewer: Viewer, device_id: str, *, rotate: bool = False
+) -> device_credentials.Issued:
+    """Give a device broker credentials as `viewer` (audited); the password is shown once."""
+    require(viewer, Permission.MANAGE_DEVICES)
+    actor = acting_user(session, viewer)
+    _device(session, device_id)  # a translated 404 / 409 before the credential checks
+    return device_credentials.provision(session, device_id, rotate=rotate, actor=actor)

@@ -16,12 +16,13 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from core.access import Viewer, check_resident, resident_clause
-from core.care_report import day_span, list_reports
+from core.care_report import day_span, get_report, list_reports, render_report
 from core.contract.catalogue import DeviceType, EventType
+from core.errors import NotFoundError
 from core.queries.overview import VITALS
 from core.rollups import load_rollups
 from core.timeutil import ensure_utc, utcnow
-from models import Alert, Device, Event, Reading, Resident, RollupPeriod, Site
+from models import Alert, CareReport, Device, Event, Reading, Resident, RollupPeriod, Site
 
 # Ranges up to this long are drawn from raw readings; longer ones from hourly rollups.
 RAW_RANGE_LIMIT = timedelta(hours=24)
@@ -338,3 +339,46 @@ def daily_reports(
             )
         )
     return pd.DataFrame(rows, columns=REPORT_COLUMNS)
+
+
+@dataclass(frozen=True)
+class ReportView:
+    """A stored daily care report: its figures and the text the family reads, in a language."""
+
+    day: date
+    generated_at: datetime
+    sent_at: datetime | None
+    data: dict[str, Any]
+    subject: str
+    body: str
+
+
+def _report_view(report: CareReport, name: str, language: str) -> ReportView:
+    subject, body = render_report(report.data or {}, name, language)
+    return ReportView(
+        report.day, report.generated_at, report.sent_at, dict(report.data or {}), subject, body
+    )
+
+
+def care_reports(
+    session: Session, viewer: Viewer, resident_id: int, limit: int = 30
+) -> list[ReportView]:
+    """The resident's last `limit` daily reports, newest day first, in the viewer's language."""
+    resident = check_resident(session, viewer, resident_id)
+    return [
+        _report_view(r, resident.name, viewer.language)
+        for r in list_reports(session, resident_id, limit=limit)
+    ]
+
+
+def care_report(session: Session, viewer: Viewer, resident_id: int, day: date) -> ReportView:
+    """The resident's report of one local day; NotFoundError when none was made."""
+    resident = check_resident(session, viewer, resident_id)
+    report = get_report(session, resident_id, day)
+    if report is None:
+        raise NotFoundError(
+            f"No report of resident {resident_id} for {day}.",
+            key="errors.reports.missing",
+            day=day.isoformat(),
+        )
+    return _report_view(report, resident.name, viewer.language)

@@ -1,4 +1,4 @@
-"""My account: language, quiet hours for notifications, password."""
+"""My account: language, quiet hours for notifications, password, my API tokens."""
 
 from __future__ import annotations
 
@@ -9,10 +9,11 @@ import streamlit as st
 from core.access import Permission, acting_user
 from core.errors import IotCareError
 from core.users import change_own_password, update_preferences
+from dashboards.components import tokens
 from dashboards.components.auth import sign_in_as
 from dashboards.components.i18n import LANGUAGE_NAMES, language, t
 from dashboards.components.page import flash, require_page, show_error, show_flashes
-from dashboards.context import db_session
+from dashboards.context import app_context, db_session
 from models import User
 
 viewer = require_page(Permission.OWN_ACCOUNT)
@@ -68,3 +69,13 @@ if changed:
             st.success(t("app.account.password_changed"))
         except IotCareError as error:
             show_error(error)
+
+# Family users cannot use the API: their role sees nothing of it.
+if viewer.can(Permission.VIEW_RESIDENTS):
+    st.subheader(t("app.tokens.mine"))
+    st.caption(t("app.tokens.help"))
+    tokens.show_new_token(t)
+    zone = app_context().settings.default_timezone
+    mine = tokens.token_table(viewer, t, zone, viewer.user_id, {})
+    tokens.issue_form(viewer, t, "account.tokens")
+    tokens.revoke_form(viewer, t, "account.tokens", mine)

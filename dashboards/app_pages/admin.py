@@ -1,6 +1,7 @@
 """Users and access (admins): accounts, roles, caregiver assignments, family links, contact
-channels, quiet hours. Every change goes through core.queries.admin, which validates, audits
-and refuses to leave the platform without an active administrator."""
+channels, quiet hours, API tokens and service accounts. Every change goes through
+core.queries.admin (tokens: core.api_tokens), which validates, audits and refuses to leave the
+platform without an active administrator."""
 
 from __future__ import annotations
 
@@ -11,11 +12,13 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
+from core import api_tokens
 from core.access import Permission
 from core.errors import IotCareError
 from core.i18n import plural, translator
 from core.queries import admin
 from core.queries.audit import viewer_timezone
+from dashboards.components import tokens
 from dashboards.components.i18n import LANGUAGE_NAMES, language
 from dashboards.components.markdown import md_escape
 from dashboards.components.page import flash, require_page, show_error, show_flashes
@@ -111,11 +114,12 @@ def remove_one(
             st.rerun()
 
 
-users_tab, assign_tab, channels_tab, roles_tab = st.tabs(
+users_tab, assign_tab, channels_tab, tokens_tab, roles_tab = st.tabs(
     [
         t("app.admin.tab.users"),
         t("app.admin.tab.assignments"),
         t("app.admin.tab.channels"),
+        t("app.admin.tab.tokens"),
         t("app.admin.tab.roles"),
     ]
 )
@@ -128,7 +132,10 @@ with users_tab:
             {
                 t("app.admin.col.username"): people["username"],
                 t("app.admin.col.name"): people["display_name"],
-                t("app.admin.col.role"): [role_label(r) for r in people["role"]],
+                t("app.admin.col.role"): [
+                    t("app.tokens.service_role", role=role_label(r)) if service else role_label(r)
+                    for r, service in zip(people["role"], people["is_service"], strict=True)
+                ],
                 t("app.admin.col.language"): [LANGUAGE_NAMES.get(v, v) for v in people["language"]],
                 t("app.admin.col.site"): [site_label(s) for s in people["site_id"]],
                 t("app.admin.col.state"): [
@@ -548,6 +555,52 @@ with channels_tab:
             st.info(t("app.admin.inbox_only"))
 
 # --- roles
+# --- API tokens and service accounts
+with tokens_tab:
+    st.caption(t("app.tokens.help"))
+    tokens.show_new_token(t)
+    usernames = {int(r.user_id): str(r.username) for r in people.itertuples()}
+    rows = tokens.token_table(viewer, t, zone, None, usernames)
+    # Family users cannot use the API (their role sees nothing of it); inactive users neither.
+    owners = {
+        int(r.user_id): user_label(int(r.user_id))
+        for r in people.itertuples()
+        if r.active and r.role != Role.FAMILY.value
+    }
+    st.subheader(t("app.tokens.issue_title"))
+    tokens.issue_form(viewer, t, "admin.tokens", owners)
+    tokens.revoke_form(viewer, t, "admin.tokens", rows)
+
+    st.subheader(t("app.tokens.service_title"))
+    st.caption(t("app.tokens.service_help"))
+    with st.form("admin.service", clear_on_submit=True):
+        service_name = st.text_input(t("app.admin.col.username"), key="admin.service.username")
+        service_display = st.text_input(t("app.admin.col.name"), key="admin.service.name")
+        service_role = st.selectbox(
+            t("app.admin.col.role"),
+            [Role.OPERATOR, Role.CAREGIVER, Role.ADMIN],
+            format_func=role_label,
+            key="admin.service.role",
+        )
+        service_site = st.selectbox(
+            t("app.admin.col.site"), site_options, format_func=site_label, key="admin.service.site"
+        )
+        make_service = st.form_submit_button(t("app.tokens.service_create"))
+    if make_service:
+        ok, _ = run_change(
+            t("app.tokens.service_created", username=md_escape(service_name.strip().lower())),
+            lambda session, who: api_tokens.create_service_account(
+                session,
+                who,
+                username=service_name,
+                role=service_role,
+                display_name=service_display.strip() or None,
+                site_id=service_site,
+            ),
+        )
+        if ok:
+            st.rerun()
+
 with roles_tab:
     st.caption(t("app.admin.roles_help"))
     for role_value, granted in permissions.items():

@@ -186,3 +186,25 @@ def test_safety_scenarios_label_every_incident_and_time_the_critical_path(tmp_pa
         "windowed_detected_in_time",
         "false_alarms_below_target",
     }
+
+
+@pytest.mark.postgres
+def test_api_latency_benchmark_serves_the_api_and_reports_percentiles(tmp_path: Path) -> None:
+    runs = tmp_path / "runs.jsonl"
+    output = run_bench("bench.api_latency", "--quick", "--no-fail", "--json", str(runs))
+    assert "HTTP API on uvicorn, one keep-alive connection, 20 residents:" in output, output
+    for name in ("alerts, operator:", "alerts, caregiver:", "readings 7 d, first page:"):
+        assert name in output, output
+    assert "the whole 7 days of resident 1:" in output, output
+    assert "-m bench.api_latency --residents=20 --sites=2 --days=1" in output, output
+    # The figures of a 2-core shared test machine are not the point here: the run is.
+    assert "targets: alert list p99 < 100 ms" in output, output
+    (line,) = runs.read_text().splitlines()
+    record = json.loads(line)
+    timings = record["timings"]
+    assert timings["alerts, operator"]["count"] == 20
+    # The caregiver sees only their 5 residents' alerts; the operator sees all 20 residents'.
+    assert 0 < timings["alerts, caregiver"]["items"] < timings["alerts, operator"]["items"]
+    assert timings["readings 7 d, first page"]["items"] == 500
+    # One day at the simulator's intervals: every reading of resident 1, once, over the pages.
+    assert timings["readings 7 d, every page"]["rows"] == record["counts"]["readings of resident 1"]

@@ -471,3 +471,24 @@ def test_a_roster_site_row_updates_an_existing_site(db_session, staff) -> None:
     assert [(p.row, p.column, p.key) for p in bad.problems] == [
         (2, "timezone", "errors.care.timezone_unknown")
     ]
+
+
+def test_an_operator_issues_broker_credentials_audited(db_session, factory, staff) -> None:
+    _, operator, caregiver, _site, resident = staff
+    device = factory.device("wearable", resident=resident)
+    with pytest.raises(AccessDenied):
+        devices_admin.provision_credentials(db_session, caregiver, device.id)
+    with pytest.raises(IotCareError) as missing:
+        devices_admin.provision_credentials(db_session, operator, "no-such-device")
+    assert missing.value.key == "errors.care.device_missing"
+    issued = devices_admin.provision_credentials(db_session, operator, device.id)
+    assert issued.username == device.id and len(issued.password) >= 16 and not issued.rotated
+    with pytest.raises(IotCareError):
+        devices_admin.provision_credentials(db_session, operator, device.id)
+    assert devices_admin.provision_credentials(db_session, operator, device.id, rotate=True).rotated
+    actions = db_session.scalars(
+        select(AuditEntry.action)
+        .where(AuditEntry.target_id == device.id, AuditEntry.actor_id == operator.user_id)
+        .order_by(AuditEntry.id)
+    ).all()
+    assert actions[-2:] == ["device.credentials.issue", "device.credentials.rotate"]

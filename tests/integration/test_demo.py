@@ -57,6 +57,15 @@ def app_healthy(port: int) -> bool:
         return False
 
 
+def api_healthy(port: int) -> bool:
+    """The API's health endpoint answers: it runs and reaches the demo database."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/healthz", timeout=2) as r:
+            return b'"ok"' in r.read()
+    except OSError:
+        return False
+
+
 def children_of(pid: int) -> list[int]:
     found = []
     for entry in Path("/proc").iterdir():
@@ -104,6 +113,7 @@ def test_demo_runs_everything_and_stops_on_ctrl_c(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("IOTCARE_")}
     env.update({"IOTCARE_METRICS_PORT": "0", "LANG": "en_US.UTF-8"})
     app_port = free_port("127.0.0.1")
+    api_port = free_port("127.0.0.1")
     process = subprocess.Popen(
         [
             sys.executable,
@@ -118,6 +128,8 @@ def test_demo_runs_everything_and_stops_on_ctrl_c(tmp_path: Path) -> None:
             str(free_port("127.0.0.1")),
             "--app-port",
             str(app_port),
+            "--api-port",
+            str(api_port),
         ],
         cwd=tmp_path,
         env=env,
@@ -145,8 +157,11 @@ def test_demo_runs_everything_and_stops_on_ctrl_c(tmp_path: Path) -> None:
         wait_until(
             lambda: app_healthy(app_port), timeout=60, message="the app answering on its port"
         )
+        wait_until(
+            lambda: api_healthy(api_port), timeout=60, message="the API answering on its port"
+        )
         children = children_of(process.pid)
-        assert len(children) == 4  # ingest, simulator, flows and the app
+        assert len(children) == 5  # ingest, simulator, flows, the app and the API
         process.send_signal(signal.SIGINT)
         output, _ = process.communicate(timeout=60)
     finally:
@@ -157,6 +172,8 @@ def test_demo_runs_everything_and_stops_on_ctrl_c(tmp_path: Path) -> None:
     assert "caregiver1" in output and "operator" in output and "admin" in output
     assert "Stopped." in output
     assert f"The app: http://localhost:{app_port}" in output
+    assert f"The HTTP API: http://localhost:{api_port}/api/v1" in output
+    assert f"documentation: http://localhost:{api_port}/api/docs" in output
     # The default scenarios: a fall, and a gas leak that closes the kitchen valve by itself.
     assert "ALERT CRITICAL: Fall detected" in output
     assert "ALERT CRITICAL: Gas leak" in output

@@ -89,6 +89,9 @@ def test_send_records_a_pending_audited_command(db_session, valves) -> None:
     # Unanswered past its expiry, it reads as expired before the sweeper marks it.
     later = row.expires_at + timedelta(seconds=1)
     assert q.command_status(db_session, operator, row.id, now=later) == "expired"
+    record = q.command_record(db_session, operator, row.id, now=later)
+    assert record["command_id"] == str(row.id) and record["status"] == "expired"
+    assert record["reason"] == "gas smell" and record["requested_by"] == operator.username
 
 
 def test_send_refuses_with_readable_errors(db_session, valves) -> None:
@@ -104,6 +107,9 @@ def test_send_refuses_with_readable_errors(db_session, valves) -> None:
     assert wrong.value.key == "errors.commands.not_accepted"
     with pytest.raises(NotFoundError):
         q.command_status(db_session, operator, uuid.uuid4())
+    with pytest.raises(NotFoundError) as gone:
+        q.command_record(db_session, operator, uuid.uuid4())
+    assert gone.value.key == "errors.commands.missing"
 
 
 def test_hand_over_publishes_through_the_dispatcher(engine, settings) -> None:

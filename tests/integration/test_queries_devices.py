@@ -294,3 +294,22 @@ def test_a_device_quiet_past_its_types_interval_is_shown_silent(db_session, fact
     assert (summary.online, summary.silent, summary.offline) == (2, 2, 1)
     assert q.device_detail(db_session, operator, quiet_motion, now=now).shown_status == "silent"
     assert q.device_detail(db_session, operator, fall, now=now).shown_status == "online"
+
+
+def test_fleet_pages_by_id_with_the_shown_status(db_session, fleet_world) -> None:
+    operator, site = fleet_world["operator"], fleet_world["site"]
+    flt = q.FleetFilter(site_id=site.id)
+    whole = q.fleet(db_session, operator, flt)
+    seen, after = [], None
+    while True:
+        items, after = q.fleet_page(db_session, operator, flt, after=after, limit=2)
+        seen += items
+        if after is None:
+            break
+    assert [i["device_id"] for i in seen] == sorted(whole["device_id"])
+    by_id = {i["device_id"]: i for i in seen}
+    assert by_id[fleet_world["wear"].id]["status"] == "online"
+    assert by_id[fleet_world["wear"].id]["resident"] == "Kim Mi-ja"
+    assert by_id[fleet_world["stray"].id]["quarantined"] is True
+    with pytest.raises(AccessDenied):
+        q.fleet_page(db_session, fleet_world["caregiver"])

@@ -8,8 +8,11 @@ import pytest
 
 from core.access import AccessDenied, Viewer
 from core.alerts.lifecycle import Subject, raise_alert
-from core.care_report import save_report
+from core.care_report import make_report, save_report
+from core.errors import NotFoundError
 from core.queries.resident import (
+    care_report,
+    care_reports,
     daily_reports,
     day_timeline,
     resident_choices,
@@ -205,3 +208,16 @@ def test_daily_reports_newest_first(db_session, factory, home) -> None:
     assert list(reports["in_bed_minutes"]) == [420.0, 380.5]
     assert reports["heart_rate_mean"].iloc[0] == 70.4
     assert reports["spo2_mean"].isna().all()
+    # As the reports flow makes them (build_report): every section, then rendered in a language.
+    made = make_report(db_session, mine.id, DAY + timedelta(days=1))
+    views = care_reports(db_session, caregiver, mine.id, limit=1)
+    assert [v.day for v in views] == [made.day]
+    assert views[0].data == made.data
+    assert "Mine" in views[0].subject and views[0].body
+    korean = Viewer(caregiver.user_id, caregiver.username, "", caregiver.role, language="ko")
+    assert care_report(db_session, korean, mine.id, made.day).subject != views[0].subject
+    with pytest.raises(NotFoundError) as missing:
+        care_report(db_session, caregiver, mine.id, DAY + timedelta(days=2))
+    assert missing.value.key == "errors.reports.missing"
+    with pytest.raises(AccessDenied):
+        care_reports(db_session, caregiver, _other.id)

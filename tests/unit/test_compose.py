@@ -282,6 +282,7 @@ def test_the_stack_has_every_part() -> None:
         "prefect-server",
         "flows",
         "app",
+        "api",
         "caddy",
     } <= set(services)
     assert len([n for n, s in services.items() if command(s) == ["ingest"]]) == 1
@@ -652,6 +653,20 @@ def test_caddy_serves_the_app_and_the_prefect_ui_behind_a_login() -> None:
     mounted = dict((t, s) for s, t in _mounts(services["caddy"]))
     assert mounted["/etc/caddy/Caddyfile"] == "./deploy/caddy/Caddyfile"
     assert {"80", "443"} <= {p.split(":")[-1].split("/")[0] for p in services["caddy"]["ports"]}
+
+
+def test_caddy_routes_api_paths_to_the_api_service() -> None:
+    services = resolved_model("prod")["services"]
+    api = services["api"]
+    port = command(api)[command(api).index("--port") + 1]
+    assert command(api)[0] == "api" and "0.0.0.0" in command(api)
+    assert f":{port}/api/healthz" in " ".join(api["healthcheck"]["test"])
+    block = _site_blocks(CADDYFILE.read_text())["{$APP_DOMAIN}"]
+    # /api/* goes to the API untouched (its paths start with /api); the rest to the app.
+    assert re.search(rf"handle /api/\* \{{\s*reverse_proxy api:{port}\s*\}}", block), block
+    assert block.index("handle /api/*") < block.index("reverse_proxy app:")
+    assert services["caddy"]["depends_on"]["api"]["condition"] == "service_healthy"
+    assert "ports" not in api, "only Caddy publishes the API"
 
 
 # --- images -------------------------------------------------------------------------------------

@@ -1,0 +1,1 @@
+"""One router a resource; api.app publishes each under /api/v1."""
