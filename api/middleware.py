@@ -7,8 +7,10 @@ import re
 import time
 import uuid
 
+from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from api.problems import server_error
 from core.logging import log_context
 
 log = logging.getLogger("api.access")
@@ -34,12 +36,13 @@ class RequestIdMiddleware:
         request_id = given if _SAFE_ID.match(given) else uuid.uuid4().hex
         scope.setdefault("state", {})["request_id"] = request_id
         status = 500
+        status_sent = False
         started = time.perf_counter()
 
         async def send_with_id(message: Message) -> None:
-            nonlocal status
+            nonlocal status, status_sent
             if message["type"] == "http.response.start":
-                status = int(message["status"])
+                status, status_sent = int(message["status"]), True
                 headers = list(message.get("headers") or [])
                 headers.append((HEADER.lower().encode(), request_id.encode()))
                 message = {**message, "headers": headers}
@@ -48,6 +51,14 @@ class RequestIdMiddleware:
         with log_context(request_id=request_id):
             try:
                 await self.app(scope, receive, send_with_id)
+            except Exception:
+                # Here, not in Starlette's outermost error handler, so the 500 still carries
+                # the request id (header, body, log line) like every other answer.
+                log.exception("unhandled error in %s %s", scope.get("method"), scope.get("path"))
+                if status_sent:
+                    raise
+                response = server_error(Request(scope), request_id)
+                await response(scope, receive, send_with_id)
             finally:
                 log.info(
                     "%s %s %s %.1f ms",

@@ -9,7 +9,6 @@ detail is the same catalogue message the app shows.
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -24,8 +23,6 @@ from core.access import AccessDenied
 from core.api_tokens import TokenError, TokenRejected
 from core.errors import ConflictError, IotCareError, NotFoundError
 from core.i18n import LANGUAGES, normalize_language, translate
-
-log = logging.getLogger(__name__)
 
 MEDIA_TYPE = "application/problem+json"
 TYPE_BASE = "urn:iotcare:problem:"
@@ -211,8 +208,9 @@ def _http_error(request: Request, error: Exception) -> JSONResponse:
     )
 
 
-def _server_error(request: Request, error: Exception) -> JSONResponse:
-    log.exception("unhandled error in %s %s", request.method, request.url.path)
+def server_error(request: Request, request_id: str) -> JSONResponse:
+    """The 500 problem for an unexpected error (logged by the caller with its traceback)."""
+    request.state.request_id = request_id
     return problem_response(
         request, 500, translate("errors.api.http.server-error", request_language(request))
     )
@@ -223,7 +221,7 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(IotCareError, _iotcare_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
-    app.add_exception_handler(Exception, _server_error)
+    # Anything else becomes a 500 problem in api.middleware.RequestIdMiddleware.
 
 
 def _described(description: str) -> dict[str, Any]:

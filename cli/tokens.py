@@ -12,6 +12,7 @@ from cli.context import ctx
 from cli.silences import parse_until
 from core import api_tokens
 from core.db import session_scope
+from core.errors import IotCareError
 from core.timeutil import utcnow
 from core.users import get_user
 from models import Role, User
@@ -24,7 +25,14 @@ app = typer.Typer(
 
 def _expiry(value: str | None) -> datetime | None:
     """--expires: a duration from now (90d, 12h, 30m) or an ISO time; none: never expires."""
-    return parse_until(value, utcnow()) if value else None
+    if not value:
+        return None
+    try:
+        return parse_until(value, utcnow())
+    except IotCareError:
+        raise IotCareError(
+            f"'{value}' is not an expiry.", key="cli.tokens.bad_expiry", value=value
+        ) from None
 
 
 @app.command("create")

@@ -31,6 +31,7 @@ router = APIRouter(prefix="/ack", include_in_schema=False)
 
 ACK_PATH = "/api/ack"
 _MAX_TOKEN = 300
+_ERROR_STATUS = ((AckLinkExpired, 410), (AckLinkStale, 409))
 
 
 def _page(lang: str, title: str, body: str, status: int = 200) -> HTMLResponse:
@@ -57,13 +58,8 @@ button{{font-size:1.1rem;padding:.6rem 1.2rem}}</style></head>
 
 def _error_page(request: Request, error: AckLinkError) -> HTMLResponse:
     lang = accept_language(request.headers.get("accept-language"))
-    status = (
-        410
-        if isinstance(error, AckLinkExpired)
-        else 409
-        if isinstance(error, AckLinkStale)
-        else 400
-    )
+    # Gone when expired, a conflict when the alert moved on since, else a bad link.
+    status = next((code for kind, code in _ERROR_STATUS if isinstance(error, kind)), 400)
     message = html.escape(error.localized(lang))
     return _page(lang, translate("api.ack.title", lang), f"<p>{message}</p>", status)
 

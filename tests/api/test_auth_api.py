@@ -9,8 +9,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from sqlalchemy import select
+from sqlalchemy import create_engine, select
 
+from api.app import create_app
 from core.access import Viewer
 from core.api_tokens import authenticate_token, digest, revoke_token
 from core.logging import ContextFilter
@@ -154,3 +155,24 @@ def test_unknown_paths_are_problems_too(client: TestClient) -> None:
     response = client.get("/api/v1/nothing-here", headers={"Accept-Language": "ko"})
     assert response.status_code == 404
     assert response.json()["title"] == "찾을 수 없음"
+
+
+def test_an_unexpected_error_is_a_500_problem_with_the_request_id(
+    api_settings, tmp_path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A database that cannot be opened: the health check's query fails unexpectedly.
+    broken = create_engine(f"sqlite:///{tmp_path / 'missing' / 'nowhere.db'}")
+    client = TestClient(create_app(api_settings, broken), raise_server_exceptions=False)
+    response = client.get(
+        "/api/healthz", headers={"X-Request-ID": "boom-1", "Accept-Language": "ko"}
+    )
+    assert response.status_code == 500
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.headers["x-request-id"] == "boom-1"
+    assert response.json()["request_id"] == "boom-1"
+    assert response.json()["title"] == "서버 오류"
+    assert any(r.exc_info and r.name == "api.access" for r in caplog.records)
+
+
+def test_the_health_check_answers(client: TestClient) -> None:
+    assert client.get("/api/healthz").json() == {"status": "ok"}

@@ -65,6 +65,10 @@ def test_tokens_from_the_cli_work_against_the_served_api(
         **db, env={"IOTCARE_LANGUAGE": "ko"},
     )  # fmt: skip
     assert bad_scope.returncode == 1 and "알 수 없는 범위" in bad_scope.stderr
+    bad_expiry = iotcare(
+        "tokens", "create", "board", "--name", "x", "--expires", "soon", "--as", "boss", **db
+    )  # fmt: skip
+    assert bad_expiry.returncode == 1 and "--expires 'soon'" in bad_expiry.stderr
     created = iotcare(
         "tokens", "create", "board", "--name", "nurse call", "--scope", "read",
         "--scope", "acknowledge", "--expires", "30d", "--as", "boss", **db,
