@@ -224,6 +224,7 @@ def test_large_counts_have_thousands_separators() -> None:
 # Not counts: a device type's name, and maxima fixed in code (30 days, 14 days) that are never 1.
 _NAMES_AND_MAXIMA = {
     "app.rules.scope.device_type_text",
+    "errors.readings.page_size",
     "errors.rules.days",
     "errors.silence.too_long",
 }
