@@ -6,9 +6,8 @@ alert history and the notifications are the app's own.
 
 from __future__ import annotations
 
-import contextlib
 import uuid
-from collections.abc import Iterator
+from contextlib import AbstractContextManager
 from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
@@ -19,8 +18,8 @@ from api.auth import Acknowledger, Reader, Session_, settings_of
 from api.frames import plain
 from api.params import MAX_ID, NO_NUL_PATTERN, NOTE_PATTERN, SITE_ID_PATTERN, Timestamp
 from api.problems import InvalidRequest
-from core.access import AccessDenied, Permission, Viewer
-from core.errors import NotFoundError
+from api.visibility import hidden_as_missing
+from core.access import Permission, Viewer
 from core.queries import alerts as alert_queries
 from models import AlertStatus, RuleKind, Severity
 
@@ -112,15 +111,11 @@ class NoteBody(BaseModel):
     )
 
 
-@contextlib.contextmanager
-def _hidden_as_missing(viewer: Viewer) -> Iterator[None]:
+def _hidden_as_missing(viewer: Viewer) -> AbstractContextManager[None]:
     """An alert someone may handle alerts but not see is 'not found', as for a missing one."""
-    try:
-        yield
-    except AccessDenied:
-        if viewer.can(Permission.HANDLE_ALERTS):
-            raise NotFoundError("No such alert.", key="errors.alert_missing") from None
-        raise
+    return hidden_as_missing(
+        viewer, Permission.HANDLE_ALERTS, "No such alert.", "errors.alert_missing"
+    )
 
 
 # A cursor is "<opened_at, epoch microseconds>.<alert id, hex>": every string the pattern
