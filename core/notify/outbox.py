@@ -25,8 +25,7 @@ from sqlalchemy import select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from core.alerts import lifecycle
-from core.alerts.lifecycle import Occurrence
+from core.alerts.occurrence import Occurrence
 from core.i18n import normalize_language
 from core.notify.links import make_ack_link, opening_round
 from core.notify.quiet_hours import quiet_until
@@ -38,7 +37,7 @@ from core.notify.routes import (
     route_for,
     step_for_tier,
 )
-from core.settings import Settings, get_settings
+from core.settings import Settings
 from core.timeutil import ensure_utc, utcnow
 from models import (
     Alert,
@@ -77,23 +76,16 @@ class Target:
     tier: int | None = None
 
 
-class _Installed:
-    settings: Settings | None = None
-
-
-def install(settings: Settings | None = None) -> None:
-    """Queue notifications for every alert change (call once in each composition root)."""
-    _Installed.settings = settings
-    lifecycle.register_outbox(_on_alert_change)
-
-
-def _on_alert_change(
+def alert_changed(
     session: Session,
     alert: Alert,
     purpose: NotificationPurpose,
     occurrence: Occurrence | None = None,
+    *,
+    settings: Settings,
 ) -> None:
-    settings = _Installed.settings or get_settings()
+    """Queue what an alert change calls for; a failure is logged, never raised (the lifecycle
+    calls this for every new, repeated, escalated or resolved alert)."""
     try:
         # A savepoint: a failure here must not take the alert itself down with it. An alert
         # stored without notifications is still on every caregiver's screen; a lost one is not.
@@ -335,7 +327,7 @@ def queue_for_alert(
     purpose: NotificationPurpose,
     tier: int | None = None,
     *,
-    settings: Settings | None = None,
+    settings: Settings,
     now: datetime | None = None,
     occurrence: Occurrence | None = None,
 ) -> list[Notification]:
@@ -347,7 +339,6 @@ def queue_for_alert(
     the escalation; RESOLVED goes to everyone this opening's messages reached except the person
     who resolved it, and calls off the ones still waiting.
     """
-    settings = settings or get_settings()
     purpose = NotificationPurpose(purpose)
     if purpose is NotificationPurpose.REPORT:
         raise ValueError("care reports are queued by the report flow, not from an alert")

@@ -20,7 +20,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy.orm import Session
 
-from core.alerts.lifecycle import Occurrence
+from core.alerts.occurrence import Occurrence
 from core.alerts.titles import title_text
 from core.i18n import catalogue, normalize_language, translate
 from core.settings import Settings

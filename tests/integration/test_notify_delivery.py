@@ -157,9 +157,7 @@ def world(
         engine = make_engine(settings)
         engines.append(engine)
         schema.upgrade(engine)
-        monkeypatch.setattr(lifecycle, "_outbox_hooks", [])
-        outbox.install(settings)
-        factory = make_session_factory(engine)
+        factory = make_session_factory(engine, settings)
         with session_scope(factory) as session:
             make = Factory(session)
             site = make.site()
