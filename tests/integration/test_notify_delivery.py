@@ -132,7 +132,6 @@ class World:
 def world(
     empty_database: str,
     tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
     smtp: LocalSmtpServer,
     webhook: WebhookReceiver,
     telegram: FakeTelegram,
@@ -194,7 +193,6 @@ def world(
         return made
 
     yield build
-    outbox._Installed.settings = None
     for engine in engines:
         engine.dispose()
 
