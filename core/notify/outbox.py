@@ -29,7 +29,7 @@ from core.alerts.occurrence import Occurrence
 from core.i18n import normalize_language
 from core.notify.links import make_ack_link, opening_round
 from core.notify.quiet_hours import quiet_until
-from core.notify.render import AlertFacts, alert_facts, is_timezone, render_message
+from core.notify.render import AlertFacts, alert_facts, render_message
 from core.notify.routes import (
     RouteStep,
     escalation_recipients,
@@ -38,7 +38,7 @@ from core.notify.routes import (
     step_for_tier,
 )
 from core.settings import Settings
-from core.timeutil import ensure_utc, utcnow
+from core.timeutil import ensure_utc, is_timezone, utcnow
 from models import (
     Alert,
     AlertStatus,
