@@ -18,11 +18,12 @@ from typing import NamedTuple
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from core import settings as settings_module
 from core.access import Viewer
 from core.db import make_engine, make_session_factory
 from core.logging import configure_logging
 from core.notify.channels import Channel, make_channels
-from core.settings import Settings, get_settings
+from core.settings import Settings
 from models import Channel as ChannelKind
 from models import Role, User
 
@@ -51,7 +52,7 @@ class Runtime:
 def boot(settings: Settings | None = None, *, process: str = "cli") -> Runtime:
     """Load settings (a bad one raises ConfigError naming it), configure logging for `process`,
     and make the engine, the session factory and the notification channels."""
-    settings = settings or get_settings()
+    settings = settings or settings_module.get_settings()
     logged = settings
     if process in _QUIET_AT_INFO and settings.log_level == "INFO":
         logged = settings.model_copy(update={"log_level": "WARNING"})
