@@ -27,7 +27,7 @@ from sqlalchemy.orm import Session
 
 from core.alerts.occurrence import Occurrence
 from core.i18n import normalize_language
-from core.notify.links import make_ack_link, opening_round
+from core.notify import links  # the module: links → lifecycle → outbox is an import cycle
 from core.notify.quiet_hours import quiet_until
 from core.notify.render import AlertFacts, alert_facts, render_message
 from core.notify.routes import (
@@ -276,7 +276,7 @@ def _row_values(
     link = None
     if purpose is not NotificationPurpose.RESOLVED:
         expires = (held_until or now) + settings.ack_link_ttl
-        link = make_ack_link(settings, alert.id, user.id, expires, opening=opening)
+        link = links.make_ack_link(settings, alert.id, user.id, expires, opening=opening)
     message = render_message(facts, purpose, language, user.display_name, link)
     return {
         "idempotency_key": idempotency_key(
@@ -344,7 +344,7 @@ def queue_for_alert(
         raise ValueError("care reports are queued by the report flow, not from an alert")
     now = ensure_utc(now or _event_time(alert, purpose))
     steps = route_for(session, alert)
-    opening = opening_round(session, alert)
+    opening = links.opening_round(session, alert)
     key_prefix = f"{alert.id}:r{opening}:"
     facts = alert_facts(session, alert, settings.default_timezone, occurrence)
     # Repeats and escalations are keyed by the occurrence that made them news.
