@@ -1,4 +1,4 @@
-"""The app's composition root: settings, one engine per server process, sessions."""
+"""The app's composition root: one boot (core.bootstrap) per server process."""
 
 from __future__ import annotations
 
@@ -8,18 +8,15 @@ from contextlib import contextmanager
 import streamlit as st
 from sqlalchemy.orm import Session
 
-from core import settings as settings_module
 from core.bootstrap import Runtime, boot
 from core.db import session_scope
-
-# What every page needs from the process: settings, the database and the channels.
-AppContext = Runtime
 
 
 @st.cache_resource(show_spinner=False)
 def app_context() -> Runtime:
-    """Built once per server process (a bad setting raises ConfigError naming it)."""
-    return boot(settings_module.get_settings(), process="dashboard")
+    """What every page needs from the process (settings, the database, the channels), built once
+    per server process (a bad setting raises ConfigError naming it)."""
+    return boot(process="dashboard")
 
 
 @contextmanager
