@@ -205,5 +205,10 @@ def acting_user(session: Session, viewer: Viewer) -> User:
 def viewer_timezone(session: Session, viewer: Viewer, default: str = "UTC") -> str:
     """The timezone to show a viewer times in: their site's, else `default` (no site, or one
     whose zone is unknown)."""
-    site = session.get(Site, viewer.site_id) if viewer.site_id else None
+    return site_timezone(session, viewer.site_id, default)
+
+
+def site_timezone(session: Session, site_id: str | None, default: str = "UTC") -> str:
+    """A person's site's timezone, else `default` (no site, or one whose zone is unknown)."""
+    site = session.get(Site, site_id) if site_id else None
     return site.timezone if site is not None and is_timezone(site.timezone) else default

@@ -25,6 +25,7 @@ from sqlalchemy import select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from core.access import site_timezone
 from core.alerts.occurrence import Occurrence
 from core.i18n import normalize_language
 from core.notify import links  # the module: links → lifecycle → outbox is an import cycle
@@ -47,7 +48,6 @@ from models import (
     NotificationPurpose,
     NotificationStatus,
     Severity,
-    Site,
     User,
 )
 from models import Channel as ChannelKind
@@ -245,10 +245,10 @@ def cancel_unsent(session: Session, alert: Alert, key_prefix: str) -> int:
 
 
 def _user_timezone(session: Session, user: User, facts: AlertFacts) -> str:
+    # A person's own timezone first: a message is read wherever they are, not only on site.
     if is_timezone(user.timezone):
         return str(user.timezone)
-    site = session.get(Site, user.site_id) if user.site_id else None
-    return site.timezone if site is not None and is_timezone(site.timezone) else facts.timezone
+    return site_timezone(session, user.site_id, facts.timezone)
 
 
 def _row_values(
