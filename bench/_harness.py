@@ -234,10 +234,10 @@ class RawPublisher:
     """
 
     def __init__(self, url: str, client_id: str, inflight: int = 1000) -> None:
-        from urllib.parse import urlsplit
+        from core.mqtt_url import parse_broker_url
 
-        parts = urlsplit(url)
-        self.host, self.port = parts.hostname or "127.0.0.1", parts.port or 1883
+        address = parse_broker_url(url)
+        self.host, self.port = address.host, address.port
         self.client_id = client_id
         self.inflight = inflight
         self.published = 0
@@ -569,10 +569,11 @@ def noop_main(
 ) -> None:
     """A paho subscriber on a persistent session that only counts and acknowledges (manual ack)."""
     import threading
-    from urllib.parse import urlsplit
+
+    from core.mqtt_url import parse_broker_url
 
     die_with_parent()
-    parts = urlsplit(url)
+    address = parse_broker_url(url)
     if mqtt5:
         client = mqtt.Client(
             mqtt.CallbackAPIVersion.VERSION2,
@@ -606,9 +607,9 @@ def noop_main(
         props = Properties(PacketTypes.CONNECT)
         props.SessionExpiryInterval = SESSION_EXPIRY
         props.ReceiveMaximum = window
-        client.connect(parts.hostname, parts.port, clean_start=False, properties=props)
+        client.connect(address.host, address.port, clean_start=False, properties=props)
     else:
-        client.connect(parts.hostname, parts.port)
+        client.connect(address.host, address.port)
     client.loop_start()
     if subscribe_only:
         subscribed.wait(10)

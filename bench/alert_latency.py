@@ -5,7 +5,7 @@
 Each repetition starts from nothing: a private Mosquitto (queue limits off, max_inflight_messages
 = --window), a throwaway PostgreSQL database (migrated, seeded with the demo site, dropped at the
 end), a webhook receiver in this process and `python -m ingest` as a subprocess configured through
-IOTCARE_* variables, exactly as deployed (outbox installed, notifications delivered right after
+IOTCARE_* variables, exactly as deployed (notifications queued with the alert, delivered right after
 the commit that queued them). Its metrics port is a free one rather than 0 (off): the benchmark
 waits for /healthz and reads /metrics to check that ingest wrote every reading of the load.
 

@@ -87,7 +87,6 @@ from core.contract.catalogue import DeviceType, EventType
 from core.contract.payloads import event_payload
 from core.contract.topics import TopicKind, device_topic
 from core.db import make_engine, make_session_factory, session_scope
-from core.notify import outbox
 from core.notify.channels import make_channels
 from core.notify.delivery import deliver_due, deliver_now
 from core.rules.engine import evaluate_rules
@@ -803,7 +802,6 @@ def simulate(args: argparse.Namespace, receiver: ClockedReceiver) -> dict[str, A
         engine = make_engine(settings)
         try:
             schema.upgrade(engine)
-            outbox.install(settings)
             origin = start - WARMUP
             prepare(engine, args.residents, receiver.url, installed=origin - timedelta(hours=1))
             sites = [site_spec(engine, seed.DEMO_SITE_ID), site_spec(engine, SECOND_SITE[0])]
@@ -823,7 +821,8 @@ def _run_days(
     start: datetime,
     end: datetime,
 ) -> dict[str, Any]:
-    sessions = make_session_factory(engine)
+    # Sessions carrying the settings: alert changes queue their notifications, as deployed.
+    sessions = make_session_factory(engine, settings)
     channels = make_channels(settings)
     sim_now = [start.timestamp()]  # shared with the recorders
     receiver.clock = lambda: datetime.fromtimestamp(sim_now[0], UTC)
@@ -835,7 +834,7 @@ def _run_days(
     cache = RegistryCache(refresh_seconds=3600)
     with engine.connect() as connection:
         cache.load(connection)
-    sql = SqlSink(engine, cache, "UTC", instant)
+    sql = SqlSink(engine, cache, "UTC", instant, settings=settings)
     sims: list[tuple[Simulation, _Recorder]] = []
     for site in sites:
         recorder = _Recorder(sql, sim_now)

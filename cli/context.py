@@ -1,4 +1,4 @@
-"""Composition root of a CLI process: settings, logging, engine and sessions, made once."""
+"""Composition root of a CLI process: settings, logging, engine and sessions (core.bootstrap)."""
 
 from __future__ import annotations
 
@@ -10,33 +10,33 @@ from typing import Any
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from core.db import make_engine, make_session_factory
+from core.bootstrap import Runtime, boot
 from core.i18n import normalize_language, translator
-from core.logging import configure_logging
-from core.settings import Settings, get_settings
+from core.settings import Settings
 
 
 class CliContext:
     """Lazily built process resources, so `--help` and bad arguments cost nothing."""
 
     @cached_property
+    def runtime(self) -> Runtime:
+        """The process's settings, logging, engine, sessions and channels, made on first use."""
+        return boot(process="cli")
+
+    @property
     def settings(self) -> Settings:
         """Settings, validated; a bad one raises ConfigError naming it."""
-        settings = get_settings()
-        # The CLI says what it does in its own words; INFO records would repeat them.
-        quiet = settings.model_copy(update={"log_level": "WARNING"})
-        configure_logging(quiet if settings.log_level == "INFO" else settings, "cli")
-        return settings
+        return self.runtime.settings
 
-    @cached_property
+    @property
     def engine(self) -> Engine:
         """The process's one engine."""
-        return make_engine(self.settings)
+        return self.runtime.engine
 
-    @cached_property
+    @property
     def sessions(self) -> sessionmaker[Session]:
-        """Session factory on the engine."""
-        return make_session_factory(self.engine)
+        """Session factory on the engine (its sessions carry the settings)."""
+        return self.runtime.sessions
 
     @cached_property
     def language(self) -> str:
@@ -50,8 +50,8 @@ class CliContext:
 
     def close(self) -> None:
         """Release the engine if one was made."""
-        if "engine" in self.__dict__:
-            self.engine.dispose()
+        if "runtime" in self.__dict__:
+            self.runtime.close()
 
 
 _context: CliContext | None = None

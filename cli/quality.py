@@ -26,7 +26,6 @@ def run(
     ),
 ) -> None:
     """Validate one hour, store the results, build Data Docs; exit 1 if a suite failed."""
-    from core.notify.outbox import install
     from expectations import store
     from expectations.runner import QualityParams, docs_dir, last_window, validate_window
 
@@ -34,7 +33,6 @@ def run(
     t = c.t
     end_at = window_end.replace(tzinfo=UTC) if window_end else None
     start, end = last_window(end_at)
-    install(c.settings)
     with session_scope(c.sessions) as session:
         results = validate_window(
             session,

@@ -35,11 +35,9 @@ def make(
     ),
 ) -> None:
     """Compute and store each resident's report of a day (again, if made before)."""
-    from core.notify.outbox import install
 
     c = ctx()
     t = c.t
-    install(c.settings)
     now = utcnow()
     with session_scope(c.sessions) as session:
         days: dict[int, date] = {}

@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 
 from core.errors import IotCareError
 from core.i18n import normalize_language
+from core.timeutil import is_timezone
 from models import CaregiverAssignment, FamilyLink, Resident, Role, Site, User
 
 
@@ -199,3 +200,15 @@ def acting_user(session: Session, viewer: Viewer) -> User:
     if user is None or not user.active:
         raise AccessDenied(f"'{viewer.username}' is no longer active.", key="errors.inactive_user")
     return user
+
+
+def viewer_timezone(session: Session, viewer: Viewer, default: str = "UTC") -> str:
+    """The timezone to show a viewer times in: their site's, else `default` (no site, or one
+    whose zone is unknown)."""
+    return site_timezone(session, viewer.site_id, default)
+
+
+def site_timezone(session: Session, site_id: str | None, default: str = "UTC") -> str:
+    """A person's site's timezone, else `default` (no site, or one whose zone is unknown)."""
+    site = session.get(Site, site_id) if site_id else None
+    return site.timezone if site is not None and is_timezone(site.timezone) else default

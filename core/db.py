@@ -87,9 +87,28 @@ def _sqlite_engine(db_url: URL, settings: Settings, **kwargs: Any) -> Engine:
     return engine
 
 
-def make_session_factory(engine: Engine) -> sessionmaker[Session]:
-    """Session factory bound to the engine; objects stay readable after commit."""
-    return sessionmaker(bind=engine, expire_on_commit=False)
+# Where a session keeps the settings of the process that opened it (Session.info).
+SETTINGS_INFO_KEY = "iotcare.settings"
+
+
+def session_info(settings: Settings | None) -> dict[str, Any]:
+    """Session.info carrying these settings (none: an empty dict)."""
+    return {SETTINGS_INFO_KEY: settings} if settings is not None else {}
+
+
+def make_session_factory(engine: Engine, settings: Settings | None = None) -> sessionmaker[Session]:
+    """Session factory bound to the engine; objects stay readable after commit.
+
+    With settings, every session carries them, so that what runs deep inside a transaction
+    (the notification outbox an alert change queues into) uses the process's own settings.
+    """
+    return sessionmaker(bind=engine, expire_on_commit=False, info=session_info(settings))
+
+
+def session_settings(session: Session) -> Settings | None:
+    """The settings the session was opened with (None: opened without any)."""
+    settings = session.info.get(SETTINGS_INFO_KEY)
+    return settings if isinstance(settings, Settings) else None
 
 
 @contextlib.contextmanager

@@ -21,7 +21,6 @@ import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import unquote, urlsplit
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -29,6 +28,7 @@ from sqlalchemy.orm import Session
 from core import audit
 from core.contract.topics import INBOUND, TopicKind, device_topic, subscription
 from core.errors import ConfigError, ConflictError, IotCareError, NotFoundError
+from core.mqtt_url import BrokerAddress
 from core.security import generate_password
 from core.settings import ENV_PREFIX, Settings
 from models import Device, User, in_service
@@ -201,9 +201,9 @@ def service_account(settings: Settings) -> Account:
             f"{name} is not set: the broker files need the platform's own account "
             f"({name}=mqtt://USER:PASSWORD@HOST:1883)."
         )
-    parts = urlsplit(settings.mqtt_url)
-    username = unquote(parts.username) if parts.username else ""
-    password = unquote(parts.password) if parts.password else ""
+    address = BrokerAddress.from_url(settings.mqtt_url)
+    username = address.username or ""
+    password = address.password or ""
     if not username or not password:
         raise ConfigError(
             f"{name} has no user and password: the platform's processes need their own broker "

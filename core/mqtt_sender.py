@@ -7,11 +7,11 @@ import threading
 import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING
-from urllib.parse import unquote, urlsplit
 
 import paho.mqtt.client as mqtt
 
 from core.errors import ConfigError
+from core.mqtt_url import BrokerAddress
 
 if TYPE_CHECKING:
     from core.settings import Settings
@@ -29,14 +29,12 @@ class MqttSender:
         tls_ca_file: Path | str | None = None,
         tls_insecure: bool = False,
     ) -> None:
-        parts = urlsplit(url)
-        if not parts.hostname:
-            raise ConfigError("Invalid setting IOTCARE_MQTT_URL: no host")
-        self.host = parts.hostname
-        self.tls = parts.scheme in ("mqtts", "ssl")
-        self.port = parts.port or (8883 if self.tls else 1883)
-        self.username = unquote(parts.username) if parts.username else None
-        self.password = unquote(parts.password) if parts.password else None
+        address = BrokerAddress.from_url(url)
+        self.host = address.host
+        self.tls = address.tls
+        self.port = address.port
+        self.username = address.username
+        self.password = address.password
         self.client_prefix = client_prefix
         self.timeout = timeout
         # mqtts://: the broker's certificate is checked against this CA bundle (None: the

@@ -26,6 +26,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
 from core.errors import ConfigError
+from core.mqtt_url import parse_broker_url
 
 ENV_PREFIX = "IOTCARE_"
 
@@ -461,13 +462,7 @@ class Settings(BaseSettings):
     def _check_mqtt_url(cls, value: str | None) -> str | None:
         if value in (None, ""):
             return None
-        parts = urlsplit(value)
-        if parts.scheme not in {"mqtt", "mqtts", "tcp", "ssl"} or not parts.hostname:
-            raise ValueError("use mqtt://[user:password@]host[:port] or mqtts:// for TLS")
-        try:
-            parts.port  # noqa: B018  (raises on a bad port)
-        except ValueError:
-            raise ValueError("the port is not a number between 1 and 65535") from None
+        parse_broker_url(value)  # a BrokerUrlError is a ValueError saying what is wrong
         return value
 
     @field_validator("mqtt_shared_group", "mqtt_client_id", mode="before")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from zoneinfo import ZoneInfo
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 
 def utcnow() -> datetime:
@@ -21,3 +21,14 @@ def ensure_utc(value: datetime) -> datetime:
 def to_local(value: datetime, timezone: str) -> datetime:
     """Express a UTC instant in a site's or resident's local time."""
     return ensure_utc(value).astimezone(ZoneInfo(timezone))
+
+
+def is_timezone(name: str | None) -> bool:
+    """Whether `name` is a known IANA timezone (a bad one must not stop a page or a message)."""
+    if not name:
+        return False
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return False
+    return True

@@ -1,40 +1,22 @@
-"""The app's composition root: settings, one engine per server process, sessions."""
+"""The app's composition root: one boot (core.bootstrap) per server process."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 
 import streamlit as st
-from sqlalchemy import Engine
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session
 
-from core import settings as settings_module
-from core.db import make_engine, make_session_factory, session_scope
-from core.logging import configure_logging
-from core.notify import outbox
-from core.settings import Settings
-
-
-@dataclass(frozen=True)
-class AppContext:
-    """What every page needs from the process: settings and the database."""
-
-    settings: Settings
-    engine: Engine
-    sessions: sessionmaker[Session]
+from core.bootstrap import Runtime, boot
+from core.db import session_scope
 
 
 @st.cache_resource(show_spinner=False)
-def app_context() -> AppContext:
-    """Built once per server process (a bad setting raises ConfigError naming it)."""
-    settings = settings_module.get_settings()
-    configure_logging(settings, process="dashboard")
-    # Alert changes made in the app (acknowledge, resolve, reopen) queue their notifications.
-    outbox.install(settings)
-    engine = make_engine(settings)
-    return AppContext(settings=settings, engine=engine, sessions=make_session_factory(engine))
+def app_context() -> Runtime:
+    """What every page needs from the process (settings, the database, the channels), built once
+    per server process (a bad setting raises ConfigError naming it)."""
+    return boot(process="dashboard")
 
 
 @contextmanager

@@ -14,7 +14,6 @@ from prefect.cache_policies import NONE
 
 from core.commands import dispatch
 from core.mqtt_sender import MqttSender
-from core.notify.channels import make_channels
 from core.notify.delivery import deliver_due
 from core.notify.escalation import escalate_due
 from core.timeutil import ensure_utc, utcnow
@@ -43,7 +42,7 @@ def escalate(now: datetime) -> int:
 def deliver(now: datetime) -> dict[str, int]:
     """Send what is due through each channel; failures are rescheduled with backoff."""
     rt = runtime()
-    stats = deliver_due(rt.sessions, make_channels(rt.settings), now, settings=rt.settings)
+    stats = deliver_due(rt.sessions, rt.channels, now, settings=rt.settings)
     return {
         "claimed": stats.claimed,
         "sent": stats.sent,

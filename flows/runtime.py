@@ -1,8 +1,8 @@
-"""Composition root of a flows process: settings, logging, one engine and session factory.
+"""Composition root of a flows process: settings, logging, one engine, sessions and channels.
 
-Built lazily on first use, once per process (a `serve` process runs many flow runs; a work-pool
-worker starts a process per run). Tasks take what they need from `runtime()`; tests and the CLI
-install their own settings with `use(settings)`.
+Made by core.bootstrap.boot on first use, once per process (a `serve` process runs many flow
+runs; a work-pool worker starts a process per run). Tasks take what they need from `runtime()`;
+tests and the CLI install their own settings with `use(settings)`.
 """
 
 from __future__ import annotations
@@ -10,17 +10,19 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from functools import cached_property
 from typing import Any
 
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from core.db import make_engine, make_session_factory, session_scope
-from core.logging import configure_logging
-from core.settings import Settings, get_settings
+from core.bootstrap import Runtime, boot
+from core.db import session_scope
+from core.notify.channels import Channel
+from core.settings import Settings
 from core.timeutil import utcnow
+from models import Channel as ChannelKind
 
 log = logging.getLogger(__name__)
 
@@ -39,27 +41,31 @@ class FlowRuntime:
         self._settings = settings
 
     @cached_property
+    def runtime(self) -> Runtime:
+        """Settings, logging, engine, sessions and channels (core.bootstrap), made on first use."""
+        runtime = boot(self._settings, process="flows")
+        _one_console()
+        return runtime
+
+    @property
     def settings(self) -> Settings:
         """Validated settings (a bad one raises ConfigError naming it)."""
-        settings = self._settings or get_settings()
-        configure_logging(settings, "flows")
-        _one_console()
-        # Alerts raised by flows (data quality) queue their notifications in the same
-        # transaction, as everywhere else.
-        from core.notify.outbox import install
+        return self.runtime.settings
 
-        install(settings)
-        return settings
-
-    @cached_property
+    @property
     def engine(self) -> Engine:
         """The process's one engine."""
-        return make_engine(self.settings)
+        return self.runtime.engine
 
-    @cached_property
+    @property
     def sessions(self) -> sessionmaker[Session]:
-        """Session factory on the engine."""
-        return make_session_factory(self.engine)
+        """Session factory on the engine (its sessions carry the settings)."""
+        return self.runtime.sessions
+
+    @property
+    def channels(self) -> Mapping[ChannelKind, Channel]:
+        """The notification channels, configured from the settings."""
+        return self.runtime.channels
 
     @property
     def database_url(self) -> str:
@@ -74,8 +80,8 @@ class FlowRuntime:
 
     def close(self) -> None:
         """Release the engine if one was made."""
-        if "engine" in self.__dict__:
-            self.engine.dispose()
+        if "runtime" in self.__dict__:
+            self.runtime.close()
 
 
 def _one_console() -> None:

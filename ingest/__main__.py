@@ -11,13 +11,9 @@ from functools import partial
 from types import FrameType
 
 from core import schema
-from core.db import make_engine, make_session_factory
+from core.bootstrap import boot
 from core.errors import IotCareError, SchemaError
-from core.logging import configure_logging
-from core.notify import outbox
-from core.notify.channels import make_channels
 from core.notify.delivery import deliver_now
-from core.settings import get_settings
 from ingest.service import IngestService
 
 log = logging.getLogger("ingest")
@@ -25,11 +21,9 @@ log = logging.getLogger("ingest")
 
 def run_until_signalled(mqtt_url: str | None = None) -> None:
     """Build the service from settings, run it, stop cleanly on SIGTERM/SIGINT."""
-    settings = get_settings()
-    configure_logging(settings, "ingest")
-    engine = make_engine(settings)
+    rt = boot(process="ingest")
     try:
-        current, head = schema.current_revision(engine), schema.head_revision()
+        current, head = schema.current_revision(rt.engine), schema.head_revision()
         if current != head:
             raise SchemaError(
                 f"The database schema is at {current or 'nothing'}, ingest needs "
@@ -37,11 +31,8 @@ def run_until_signalled(mqtt_url: str | None = None) -> None:
             )
         # Alerts opened by instant rules queue their notifications in the same transaction and
         # are delivered at once after the commit; the sweeper flow retries what fails.
-        outbox.install(settings)
-        deliver = partial(
-            deliver_now, make_session_factory(engine), make_channels(settings), settings=settings
-        )
-        service = IngestService(settings, engine, mqtt_url=mqtt_url, deliver=deliver)
+        deliver = partial(deliver_now, rt.sessions, rt.channels, settings=rt.settings)
+        service = IngestService(rt.settings, rt.engine, mqtt_url=mqtt_url, deliver=deliver)
         stop = threading.Event()
 
         def on_signal(signum: int, _frame: FrameType | None) -> None:
@@ -60,7 +51,7 @@ def run_until_signalled(mqtt_url: str | None = None) -> None:
             pass
         service.stop()
     finally:
-        engine.dispose()
+        rt.close()
 
 
 def main() -> None:

@@ -13,7 +13,6 @@ from collections import OrderedDict, deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import unquote, urlsplit
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.packettypes import PacketTypes
@@ -22,7 +21,7 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from core.contract.payloads import status_payload
 from core.contract.topics import INBOUND, VERSION, subscription
-from core.errors import ConfigError
+from core.mqtt_url import BrokerAddress
 from ingest.metrics import IngestMetrics
 from ingest.pipeline import Delivery
 
@@ -40,32 +39,6 @@ MAX_READ_PAUSE_SECONDS = 1.0
 # Packets handled from the read buffer between checks for acks, publishes and the backlog.
 DRAIN_PACKETS = 256
 _PUBACK = struct.Struct("!BBH")  # fixed header, remaining length 2, message id
-
-
-@dataclass(frozen=True, slots=True)
-class BrokerAddress:
-    """Where and how to reach the broker, parsed from IOTCARE_MQTT_URL."""
-
-    host: str
-    port: int
-    tls: bool
-    username: str | None
-    password: str | None
-
-    @classmethod
-    def from_url(cls, url: str) -> BrokerAddress:
-        """mqtt://user:pass@host:1883 or mqtts://host:8883."""
-        parts = urlsplit(url)
-        tls = parts.scheme in ("mqtts", "ssl")
-        if not parts.hostname:
-            raise ConfigError("Invalid setting IOTCARE_MQTT_URL: no host")
-        return cls(
-            host=parts.hostname,
-            port=parts.port or (8883 if tls else 1883),
-            tls=tls,
-            username=unquote(parts.username) if parts.username else None,
-            password=unquote(parts.password) if parts.password else None,
-        )
 
 
 @dataclass(frozen=True, slots=True)

@@ -72,7 +72,7 @@ class IngestService:
         self.metrics = IngestMetrics()
         self.cache = RegistryCache()
         self.client_id = settings.mqtt_client_id or default_client_id()
-        self.sessions = make_session_factory(engine)
+        self.sessions = make_session_factory(engine, settings)
         self.instant = rules or CriticalEventAlerts(
             # Without a deliverer, notifications wait in the outbox for the sweeper flow.
             deliver=deliver or (lambda _ids: None),
@@ -80,7 +80,9 @@ class IngestService:
                 self.sessions, self.client, settings.mqtt_topic_root, command_ids=ids
             ),
         )
-        self.sql = SqlSink(engine, self.cache, settings.default_timezone, self.instant)
+        self.sql = SqlSink(
+            engine, self.cache, settings.default_timezone, self.instant, settings=settings
+        )
         self.sinks: list[Sink] = [self.sql, *(extra_sinks or [])]
         influx = make_influx_sink(settings, self.cache.lookup)
         if influx is not None:

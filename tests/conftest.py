@@ -211,13 +211,3 @@ def postgres_proxy(tcp_proxy: Callable[[str, int], Any]) -> Any:
     server = make_url(TEST_DATABASE_URL)
     proxy = tcp_proxy(server.host or "127.0.0.1", server.port or 5432)
     return ProxiedDatabase(proxy=proxy, url=proxied_url(TEST_DATABASE_URL, proxy))
-
-
-@pytest.fixture(autouse=True)
-def _alert_hooks_restored() -> Iterator[None]:
-    """Outbox hooks a test (or a process runtime it builds) registers do not leak into others."""
-    from core.alerts import lifecycle
-
-    saved = list(lifecycle._outbox_hooks)
-    yield
-    lifecycle._outbox_hooks[:] = saved

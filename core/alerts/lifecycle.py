@@ -1,7 +1,7 @@
 """The alert lifecycle: open → acknowledged → resolved, one open alert per rule and subject.
 
-Every change writes alert_history and the audit log in the caller's transaction, and calls the
-registered outbox hook so notifications are queued in that same transaction (transactional outbox).
+Every change writes alert_history and the audit log in the caller's transaction, and queues its
+notifications through core.notify.outbox in that same transaction (transactional outbox).
 
 A repeat is folded into the unresolved alert as an occurrence, each with its own history row. A
 repeat raised with `renotify=True` (the instant path does so for every new critical event) is news
@@ -13,8 +13,7 @@ every minute must not page anyone every minute.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -23,7 +22,10 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from core import audit
+from core.alerts.occurrence import Occurrence
+from core.db import session_settings
 from core.errors import ConflictError, NotFoundError
+from core.notify import outbox
 from core.timeutil import utcnow
 from models import (
     Alert,
@@ -37,48 +39,18 @@ from models import (
 )
 
 
-@dataclass(frozen=True)
-class Occurrence:
-    """One event behind an alert: what, which event and device, when, and what it said."""
-
-    event_type: str
-    event_id: int | None = None
-    device_id: str | None = None
-    ts: datetime | None = None
-    data: dict[str, Any] = field(default_factory=dict)
-
-    def to_data(self) -> dict[str, Any]:
-        """JSON-able, for the alert's history and the notification payload."""
-        return {
-            "event_type": self.event_type,
-            "event_id": self.event_id,
-            "device_id": self.device_id,
-            "ts": self.ts.isoformat() if self.ts else None,
-            "data": dict(self.data),
-        }
-
-
-# Called with (session, alert, purpose, occurrence) whenever people must hear of an alert
-# change; occurrence is the new event for a REPEAT, else None. The notification outbox
-# registers itself here, so this module needs no import of it.
-OutboxHook = Callable[[Session, Alert, NotificationPurpose, Occurrence | None], None]
-_outbox_hooks: list[OutboxHook] = []
-
-
-def register_outbox(hook: OutboxHook) -> None:
-    """Have `hook` queue notifications for every new, repeated, escalated or resolved alert."""
-    if hook not in _outbox_hooks:
-        _outbox_hooks.append(hook)
-
-
 def _notify(
     session: Session,
     alert: Alert,
     purpose: NotificationPurpose,
     occurrence: Occurrence | None = None,
 ) -> None:
-    for hook in _outbox_hooks:
-        hook(session, alert, purpose, occurrence)
+    # Whoever must hear of the change is queued in this same transaction (transactional
+    # outbox), with the settings the session was opened with (core.bootstrap's sessions carry
+    # them). A session opened without them, as the offline history replay does, queues none.
+    settings = session_settings(session)
+    if settings is not None:
+        outbox.alert_changed(session, alert, purpose, occurrence, settings=settings)
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from core.db import session_scope
 from core.notify.channels import Channel, DeliveryError
 from core.notify.render import AlertFacts, render_message, summarize
-from core.settings import Settings, get_settings
+from core.settings import Settings
 from core.timeutil import ensure_utc, utcnow
 from models import Channel as ChannelKind
 from models import Notification, NotificationPurpose, NotificationStatus
@@ -280,14 +280,14 @@ def deliver_due(
     limit: int = 100,
     worker_id: str | None = None,
     *,
-    settings: Settings | None = None,
+    settings: Settings,
     lease: timedelta = DEFAULT_LEASE,
 ) -> DeliveryStats:
     """Deliver up to `limit` due notifications (pending, held until now, or with a lapsed lease)."""
     sweep = _Sweep(
         session_factory=session_factory,
         channels=channels,
-        settings=settings or get_settings(),
+        settings=settings,
         now=ensure_utc(now or utcnow()),
         worker_id=worker_id or default_worker_id(),
         summaries=True,
@@ -311,7 +311,7 @@ def deliver_now(
     channels: Mapping[ChannelKind, Channel],
     alert_ids: Iterable[uuid.UUID],
     *,
-    settings: Settings | None = None,
+    settings: Settings,
     now: datetime | None = None,
 ) -> DeliveryStats:
     """Deliver these alerts' due notifications at once (after the commit that queued them).
@@ -325,7 +325,7 @@ def deliver_now(
     sweep = _Sweep(
         session_factory=session_factory,
         channels=channels,
-        settings=settings or get_settings(),
+        settings=settings,
         now=ensure_utc(now or utcnow()),
         worker_id=default_worker_id(),
         summaries=False,

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from core.notify.outbox import queue_for_alert
 from core.notify.routes import route_for
-from core.settings import Settings, get_settings
+from core.settings import Settings
 from core.timeutil import ensure_utc
 from models import Alert, AlertHistory, AlertStatus, NotificationPurpose
 
@@ -47,15 +47,12 @@ def _claim_due(session: Session, now: datetime, limit: int) -> list[tuple[uuid.U
     return [(row[0], int(row[1])) for row in session.execute(claim)]
 
 
-def escalate_due(
-    session: Session, now: datetime, *, settings: Settings | None = None, limit: int = 500
-) -> int:
+def escalate_due(session: Session, now: datetime, *, settings: Settings, limit: int = 500) -> int:
     """Escalate every open, unacknowledged alert whose escalation time has passed; returns count.
 
     Runs in the caller's transaction (start a fresh one: on SQLite the claim must be its first
     write); commit it to release the claimed alerts.
     """
-    settings = settings or get_settings()
     now = ensure_utc(now)
     claimed = _claim_due(session, now, limit)
     for alert_id, level in claimed:

@@ -25,12 +25,12 @@ from sqlalchemy import select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from core.alerts import lifecycle
-from core.alerts.lifecycle import Occurrence
+from core.access import site_timezone
+from core.alerts.occurrence import Occurrence
 from core.i18n import normalize_language
-from core.notify.links import make_ack_link, opening_round
+from core.notify import links  # the module: links → lifecycle → outbox is an import cycle
 from core.notify.quiet_hours import quiet_until
-from core.notify.render import AlertFacts, alert_facts, is_timezone, render_message
+from core.notify.render import AlertFacts, alert_facts, render_message
 from core.notify.routes import (
     RouteStep,
     escalation_recipients,
@@ -38,8 +38,8 @@ from core.notify.routes import (
     route_for,
     step_for_tier,
 )
-from core.settings import Settings, get_settings
-from core.timeutil import ensure_utc, utcnow
+from core.settings import Settings
+from core.timeutil import ensure_utc, is_timezone, utcnow
 from models import (
     Alert,
     AlertStatus,
@@ -48,7 +48,6 @@ from models import (
     NotificationPurpose,
     NotificationStatus,
     Severity,
-    Site,
     User,
 )
 from models import Channel as ChannelKind
@@ -77,23 +76,16 @@ class Target:
     tier: int | None = None
 
 
-class _Installed:
-    settings: Settings | None = None
-
-
-def install(settings: Settings | None = None) -> None:
-    """Queue notifications for every alert change (call once in each composition root)."""
-    _Installed.settings = settings
-    lifecycle.register_outbox(_on_alert_change)
-
-
-def _on_alert_change(
+def alert_changed(
     session: Session,
     alert: Alert,
     purpose: NotificationPurpose,
     occurrence: Occurrence | None = None,
+    *,
+    settings: Settings,
 ) -> None:
-    settings = _Installed.settings or get_settings()
+    """Queue what an alert change calls for; a failure is logged, never raised (the lifecycle
+    calls this for every new, repeated, escalated or resolved alert)."""
     try:
         # A savepoint: a failure here must not take the alert itself down with it. An alert
         # stored without notifications is still on every caregiver's screen; a lost one is not.
@@ -253,10 +245,10 @@ def cancel_unsent(session: Session, alert: Alert, key_prefix: str) -> int:
 
 
 def _user_timezone(session: Session, user: User, facts: AlertFacts) -> str:
+    # A person's own timezone first: a message is read wherever they are, not only on site.
     if is_timezone(user.timezone):
         return str(user.timezone)
-    site = session.get(Site, user.site_id) if user.site_id else None
-    return site.timezone if site is not None and is_timezone(site.timezone) else facts.timezone
+    return site_timezone(session, user.site_id, facts.timezone)
 
 
 def _row_values(
@@ -284,7 +276,7 @@ def _row_values(
     link = None
     if purpose is not NotificationPurpose.RESOLVED:
         expires = (held_until or now) + settings.ack_link_ttl
-        link = make_ack_link(settings, alert.id, user.id, expires, opening=opening)
+        link = links.make_ack_link(settings, alert.id, user.id, expires, opening=opening)
     message = render_message(facts, purpose, language, user.display_name, link)
     return {
         "idempotency_key": idempotency_key(
@@ -335,7 +327,7 @@ def queue_for_alert(
     purpose: NotificationPurpose,
     tier: int | None = None,
     *,
-    settings: Settings | None = None,
+    settings: Settings,
     now: datetime | None = None,
     occurrence: Occurrence | None = None,
 ) -> list[Notification]:
@@ -347,13 +339,12 @@ def queue_for_alert(
     the escalation; RESOLVED goes to everyone this opening's messages reached except the person
     who resolved it, and calls off the ones still waiting.
     """
-    settings = settings or get_settings()
     purpose = NotificationPurpose(purpose)
     if purpose is NotificationPurpose.REPORT:
         raise ValueError("care reports are queued by the report flow, not from an alert")
     now = ensure_utc(now or _event_time(alert, purpose))
     steps = route_for(session, alert)
-    opening = opening_round(session, alert)
+    opening = links.opening_round(session, alert)
     key_prefix = f"{alert.id}:r{opening}:"
     facts = alert_facts(session, alert, settings.default_timezone, occurrence)
     # Repeats and escalations are keyed by the occurrence that made them news.

@@ -16,15 +16,14 @@ from datetime import datetime
 from typing import Any
 from urllib import request
 from urllib.error import URLError
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy.orm import Session
 
-from core.alerts.lifecycle import Occurrence
+from core.alerts.occurrence import Occurrence
 from core.alerts.titles import title_text
 from core.i18n import catalogue, normalize_language, translate
 from core.settings import Settings
-from core.timeutil import to_local
+from core.timeutil import is_timezone, to_local
 from models import Alert, NotificationPurpose, Resident, RuleKind, Severity, Site
 
 log = logging.getLogger(__name__)
@@ -115,17 +114,6 @@ def alert_facts(
         occurrence_device_id=occurrence.device_id if occurrence is not None else None,
         occurrence_data=dict(occurrence.data) if occurrence is not None else None,
     )
-
-
-def is_timezone(name: str | None) -> bool:
-    """Whether `name` is a known IANA timezone (a bad one must not stop a notification)."""
-    if not name:
-        return False
-    try:
-        ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        return False
-    return True
 
 
 def local_time(value: datetime | str, timezone: str) -> str:

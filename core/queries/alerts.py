@@ -38,8 +38,8 @@ from core.alerts.titles import title_text
 from core.errors import IotCareError, NotFoundError
 from core.i18n import catalogue, normalize_language, translate
 from core.notify import inbox as notify_inbox
-from core.notify.render import is_timezone
 from core.rules.describe import describe_finding
+from core.timeutil import is_timezone
 from models import (
     Alert,
     AlertRule,
@@ -582,9 +582,3 @@ def mark_inbox_read(
     if not notification_ids:
         return 0
     return notify_inbox.mark_read(session, viewer.user_id, [int(i) for i in notification_ids])
-
-
-def viewer_timezone(session: Session, viewer: Viewer, default: str = "UTC") -> str:
-    """The timezone to show lists in: the viewer's site's, else `default`."""
-    site = session.get(Site, viewer.site_id) if viewer.site_id else None
-    return site.timezone if site is not None and is_timezone(site.timezone) else default

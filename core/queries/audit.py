@@ -1,8 +1,8 @@
 """The audit log for operators and admins: filtered, paged, and as CSV.
 
-Times come back UTC-aware; `viewer_timezone` names the zone to show them in (the viewer's site,
-else the configured default), and `audit_csv` writes them in that zone with its name in the
-header, so a download reads the same as the page.
+Times come back UTC-aware; `core.access.viewer_timezone` names the zone to show them in (the
+viewer's site, else the configured default), and `audit_csv` writes them in that zone with its
+name in the header, so a download reads the same as the page.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 from core.access import Permission, Viewer, require
 from core.errors import IotCareError
 from core.timeutil import ensure_utc, to_local
-from models import AuditEntry, Site
+from models import AuditEntry
 
 ENTRY_COLUMNS = ["id", "at", "actor", "action", "target_type", "target_id", "details"]
 PAGE_SIZE = 50
@@ -53,15 +53,6 @@ class AuditPage:
     def pages(self) -> int:
         """How many pages the matching entries fill (at least one)."""
         return max(1, -(-self.total // self.page_size))
-
-
-def viewer_timezone(session: Session, viewer: Viewer, default: str) -> str:
-    """The timezone to show times in for this viewer: their site's, else `default`."""
-    if viewer.site_id:
-        zone = session.scalar(select(Site.timezone).where(Site.id == viewer.site_id))
-        if zone:
-            return zone
-    return default
 
 
 def readable_details(details: dict[str, Any] | None) -> str:

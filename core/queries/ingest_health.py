@@ -17,7 +17,7 @@ import pandas as pd
 from sqlalchemy import ColumnElement, Integer, cast, func, select
 from sqlalchemy.orm import Session
 
-from core.access import Permission, Viewer, require
+from core.access import Permission, Viewer, require, viewer_timezone
 from core.timeutil import utcnow
 from models import DeadLetter, Device, Event, IngestReplica, Reading, Site
 
@@ -75,10 +75,9 @@ def stale_after(heartbeat_interval: timedelta) -> timedelta:
 def display_timezone(session: Session, viewer: Viewer, fallback: str) -> str:
     """The timezone ingest times are shown in: the viewer's site, else the first site's."""
     require(viewer, Permission.VIEW_INGEST)
-    if viewer.site_id:
-        site = session.get(Site, viewer.site_id)
-        if site is not None:
-            return site.timezone
+    own = viewer_timezone(session, viewer, "")
+    if own:
+        return own
     first = session.scalar(select(Site.timezone).order_by(Site.created_at, Site.id).limit(1))
     return first or fallback
 

@@ -13,11 +13,10 @@ import pandas as pd
 import streamlit as st
 
 from core import api_tokens
-from core.access import Permission
+from core.access import Permission, viewer_timezone
 from core.errors import IotCareError
 from core.i18n import plural, translator
 from core.queries import admin
-from core.queries.audit import viewer_timezone
 from dashboards.components import tokens
 from dashboards.components.i18n import LANGUAGE_NAMES, language
 from dashboards.components.markdown import md_escape

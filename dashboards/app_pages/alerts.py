@@ -12,7 +12,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from core.access import Permission
+from core.access import Permission, viewer_timezone
 from core.alerts.titles import title_text
 from core.errors import IotCareError
 from core.queries.alerts import (
@@ -26,7 +26,6 @@ from core.queries.alerts import (
     mark_inbox_read,
     reopen_alert,
     resolve_alert,
-    viewer_timezone,
 )
 from core.timeutil import utcnow
 from dashboards.components.alert_views import (

@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 import pandas as pd
 import streamlit as st
 
-from core.access import Permission
+from core.access import Permission, viewer_timezone
 from core.errors import IotCareError
 from core.i18n import catalogue, translator
 from core.queries.audit import (
@@ -17,7 +17,6 @@ from core.queries.audit import (
     audit_csv,
     audit_entries,
     readable_details,
-    viewer_timezone,
 )
 from core.timeutil import to_local, utcnow
 from dashboards.components.i18n import language

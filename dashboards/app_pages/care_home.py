@@ -8,9 +8,8 @@ from __future__ import annotations
 
 import streamlit as st
 
-from core.access import Permission
+from core.access import Permission, viewer_timezone
 from core.queries import sites_admin
-from core.queries.audit import viewer_timezone
 from dashboards.components import care_residents, care_roster, care_sites
 from dashboards.components.i18n import t
 from dashboards.components.page import require_page, show_flashes

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import streamlit as st
 
-from core.access import Permission
+from core.access import Permission, viewer_timezone
 from core.errors import IotCareError
 from core.i18n import plural
-from core.queries.alerts import viewer_timezone
 from core.queries.notifications import list_notifications, retry_dead, status_counts
 from dashboards.components.alert_views import (
     channel_text,

@@ -12,7 +12,7 @@ import math
 
 import streamlit as st
 
-from core.access import Permission
+from core.access import Permission, viewer_timezone
 from core.errors import IotCareError
 from core.queries.overview import CareState, ResidentCard, resident_overview
 from core.timeutil import utcnow
@@ -23,7 +23,6 @@ from dashboards.components.silences import overview_silences
 from dashboards.components.site_alerts import render_site_alerts
 from dashboards.components.timefmt import local_time
 from dashboards.context import app_context, db_session
-from models import Site
 
 PAGE_SIZE = 30
 COLUMNS = 3
@@ -38,8 +37,7 @@ st.title(t("app.nav.overview"))
 
 def _site_timezone() -> str:
     with db_session() as session:
-        site = session.get(Site, viewer.site_id) if viewer.site_id else None
-        return site.timezone if site else "UTC"
+        return viewer_timezone(session, viewer, "UTC")
 
 
 def _matches(card: ResidentCard, states: list[str], search: str) -> bool:

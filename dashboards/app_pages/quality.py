@@ -9,10 +9,9 @@ import pandas as pd
 import plotly.express as px
 import streamlit as st
 
-from core.access import Permission
+from core.access import Permission, viewer_timezone
 from core.errors import IotCareError
 from core.i18n import catalogue, plural, translator
-from core.queries.audit import viewer_timezone
 from core.queries.quality import data_docs, latest_runs, run_history, run_results
 from core.timeutil import to_local, utcnow
 from dashboards.components.i18n import language

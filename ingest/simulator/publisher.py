@@ -14,15 +14,15 @@ import socket
 import ssl
 import threading
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote, urlsplit
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 from paho.mqtt.reasoncodes import ReasonCode
 
+from core import mqtt_url
+from core.mqtt_url import BrokerAddress
 from core.settings import MqttProtocol
 from ingest.simulator.errors import SimulatorError
 
@@ -32,50 +32,16 @@ DEFAULT_INFLIGHT = 256
 DEFAULT_WINDOW = 20_000
 
 
-@dataclass(frozen=True, slots=True)
-class BrokerAddress:
-    """Where the broker is and how to log in, from an mqtt:// or mqtts:// URL."""
-
-    host: str
-    port: int
-    tls: bool
-    username: str | None = None
-    password: str | None = None
-
-    @property
-    def label(self) -> str:
-        """host:port, without credentials, for messages."""
-        return f"{self.host}:{self.port}"
-
-
 def parse_broker_url(url: str) -> BrokerAddress:
     """mqtt://[user:password@]host[:port] (1883) or mqtts:// (8883); SimulatorError otherwise."""
-    parts = urlsplit(url)
     try:
-        port = parts.port
-    except ValueError:
-        port = -1
-    if parts.scheme not in {"mqtt", "mqtts", "tcp", "ssl"} or not parts.hostname or port == -1:
+        return mqtt_url.parse_broker_url(url)
+    except mqtt_url.BrokerUrlError:
         raise SimulatorError(
             "bad_mqtt_url",
             "The broker URL must look like mqtt://user:password@host:1883 (mqtts:// for TLS).",
-            url=_redact(url),
-        )
-    tls = parts.scheme in {"mqtts", "ssl"}
-    return BrokerAddress(
-        host=parts.hostname,
-        port=port or (8883 if tls else 1883),
-        tls=tls,
-        username=unquote(parts.username) if parts.username else None,
-        password=unquote(parts.password) if parts.password else None,
-    )
-
-
-def _redact(url: str) -> str:
-    parts = urlsplit(url)
-    if parts.password:
-        return url.replace(f":{parts.password}@", ":***@")
-    return url
+            url=mqtt_url.redact(url),
+        ) from None
 
 
 class MqttPublisher:

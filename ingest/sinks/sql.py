@@ -10,6 +10,8 @@ from sqlalchemy import Connection, Engine, bindparam, func, insert, select, upda
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from core.db import session_info
+from core.settings import Settings
 from core.timeutil import ensure_utc, utcnow
 from ingest.batch import Batch, ReadingRow
 from ingest.instant_rules import AfterCommit, InstantRules, NoInstantRules, StoredEvent
@@ -60,8 +62,13 @@ class SqlSink:
         cache: RegistryCache,
         default_timezone: str,
         rules: InstantRules | None = None,
+        *,
+        settings: Settings | None = None,
     ) -> None:
         self.engine = engine
+        # Carried by the batch's session: alerts the instant rules open queue their
+        # notifications with them (none without, as in the offline history replay).
+        self.session_info = session_info(settings)
         self.cache = cache
         self.default_timezone = default_timezone
         self.rules: InstantRules = rules or NoInstantRules()
@@ -81,7 +88,7 @@ class SqlSink:
             # What this batch teaches the registry cache: applied only after the commit, so a
             # rolled-back batch never leaves the cache believing in devices it did not write.
             learned = _Learned()
-            with Session(bind=connection) as session, session.begin():
+            with Session(bind=connection, info=self.session_info) as session, session.begin():
                 conn = session.connection()
                 self._register_unknown(conn, batch, learned)
                 if batch.readings:

@@ -16,9 +16,9 @@ from streamlit.testing.v1 import AppTest
 
 from core import schema
 from core.access import Viewer
-from core.db import make_engine
+from core.db import make_engine, session_info
 from core.seed import seed_demo
-from core.settings import get_settings
+from core.settings import Settings, get_settings
 from core.timeutil import utcnow
 from dashboards.components.i18n import LANGUAGE_KEY
 from models import Base, User
@@ -39,9 +39,10 @@ class AppDatabase:
     passwords: dict[str, str]
     site_id: str
 
-    def session(self) -> Session:
-        """A session to arrange and inspect data (commit what the app must see)."""
-        return Session(self.engine, expire_on_commit=False)
+    def session(self, settings: Settings | None = None) -> Session:
+        """A session to arrange and inspect data (commit what the app must see); with settings,
+        alerts it changes queue their notifications, as the app's own sessions do."""
+        return Session(self.engine, expire_on_commit=False, info=session_info(settings))
 
     def user(self, username: str) -> User:
         """A demo user by name (caregiver1..5, operator, admin)."""

@@ -12,7 +12,6 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from core.alerts.lifecycle import Subject, raise_alert
-from core.notify import outbox
 from core.timeutil import utcnow
 from models import (
     Alert,
@@ -62,9 +61,10 @@ def _resident_of(session: Session, username: str) -> Resident:
 def scene(app_db: AppDatabase, tmp_path: Path) -> Scene:
     """Four alerts, with their notifications queued (the inbox ones delivered)."""
     empty_tables(app_db, Notification, AlertHistory, Alert)
-    outbox.install(make_test_settings(tmp_path))  # undone after the test by tests/conftest.py
+    # Sessions with settings queue notifications for the alerts they change.
+    notifying = make_test_settings(tmp_path)
     now = utcnow()
-    with app_db.session() as session:
+    with app_db.session(notifying) as session:
         mine, other = _resident_of(session, "caregiver1"), _resident_of(session, "caregiver2")
         motion = session.scalar(
             select(Device.id).where(Device.resident_id == mine.id, Device.type == "motion_sensor")

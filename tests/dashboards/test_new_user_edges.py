@@ -14,7 +14,6 @@ from core.access import Viewer
 from core.alerts.lifecycle import Subject, raise_alert
 from core.alerts.titles import title_text
 from core.i18n import translator
-from core.notify import outbox
 from core.queries.alerts import alert_counts
 from core.queries.overview import CareState, resident_overview
 from core.queries.rules import remove_override, set_override
@@ -53,8 +52,9 @@ def _resident_of(session, username: str) -> Resident:
 def rule_alert(app_db: AppDatabase, tmp_path: Path) -> str:
     """A default rule's alert about caregiver1's resident, its details from an older engine."""
     empty_tables(app_db, Notification, AlertHistory, Alert)
-    outbox.install(make_test_settings(tmp_path))  # undone after the test by tests/conftest.py
-    with app_db.session() as session:
+    # Sessions with settings queue notifications for the alerts they change.
+    notifying = make_test_settings(tmp_path)
+    with app_db.session(notifying) as session:
         resident = _resident_of(session, "caregiver1")
         rule = session.scalar(select(AlertRule).where(AlertRule.name == "High heart rate"))
         raised = raise_alert(
@@ -171,8 +171,9 @@ def test_resident_page_opens_on_the_resident_most_in_trouble(
     open_app, app_db: AppDatabase, tmp_path: Path
 ) -> None:
     empty_tables(app_db, Notification, AlertHistory, Alert)
-    outbox.install(make_test_settings(tmp_path))
-    with app_db.session() as session:
+    # Sessions with settings queue notifications for the alerts they change.
+    notifying = make_test_settings(tmp_path)
+    with app_db.session(notifying) as session:
         by_name = list(
             session.scalars(
                 select(Resident).where(Resident.active.is_(True)).order_by(Resident.name)
@@ -263,8 +264,9 @@ def test_overview_counts_a_residents_device_alert_as_the_alerts_page_does(
     open_app, app_db: AppDatabase, tmp_path: Path
 ) -> None:
     empty_tables(app_db, Notification, AlertHistory, Alert)
-    outbox.install(make_test_settings(tmp_path))
-    with app_db.session() as session:
+    # Sessions with settings queue notifications for the alerts they change.
+    notifying = make_test_settings(tmp_path)
+    with app_db.session(notifying) as session:
         resident = _resident_of(session, "caregiver1")
         motion = session.scalar(
             select(Device.id).where(

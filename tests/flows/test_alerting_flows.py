@@ -108,9 +108,9 @@ def test_windowed_rule_opens_then_auto_resolves(flows_on: FlowDatabase) -> None:
 
 def test_sweeper_delivers_then_escalates_unacknowledged_alerts(flows_on: FlowDatabase) -> None:
     ids = seed(flows_on)
-    settings = runtime.runtime().settings  # installs the outbox, as every process does
-    assert settings is not None
-    with flows_on.session() as session, session.begin():
+    # A session of the flows process: it carries the settings, so the alert queues its
+    # notifications, as in every process.
+    with runtime.runtime().session() as session:
         rule = session.get(AlertRule, ids["rule"])
         lifecycle.raise_alert(
             session,

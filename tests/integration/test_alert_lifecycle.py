@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from sqlalchemy import func, select
@@ -10,8 +11,11 @@ from sqlalchemy.orm import Session
 
 from core.alerts import lifecycle
 from core.alerts.lifecycle import Subject
+from core.db import session_info
 from core.errors import ConflictError, NotFoundError
-from models import AlertStatus, AuditEntry, Role, RuleKind, Severity
+from core.notify import outbox
+from core.settings import Settings
+from models import Alert, AlertStatus, AuditEntry, NotificationPurpose, Role, RuleKind, Severity
 from tests.factories import Factory
 
 T0 = datetime(2026, 11, 22, 1, 0, tzinfo=UTC)
@@ -94,21 +98,27 @@ def test_acknowledging_a_resolved_or_missing_alert(db_session: Session, factory:
         lifecycle.acknowledge(db_session, "00000000-0000-0000-0000-000000000000", nurse)
 
 
-def test_outbox_hook_runs_in_the_same_transaction(
-    db_session: Session, factory: Factory, monkeypatch: pytest.MonkeyPatch
+def test_the_outbox_is_called_in_the_same_transaction_with_the_sessions_settings(
+    db_session: Session, factory: Factory, settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    calls: list[tuple[str, str]] = []
-    monkeypatch.setattr(
-        lifecycle,
-        "_outbox_hooks",
-        [lambda session, alert, purpose, _occurrence: calls.append((alert.title, purpose.value))],
-    )
-    resident = factory.resident(factory.site("site"))
+    calls: list[tuple[str, str, Settings]] = []
+
+    def queued(session: Session, alert: Alert, purpose: NotificationPurpose, *_: Any, **kw: Any):
+        assert session is db_session
+        calls.append((alert.subject_id, purpose.value, kw["settings"]))
+
+    monkeypatch.setattr(outbox, "alert_changed", queued)
+    site = factory.site("site")
+    unnoticed, resident = factory.resident(site), factory.resident(site)
+    fall(db_session, unnoticed.id)  # a session opened without settings queues nothing
+    assert calls == []
+    db_session.info.update(session_info(settings))
     alert = fall(db_session, resident.id).alert
     fall(db_session, resident.id)
     lifecycle.resolve(db_session, alert.id, None)
-    assert calls == [("Fall detected", "new"), ("Fall detected", "resolved")]
-    assert db_session.scalar(select(func.count()).select_from(type(alert))) == 1
+    rid = str(resident.id)
+    assert calls == [(rid, "new", settings), (rid, "resolved", settings)]
+    assert db_session.scalar(select(func.count()).select_from(Alert)) == 2
 
 
 def event(

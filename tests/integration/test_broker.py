@@ -4,17 +4,18 @@ from __future__ import annotations
 
 import threading
 import uuid
-from urllib.parse import urlsplit
 
 import paho.mqtt.client as mqtt
 
+from core.mqtt_url import parse_broker_url
+
 
 def connect(url: str, client_id: str) -> mqtt.Client:
-    parts = urlsplit(url)
+    address = parse_broker_url(url)
     client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id)
-    if parts.username:
-        client.username_pw_set(parts.username, parts.password)
-    client.connect(parts.hostname or "127.0.0.1", parts.port or 1883, keepalive=30)
+    if address.username:
+        client.username_pw_set(address.username, address.password)
+    client.connect(address.host, address.port, keepalive=30)
     return client
 
 

@@ -15,7 +15,6 @@ import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import orjson
 import pytest
@@ -25,6 +24,7 @@ from core import schema
 from core.contract.catalogue import EventType
 from core.contract.payloads import event_payload, status_payload, telemetry_payload
 from core.db import make_engine, make_session_factory, session_scope
+from core.mqtt_url import parse_broker_url
 from core.settings import Settings
 from ingest import pipeline as pipeline_module
 from ingest.service import IngestService
@@ -493,11 +493,11 @@ def test_health_reports_a_batch_whose_write_never_returns(
 def test_retained_garbage_is_dead_lettered_once_across_reconnects(
     ingest_engine: Engine, mqtt_url: str, tmp_path: Path, protocol: str
 ) -> None:
-    broker = urlsplit(mqtt_url)
+    broker = parse_broker_url(mqtt_url)
     # Outgoing connections (the publisher's, say) would otherwise take the port while it is cut.
     proxy = TcpProxy(
-        broker.hostname or "127.0.0.1",
-        broker.port or 1883,
+        broker.host,
+        broker.port,
         port=listening_port_outside_ephemeral_range(),
     ).start()
     settings = service_settings(

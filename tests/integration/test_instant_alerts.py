@@ -22,8 +22,7 @@ from core import schema, users
 from core.alerts import lifecycle
 from core.contract.catalogue import EventType
 from core.contract.payloads import event_payload
-from core.db import make_engine, make_session_factory, session_scope
-from core.notify import outbox
+from core.db import make_engine, make_session_factory, session_info, session_scope
 from core.notify.escalation import escalate_due
 from core.settings import Settings
 from ingest.instant_alerts import CriticalEventAlerts
@@ -218,13 +217,13 @@ _event_ids = itertools.count(1000)
 
 
 @pytest.fixture
-def outbox_installed(monkeypatch: pytest.MonkeyPatch, settings: Settings) -> Iterator[Settings]:
-    """The outbox hooked into the lifecycle for this test only."""
-    monkeypatch.setattr(lifecycle, "_outbox_hooks", [])
+def outbox_installed(
+    db_session: Session, monkeypatch: pytest.MonkeyPatch, settings: Settings
+) -> Settings:
+    """The test's session carries these settings, so alert changes queue notifications."""
     monkeypatch.setattr(users, "hash_password", lambda password: "not-a-real-hash")
-    outbox.install(settings)
-    yield settings
-    outbox._Installed.settings = None
+    db_session.info.update(session_info(settings))
+    return settings
 
 
 class NightShift:

@@ -132,7 +132,6 @@ class World:
 def world(
     empty_database: str,
     tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
     smtp: LocalSmtpServer,
     webhook: WebhookReceiver,
     telegram: FakeTelegram,
@@ -157,9 +156,7 @@ def world(
         engine = make_engine(settings)
         engines.append(engine)
         schema.upgrade(engine)
-        monkeypatch.setattr(lifecycle, "_outbox_hooks", [])
-        outbox.install(settings)
-        factory = make_session_factory(engine)
+        factory = make_session_factory(engine, settings)
         with session_scope(factory) as session:
             make = Factory(session)
             site = make.site()
@@ -196,7 +193,6 @@ def world(
         return made
 
     yield build
-    outbox._Installed.settings = None
     for engine in engines:
         engine.dispose()
 

@@ -3,7 +3,6 @@ resolution notices, and escalation along the route."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
@@ -14,6 +13,7 @@ from sqlalchemy.orm import Session
 from core import users
 from core.alerts import lifecycle
 from core.alerts.lifecycle import Subject
+from core.db import session_info
 from core.errors import ConflictError
 from core.notify import inbox, outbox
 from core.notify.escalation import escalate_due
@@ -64,12 +64,10 @@ def _cheap_passwords(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture
-def installed(monkeypatch: pytest.MonkeyPatch, settings: Settings) -> Iterator[Settings]:
-    """The outbox hooked into the lifecycle for this test only."""
-    monkeypatch.setattr(lifecycle, "_outbox_hooks", [])
-    outbox.install(settings)
-    yield settings
-    outbox._Installed.settings = None
+def installed(db_session: Session, settings: Settings) -> Settings:
+    """The test's session carries these settings, so alert changes queue notifications."""
+    db_session.info.update(session_info(settings))
+    return settings
 
 
 def contact(session: Session, user: User, channel: Channel, address: str, **kw: Any) -> None:

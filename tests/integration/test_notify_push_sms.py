@@ -19,7 +19,6 @@ from core import schema, users
 from core.alerts import lifecycle
 from core.alerts.lifecycle import Subject
 from core.db import make_engine, make_session_factory, session_scope
-from core.notify import outbox
 from core.notify.channels import make_channels, sms_encoding, sms_length, sms_segments
 from core.notify.delivery import DeliveryStats, deliver_due
 from core.settings import Settings
@@ -120,7 +119,6 @@ class World:
 def world(
     empty_database: str,
     tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
     ntfy: FakeNtfy,
     gateway: FakeSmsGateway,
 ) -> Iterator[Callable[..., World]]:
@@ -143,9 +141,7 @@ def world(
         engine = make_engine(settings)
         engines.append(engine)
         schema.upgrade(engine)
-        monkeypatch.setattr(lifecycle, "_outbox_hooks", [])
-        outbox.install(settings)
-        factory = make_session_factory(engine)
+        factory = make_session_factory(engine, settings)
         with session_scope(factory) as session:
             make = Factory(session)
             site = make.site()
@@ -166,7 +162,6 @@ def world(
         return made
 
     yield build
-    outbox._Installed.settings = None
     for engine in engines:
         engine.dispose()
 

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from core import audit
-from core.access import AccessDenied, Viewer
+from core.access import AccessDenied, Viewer, viewer_timezone
 from core.errors import IotCareError
 from core.queries.audit import (
     AuditFilter,
@@ -17,7 +17,6 @@ from core.queries.audit import (
     audit_csv,
     audit_entries,
     readable_details,
-    viewer_timezone,
 )
 from models import AuditEntry, Role
 

@@ -9,7 +9,6 @@ import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
-from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
 import orjson
@@ -27,6 +26,7 @@ from core.contract.payloads import command_payload, parse_command_ack
 from core.contract.topics import TopicKind, device_topic, parse_topic
 from core.db import make_engine, make_session_factory, session_scope
 from core.errors import IotCareError
+from core.mqtt_url import parse_broker_url
 from core.seed import seed_demo
 from core.settings import MqttProtocol
 from ingest.simulator import (
@@ -56,16 +56,16 @@ class Subscriber:
         self.root = root
         self.messages: list[tuple[str, bytes]] = []
         self._changed = threading.Condition()
-        parts = urlsplit(url)
+        address = parse_broker_url(url)
         self.client = mqtt.Client(
             mqtt.CallbackAPIVersion.VERSION2, client_id=f"simtest-sub-{uuid.uuid4().hex[:8]}"
         )
-        if parts.username:
-            self.client.username_pw_set(parts.username, parts.password)
+        if address.username:
+            self.client.username_pw_set(address.username, address.password)
         subscribed = threading.Event()
         self.client.on_subscribe = lambda *args: subscribed.set()
         self.client.on_message = self._on_message
-        self.client.connect(parts.hostname or "127.0.0.1", parts.port or 1883)
+        self.client.connect(address.host, address.port)
         self.client.loop_start()
         self.client.subscribe(f"{root}/#", qos=1)
         assert subscribed.wait(10)

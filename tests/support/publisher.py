@@ -7,22 +7,23 @@ import time
 import uuid
 from collections.abc import Iterable, Sequence
 from types import TracebackType
-from urllib.parse import urlsplit
 
 import paho.mqtt.client as mqtt
+
+from core.mqtt_url import parse_broker_url
 
 
 def connect(url: str, client_id: str | None = None) -> mqtt.Client:
     """A started paho client (VERSION2 callbacks) connected to `url`."""
-    parts = urlsplit(url)
+    address = parse_broker_url(url)
     client = mqtt.Client(
         mqtt.CallbackAPIVersion.VERSION2, client_id=client_id or f"test-pub-{uuid.uuid4().hex[:10]}"
     )
-    if parts.username:
-        client.username_pw_set(parts.username, parts.password)
+    if address.username:
+        client.username_pw_set(address.username, address.password)
     client.max_inflight_messages_set(1000)
     client.max_queued_messages_set(0)
-    client.connect(parts.hostname or "127.0.0.1", parts.port or 1883, keepalive=30)
+    client.connect(address.host, address.port, keepalive=30)
     client.loop_start()
     return client
 
@@ -105,12 +106,12 @@ class StreamPublisher:
         """Connect, then publish in a background thread (once: starting again does nothing)."""
         if self._client is not None:
             return self
-        parts = urlsplit(self.url)
+        address = parse_broker_url(self.url)
         client = mqtt.Client(
             mqtt.CallbackAPIVersion.VERSION2, client_id=self.client_id, clean_session=False
         )
-        if parts.username:
-            client.username_pw_set(parts.username, parts.password)
+        if address.username:
+            client.username_pw_set(address.username, address.password)
         client.max_inflight_messages_set(self.inflight)
         client.max_queued_messages_set(0)
         client.reconnect_delay_set(min_delay=0.1, max_delay=0.5)
@@ -118,7 +119,7 @@ class StreamPublisher:
         # on its MQTTMessageInfo even once re-sent and acknowledged, so that cannot be asked.
         client.on_publish = lambda _c, _u, mid, _rc, _p: self._acked.add(mid)
         client.on_disconnect = lambda _c, _u, _f, rc, _p: self.disconnects.append(str(rc))
-        client.connect(parts.hostname or "127.0.0.1", parts.port or 1883, keepalive=10)
+        client.connect(address.host, address.port, keepalive=10)
         client.loop_start()
         self._client = client
         self._thread = threading.Thread(target=self._run, name="stream-publisher", daemon=True)
