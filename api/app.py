@@ -88,7 +88,7 @@ def bind(app: FastAPI, settings: Settings, engine: Engine) -> None:
     """(Re)attach the process resources: settings, engine, sessions and fresh rate limits."""
     app.state.settings = settings
     app.state.engine = engine
-    app.state.sessions = make_session_factory(engine)
+    app.state.sessions = make_session_factory(engine, settings)
     app.state.token_limits = TokenBuckets(settings.api_rate_limit)
     app.state.anonymous_limits = TokenBuckets(settings.api_anonymous_rate_limit)
 

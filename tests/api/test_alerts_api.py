@@ -9,9 +9,21 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import select
+from sqlalchemy import select, update
 
-from models import Alert, AlertHistory, AlertStatus, AuditEntry, Role, Severity, User
+from core.db import make_session_factory
+from models import (
+    Alert,
+    AlertHistory,
+    AlertStatus,
+    AuditEntry,
+    Notification,
+    NotificationPurpose,
+    NotificationStatus,
+    Role,
+    Severity,
+    User,
+)
 from tests.api.conftest import ApiDatabase, bearer, raise_for
 from tests.factories import Factory
 
@@ -157,3 +169,40 @@ def test_acknowledge_resolve_and_comment_are_audited_like_the_app(
             select(AlertHistory.note).where(AlertHistory.action == "commented")
         ).all()
         assert "she is fine" in notes
+
+
+def test_a_resolve_through_the_api_tells_the_others_who_were_notified(
+    client: TestClient, make_token: Callable[..., str], api_db: ApiDatabase, api_settings
+) -> None:
+    """The API's sessions carry its settings, so its alert changes queue notifications too."""
+    with make_session_factory(api_db.engine, api_settings)() as session:
+        factory = Factory(session)
+        site = factory.site()
+        resident = factory.resident(site)
+        resolver = factory.user(Role.CAREGIVER, residents=(resident,))
+        colleague = factory.user(Role.CAREGIVER, residents=(resident,))
+        alert = raise_for(session, resident.id, site.id)
+        session.flush()
+        queued = select(Notification.recipient_id).where(Notification.alert_id == alert.id)
+        told = set(session.scalars(queued))
+        # Delivered: only people actually reached are told the alert is over.
+        session.execute(
+            update(Notification)
+            .where(Notification.alert_id == alert.id)
+            .values(status=NotificationStatus.SENT)
+        )
+        session.commit()
+        assert {resolver.id, colleague.id} <= told
+    token = make_token(resolver, scopes=("read", "acknowledge"))
+    resolved = client.post(
+        f"/api/v1/alerts/{alert.id}/resolve", json={"note": "helped up"}, headers=bearer(token)
+    )
+    assert resolved.status_code == 200, resolved.text
+    with api_db.session() as session:
+        recipients = session.scalars(
+            select(Notification.recipient_id).where(
+                Notification.alert_id == alert.id,
+                Notification.purpose == NotificationPurpose.RESOLVED,
+            )
+        ).all()
+    assert colleague.id in recipients and resolver.id not in recipients
