@@ -49,6 +49,7 @@ from core.rollups import Window, backfill_windows, rollup_window
 from core.rules import evaluate as ev
 from core.rules.backtest import MAX_DAYS, RuleDraft, backtest
 from core.rules.describe import describe_rule
+from core.rules.episodes import FIRES, EpisodeBook, Transition
 from core.rules.params import DeviceOfflineParams, RuleParamsError, parse_params
 from core.rules.scope import covers
 from core.timeutil import ensure_utc, utcnow
@@ -322,7 +323,7 @@ class _OfflineWatch:
         # Each device's status and since when, read back from device_status_changes.
         self.status: dict[str, tuple[str, datetime]] = {}
         self._loaded_until: datetime | None = None
-        self.open: dict[tuple[int, str], datetime] = {}
+        self.book = EpisodeBook()  # keys: (rule id, device id)
         self.firings: list[_Firing] = []
 
     def note(self, batch: Batch) -> None:
@@ -357,25 +358,19 @@ class _OfflineWatch:
                     registered_at=self.registered.get(device.id),
                 )
                 finding = ev.device_offline_one(("device", device.id), state, params, now)
-                if finding is None or finding.state is ev.State.HOLD:
+                if finding is None:
                     continue
                 key = (rule.id, device.id)
+                transition = self.book.step(
+                    key, finding, now, momentary=False, auto_resolve=bool(rule.auto_resolve)
+                )
                 subject = Subject("device", device.id, self.site.id, device.resident_id, device.id)
-                if finding.state is ev.State.CLEAR:
-                    if key in self.open:
-                        del self.open[key]
-                        if rule.auto_resolve:
-                            self.firings.append(
-                                _Firing(now, rule, subject, device.id, {}, clear=True)
-                            )
-                    continue
-                since = finding.since or now
-                if key in self.open and since <= self.open[key]:
-                    continue  # the same episode
-                self.open[key] = since
-                details = {**finding.details, "device_id": device.id}
-                details["episode_start"] = since.isoformat()
-                self.firings.append(_Firing(now, rule, subject, device.id, details))
+                if transition is Transition.CLEAR:
+                    self.firings.append(_Firing(now, rule, subject, device.id, {}, clear=True))
+                elif transition in FIRES:
+                    details = {**finding.details, "device_id": device.id}
+                    details["episode_start"] = (finding.since or now).isoformat()
+                    self.firings.append(_Firing(now, rule, subject, device.id, details))
 
 
 class _Recorder:
