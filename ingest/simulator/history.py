@@ -50,12 +50,11 @@ from core.rules import evaluate as ev
 from core.rules.backtest import MAX_DAYS, RuleDraft, backtest
 from core.rules.describe import describe_rule
 from core.rules.episodes import FIRES, EpisodeBook, Transition
+from core.rules.instant import AfterCommit, CriticalEventAlerts, StoredEvent
 from core.rules.params import DeviceOfflineParams, RuleParamsError, parse_params
 from core.rules.scope import covers
 from core.timeutil import ensure_utc, utcnow
 from ingest.batch import Batch
-from ingest.instant_alerts import CriticalEventAlerts
-from ingest.instant_rules import AfterCommit, StoredEvent
 from ingest.parse import Limits, apply_message
 from ingest.registry_cache import RegistryCache
 from ingest.simulator.errors import SimulatorError
@@ -464,7 +463,7 @@ def _simulate(
         sim.at(ts + OFFLINE_TICK.total_seconds(), tick)
 
     # Each opened alert is logged as a warning live; for weeks of the past that is noise.
-    quiet = logging.getLogger("ingest.instant_alerts")
+    quiet = logging.getLogger("core.rules.instant")
     level = quiet.level
     quiet.setLevel(logging.ERROR)
     try:

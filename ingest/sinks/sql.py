@@ -10,9 +10,9 @@ from sqlalchemy import Connection, Engine, bindparam, func, insert, select, upda
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from core.rules.instant import AfterCommit, InstantRules, NoInstantRules, StoredEvent
 from core.timeutil import ensure_utc, utcnow
 from ingest.batch import Batch, ReadingRow
-from ingest.instant_rules import AfterCommit, InstantRules, NoInstantRules, StoredEvent
 from ingest.registry_cache import KnownDevice, RegistryCache
 from models import (
     BlockedDevice,
