@@ -32,7 +32,7 @@ import time as clock
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pandas as pd
@@ -50,7 +50,6 @@ from core.rules.kinds import (
     MOMENTARY_MIN_LOOKBACK,
     MOTION_LOOKBACK,
     QUALITY_LOOKBACK,
-    THRESHOLD_MARGIN,
     is_momentary,
 )
 from core.rules.params import (
@@ -239,13 +238,15 @@ def _threshold_readings(
     start: datetime,
     end: datetime,
     param_sets: Iterable[ThresholdParams],
+    ticks: tuple[datetime, timedelta],
 ) -> tuple[dict[str, list[ev.Sample]], int]:
     """The readings a threshold replay needs, per device, by time; and how many were stored.
 
     Most readings are normal (cleared under every parameter set): only those next to a reading
-    that is not are loaded, with every reading that is not. At any moment the evaluator then sees
-    the same latest sample, run and episode start as with every reading, at a fraction of the
-    rows: the database drops the rest (window functions, on SQLite and PostgreSQL alike).
+    that is not are loaded, with every reading that is not, and the latest reading before each
+    tick (`ticks`: one tick, the step). At any tick the evaluator then sees the same latest
+    sample, run and episode start as with every reading, at a fraction of the rows: the
+    database drops the rest (window functions, on SQLite and PostgreSQL alike).
     """
     r = Reading.__table__.c
     sets = list(dict.fromkeys(param_sets))
@@ -257,7 +258,8 @@ def _threshold_readings(
         chunk = ids[offset : offset + CHUNK]
         scope = and_(r.device_id.in_(chunk), r.metric == metric, r.ts > start, r.ts <= end)
         flag = case((normal, 1), else_=0).label("normal")
-        flagged = select(r.device_id, r.ts, r.value, flag).where(scope).subquery()
+        bucket = _tick_index(session, r.ts, *ticks).label("bucket")
+        flagged = select(r.device_id, r.ts, r.value, flag, bucket).where(scope).subquery()
         window = {"partition_by": flagged.c.device_id, "order_by": flagged.c.ts}
         marked = select(
             flagged.c.device_id,
@@ -266,6 +268,8 @@ def _threshold_readings(
             flagged.c.normal,
             func.lag(flagged.c.normal).over(**window).label("before"),
             func.lead(flagged.c.normal).over(**window).label("after"),
+            flagged.c.bucket,
+            func.lead(flagged.c.bucket).over(**window).label("next_bucket"),
         ).subquery()
         query = (
             select(marked.c.device_id, marked.c.ts, marked.c.value)
@@ -275,6 +279,8 @@ def _threshold_readings(
                     marked.c.before == 0,
                     marked.c.after == 0,
                     marked.c.after.is_(None),
+                    # The latest reading before a tick: what that tick sees last.
+                    marked.c.next_bucket != marked.c.bucket,
                 )
             )
             .order_by(marked.c.device_id, marked.c.ts)
@@ -283,6 +289,21 @@ def _threshold_readings(
         for device_id, ts, value in session.execute(query):
             out[device_id].append((ensure_utc(ts), float(value)))
     return out, total
+
+
+def _tick_index(session: Session, ts: Any, tick: datetime, step: timedelta) -> Any:
+    """SQL: the index of the first replay tick at or after `ts` (ticks: `tick` + n × `step`).
+
+    In whole milliseconds, so a reading exactly at a tick belongs to that tick on both backends.
+    """
+    step_ms = max(1, int(step.total_seconds() * 1000))
+    if session.get_bind().dialect.name == "postgresql":
+        origin = func.extract("epoch", tick)
+        return func.ceil((func.extract("epoch", ts) - origin) * 1000 / step_ms)
+    origin_day = func.julianday(tick.astimezone(UTC).replace(tzinfo=None).isoformat(sep=" "))
+    ms = cast(func.round((func.julianday(ts) - origin_day) * 86_400_000), Integer)
+    # Integer division truncates toward zero: add one where a positive remainder is left.
+    return ms.op("/")(step_ms) + case((ms.op("%")(step_ms) > 0, 1), else_=0)
 
 
 def _heard(
@@ -418,8 +439,7 @@ def _threshold(
     overrides: dict[int, Any],
     run: _Run,
 ) -> None:
-    longest = max([params.for_minutes] + [p.for_minutes for p in overrides.values()])
-    window = timedelta(minutes=longest) + THRESHOLD_MARGIN
+    window = kinds.threshold_window(params, overrides)
     devices = _reporting(session, run.world, draft, params.metric, run.start - window, run.end)
     data, run.result.data_points = _threshold_readings(
         session,
@@ -428,6 +448,7 @@ def _threshold(
         run.start - window,
         run.end,
         [params, *overrides.values()],
+        (run.start, run.step),
     )
     timelines = {device_id: _Timeline(samples) for device_id, samples in data.items()}
     subjects: dict[SubjectKey, list[WorldDevice]] = defaultdict(list)

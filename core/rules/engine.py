@@ -52,7 +52,6 @@ from core.rules.kinds import (
     MOMENTARY_MAX_CATCHUP,
     MOTION_LOOKBACK,
     QUALITY_LOOKBACK,
-    THRESHOLD_MARGIN,
     WINDOWED_KINDS,
     chunks,
     is_momentary,
@@ -276,10 +275,7 @@ class _Tick:
         for rule in rules:
             metric = rule.params.metric
             devices[rule.rule.id] = self.in_scope(rule)
-            longest = max(
-                [rule.params.for_minutes] + [p.for_minutes for p in rule.overrides.values()]
-            )
-            start = self.now - timedelta(minutes=longest) - THRESHOLD_MARGIN
+            start = self.now - kinds.threshold_window(rule.params, rule.overrides)
             starts[metric] = min(starts.get(metric, start), start)
         data: dict[str, dict[str, list[ev.Sample]]] = {}
         for metric, start in starts.items():
@@ -306,11 +302,13 @@ class _Tick:
         found: list[_Outcome] = []
         for rule in rules:
             metric = rule.params.metric
+            # Only this rule's window (others on the metric may read further back).
+            after = self.now - kinds.threshold_window(rule.params, rule.overrides)
             groups: dict[Any, dict[Hashable, list[ev.Series]]] = defaultdict(
                 lambda: defaultdict(list)
             )
             for d in devices[rule.rule.id]:
-                samples = data[metric].get(d.id)
+                samples = [s for s in data[metric].get(d.id, ()) if s[0] > after]
                 if samples:
                     params = rule.params_for(d.resident_id)
                     groups[params][subject_key(d)].append(ev.Series(d.id, samples))

@@ -93,6 +93,16 @@ def params_for(params: Any, overrides: Mapping[int, Any], resident_id: int | Non
     return overrides.get(resident_id, params)
 
 
+def threshold_window(params: Any, overrides: Mapping[int, Any]) -> timedelta:
+    """How far back a threshold rule reads: its longest duration (overrides too) and a margin.
+
+    Each rule sees only its own window, whatever other rules read the same metric: the episode
+    start (the first value after the last cleared one) depends on how far back the data goes.
+    """
+    longest = max([params.for_minutes] + [p.for_minutes for p in overrides.values()])
+    return timedelta(minutes=longest) + THRESHOLD_MARGIN
+
+
 # --- evaluate: the evaluators' inputs, built once for the live and the replayed view
 
 
