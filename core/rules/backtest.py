@@ -3,7 +3,8 @@
 The replay steps through the last N days like the engine's minute tick, but every `step`
 (5 minutes by default, for speed: an alarm shorter than a step may be missed, and times are
 rounded to the step). At each step it hands the pure evaluators of core.rules.evaluate what the
-engine would have seen then (the same windows), and keeps the engine's bookkeeping:
+engine would have seen then (the same windows and evaluator inputs, core.rules.kinds; the same
+registry view, core.rules.world), and keeps the engine's episode book (core.rules.episodes):
 
 - a new alert only when no unresolved one exists for the rule and subject; a new episode while
   one is still open counts as a repeat (its occurrence count), not a new alert;
@@ -75,12 +76,14 @@ from core.rules.world import (
 )
 from core.timeutil import ensure_utc, to_local
 from models import (
+    AlertRule,
     DeviceStatus,
     DeviceStatusChange,
     Event,
     QualityRun,
     Reading,
     RuleKind,
+    RuleOverride,
     ScopeType,
 )
 
@@ -107,6 +110,24 @@ class RuleDraft:
     device_type: str | None = None
     auto_resolve: bool = False
     overrides: Mapping[int, Mapping[str, Any]] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, session: Session, rule: AlertRule) -> RuleDraft:
+        """A saved rule as the engine judges it, with its per-resident overrides."""
+        overrides = {
+            o.resident_id: dict(o.params or {})
+            for o in session.scalars(select(RuleOverride).where(RuleOverride.rule_id == rule.id))
+        }
+        return cls(
+            kind=RuleKind(rule.kind),
+            params=rule.params or {},
+            scope_type=ScopeType(rule.scope_type or ScopeType.SITE),
+            site_id=rule.site_id,
+            resident_id=rule.resident_id,
+            device_type=rule.device_type,
+            auto_resolve=bool(rule.auto_resolve),
+            overrides=overrides,
+        )
 
 
 @dataclass(frozen=True, slots=True)

@@ -585,15 +585,7 @@ def _replayed_firings(
     for rule in rules:
         if rule.site_id is not None and rule.site_id != site.id:
             continue
-        draft = RuleDraft(
-            kind=RuleKind(rule.kind),
-            params=rule.params or {},
-            scope_type=rule.scope_type,
-            site_id=rule.site_id,
-            resident_id=rule.resident_id,
-            device_type=rule.device_type,
-            auto_resolve=rule.auto_resolve,
-        )
+        draft = RuleDraft.of(session, rule)
         try:
             result = backtest(session, draft, end, days=days)
         except RuleParamsError as error:

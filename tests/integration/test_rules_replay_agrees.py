@@ -139,15 +139,7 @@ def _backtest_firings(
     fired: set[Fired] = set()
     resolved: Counter[int] = Counter()
     for rule in rules:
-        draft = RuleDraft(
-            kind=RuleKind(rule.kind),
-            params=rule.params,
-            scope_type=rule.scope_type,
-            site_id=rule.site_id,
-            resident_id=rule.resident_id,
-            device_type=rule.device_type,
-            auto_resolve=rule.auto_resolve,
-        )
+        draft = RuleDraft.of(session, rule)
         result = backtest(session, draft, end, days=DAYS, step=STEP)
         for f in result.firings:
             key = lifecycle.dedupe_key(rule.id, rule.kind, Subject(f.subject_type, f.subject_id))
