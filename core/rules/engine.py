@@ -4,12 +4,14 @@ A tick loads the rules, the registry and only the data each rule needs for its w
 bulk queries (never one per device), runs the pure evaluators of core.rules.evaluate, then opens,
 repeats or auto-resolves alerts through core.alerts.lifecycle in the caller's transaction.
 
-Idempotent: an alarm opens an alert when none is open for the rule and subject; an open alert
-counts a repeat only when a new episode began (the condition cleared and came back), so running
-the same tick twice changes nothing. Momentary kinds (night exit, data quality) also skip episodes
-that any earlier alert, even a resolved one, was about. On PostgreSQL, ticks take a transaction
-advisory lock, so two ticks at once run one after the other; lifecycle's unique index and
-savepoint remain the last line against a duplicate alert.
+Idempotent (the episode book, core.rules.episodes, shared with the backtest): an alarm opens an
+alert when none is open for the rule and subject; an open alert counts a repeat only when a new
+episode began (the condition cleared and came back), so running the same tick twice changes
+nothing. Momentary kinds (night exit, data quality) also skip episodes that any earlier alert,
+even a resolved one, was about. On PostgreSQL, ticks take a transaction advisory lock, so two
+ticks at once run one after the other; lifecycle's unique index and savepoint remain the last
+line against a duplicate alert. Each threshold rule reads only its own window
+(core.rules.kinds.threshold_window), whatever other rules read the same metric.
 
 Rules read a metric from any registered, non-quarantined device of their scope that sends it,
 whatever its type (ingest accepts every catalogue metric from every device); devices_reporting
