@@ -90,11 +90,10 @@ from core.db import make_engine, make_session_factory, session_scope
 from core.notify.channels import make_channels
 from core.notify.delivery import deliver_due, deliver_now
 from core.rules.engine import evaluate_rules
+from core.rules.instant import AfterCommit, CriticalEventAlerts, StoredEvent
 from core.settings import Settings
 from core.timeutil import ensure_utc
 from ingest.batch import Batch
-from ingest.instant_alerts import CriticalEventAlerts
-from ingest.instant_rules import AfterCommit, StoredEvent
 from ingest.parse import Limits, apply_message
 from ingest.registry_cache import RegistryCache
 from ingest.simulator.history import _backdate_registry, _HistoricalInstantRules
@@ -848,7 +847,7 @@ def _run_days(
             sim.at(at.timestamp(), lambda ts, a=action, s=sim: a(s, ts))
         sims.append((sim, recorder))
     # Every opened alert is logged as a warning live; over simulated days that is noise.
-    quiet = [logging.getLogger(name) for name in ("ingest.instant_alerts", "core.rules.engine")]
+    quiet = [logging.getLogger(name) for name in ("core.rules.instant", "core.rules.engine")]
     levels = [q.level for q in quiet]
     for q in quiet:
         q.setLevel(logging.ERROR)

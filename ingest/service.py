@@ -16,11 +16,10 @@ from core.commands import dispatch
 from core.contract.errors import Reason
 from core.db import make_session_factory
 from core.errors import ConfigError
+from core.rules.instant import CriticalEventAlerts, Deliver, InstantRules
 from core.settings import MqttProtocol, Settings
 from core.timeutil import utcnow
 from ingest.client import BrokerAddress, ClientConfig, IngestClient
-from ingest.instant_alerts import CriticalEventAlerts, Deliver
-from ingest.instant_rules import InstantRules
 from ingest.metrics import HealthServer, IngestMetrics
 from ingest.parse import Limits
 from ingest.pipeline import Delivery, Pipeline, PipelineConfig

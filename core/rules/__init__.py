@@ -4,8 +4,12 @@
 - describe: a rule (and an alert's finding) in words, for pages and notifications;
 - scope: which site, resident or device type a rule covers;
 - evaluate: pure functions, one per windowed kind, over plain data;
+- kinds: the table of rule kinds, their windows, and the evaluators' inputs built once;
+- episodes: the pure episode book (open, repeat, same, clear) the engine and backtest share;
+- world: the registry as rules see it (residents, devices in service, sites, silences, routines);
 - events: which event rules match an event (ingest's instant path);
-- engine: the per-minute tick that loads data in bulk and opens or resolves alerts.
+- engine: the per-minute tick that loads data in bulk and opens or resolves alerts;
+- backtest: the same judgement replayed over stored days, for a saved or draft rule.
 
 The light parts are re-exported here; import core.rules.engine / core.rules.events directly.
 """

@@ -3,7 +3,8 @@
 The replay steps through the last N days like the engine's minute tick, but every `step`
 (5 minutes by default, for speed: an alarm shorter than a step may be missed, and times are
 rounded to the step). At each step it hands the pure evaluators of core.rules.evaluate what the
-engine would have seen then (the same windows), and keeps the engine's bookkeeping:
+engine would have seen then (the same windows and evaluator inputs, core.rules.kinds; the same
+registry view, core.rules.world), and keeps the engine's episode book (core.rules.episodes):
 
 - a new alert only when no unresolved one exists for the rule and subject; a new episode while
   one is still open counts as a repeat (its occurrence count), not a new alert;
@@ -30,9 +31,9 @@ import bisect
 import logging
 import time as clock
 from collections import defaultdict
-from collections.abc import Hashable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, time, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pandas as pd
@@ -40,18 +41,18 @@ from sqlalchemy import Integer, and_, case, cast, func, or_, select
 from sqlalchemy.orm import Session
 
 from core.rules import evaluate as ev
-from core.rules.engine import (
+from core.rules import kinds
+from core.rules.episodes import FIRES, EpisodeBook, Transition
+from core.rules.events import event_rule_matches
+from core.rules.kinds import (
     BATTERY_LOOKBACK,
+    CHUNK,
     DOOR_PRIOR,
-    DOORS,
     MOMENTARY_MIN_LOOKBACK,
     MOTION_LOOKBACK,
     QUALITY_LOOKBACK,
-    THRESHOLD_MARGIN,
-    devices_reporting,
-    rolled_up,
+    is_momentary,
 )
-from core.rules.events import event_rule_matches
 from core.rules.params import (
     BatteryLowParams,
     DataQualityParams,
@@ -63,22 +64,27 @@ from core.rules.params import (
     ThresholdParams,
     parse_params,
 )
-from core.rules.scope import covers
-from core.silences import Holds, load_holds
+from core.rules.world import (
+    SubjectKey,
+    World,
+    WorldDevice,
+    devices_reporting,
+    replay_world,
+    rolled_up,
+    routines,
+    subject_key,
+)
 from core.timeutil import ensure_utc, to_local
 from models import (
-    Device,
+    AlertRule,
     DeviceStatus,
     DeviceStatusChange,
     Event,
     QualityRun,
     Reading,
-    Resident,
-    ResidentRoutine,
     RuleKind,
+    RuleOverride,
     ScopeType,
-    Site,
-    in_service,
 )
 
 log = logging.getLogger(__name__)
@@ -86,9 +92,6 @@ log = logging.getLogger(__name__)
 DEFAULT_DAYS = 7
 MAX_DAYS = 30
 DEFAULT_STEP = timedelta(minutes=5)
-MOMENTARY = frozenset({RuleKind.NIGHT_EXIT, RuleKind.DATA_QUALITY})
-
-SubjectKey = tuple[str, Any]  # ("resident", id), ("device", id) or ("suite", name)
 
 
 @dataclass(frozen=True)
@@ -107,6 +110,24 @@ class RuleDraft:
     device_type: str | None = None
     auto_resolve: bool = False
     overrides: Mapping[int, Mapping[str, Any]] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, session: Session, rule: AlertRule) -> RuleDraft:
+        """A saved rule as the engine judges it, with its per-resident overrides."""
+        overrides = {
+            o.resident_id: dict(o.params or {})
+            for o in session.scalars(select(RuleOverride).where(RuleOverride.rule_id == rule.id))
+        }
+        return cls(
+            kind=RuleKind(rule.kind),
+            params=rule.params or {},
+            scope_type=ScopeType(rule.scope_type or ScopeType.SITE),
+            site_id=rule.site_id,
+            resident_id=rule.resident_id,
+            device_type=rule.device_type,
+            auto_resolve=bool(rule.auto_resolve),
+            overrides=overrides,
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -190,99 +211,13 @@ class BacktestResult:
         )
 
 
-# --- the registry as it is now
-
-
-@dataclass(frozen=True, slots=True)
-class _Device:
-    id: str
-    site_id: str
-    resident_id: int | None
-    type: str | None
-    created_at: datetime | None
-
-
-@dataclass(frozen=True, slots=True)
-class _Resident:
-    id: int
-    name: str
-    timezone: str
-    active_start: time
-    active_end: time
-    site_id: str | None = None
-
-
-@dataclass
-class _World:
-    sites: dict[str, str]
-    residents: dict[int, _Resident]
-    devices: list[_Device]
-
-    def in_scope(self, draft: RuleDraft) -> list[_Device]:
-        """Devices the rule covers, of any type, of active residents."""
-        found = []
-        for d in self.devices:
-            if d.resident_id is not None and d.resident_id not in self.residents:
-                continue
-            if covers(draft, site_id=d.site_id, resident_id=d.resident_id, device_type=d.type):
-                found.append(d)
-        return found
-
-    def label(self, key: SubjectKey) -> str:
-        kind, ident = key
-        if kind == "resident" and ident in self.residents:
-            return self.residents[ident].name
-        return str(ident)
-
-    def reporting(
-        self, session: Session, draft: RuleDraft, metric: str, start: datetime, end: datetime
-    ) -> list[_Device]:
-        """Devices the rule covers that may have readings of `metric` in (start, end]."""
-        devices = self.in_scope(draft)
-        ids = devices_reporting(session, metric, {d.id: d.type for d in devices}, start, end)
-        return [d for d in devices if d.id in ids]
-
-    def hours(self, resident_id: int | None) -> tuple[time, time] | None:
-        """A resident's active hours (local start, end); None for no resident."""
-        resident = self.residents.get(resident_id) if resident_id is not None else None
-        return (resident.active_start, resident.active_end) if resident else None
-
-    def timezone(self, device: _Device) -> str:
-        if device.resident_id is not None:
-            return self.residents[device.resident_id].timezone
-        return self.sites.get(device.site_id, "UTC")
-
-
-def _load_world(session: Session) -> _World:
-    sites = dict(session.execute(select(Site.id, Site.timezone)).tuples().all())
-    residents = {
-        rid: _Resident(rid, name, tz or sites.get(site_id, "UTC"), start, end, site_id)
-        for rid, site_id, name, tz, start, end in session.execute(
-            select(
-                Resident.id,
-                Resident.site_id,
-                Resident.name,
-                Resident.timezone,
-                Resident.active_start,
-                Resident.active_end,
-            ).where(Resident.active.is_(True))
-        ).tuples()
-    }
-    devices = [
-        _Device(*row)
-        for row in session.execute(
-            select(Device.id, Device.site_id, Device.resident_id, Device.type, Device.created_at)
-            .where(Device.quarantined.is_(False), in_service())
-            .order_by(Device.id)
-        ).tuples()
-    ]
-    return _World(sites, residents, devices)
-
-
-def _subject_key(device: _Device) -> SubjectKey:
-    if device.resident_id is not None:
-        return ("resident", device.resident_id)
-    return ("device", device.id)
+def _reporting(
+    session: Session, world: World, draft: RuleDraft, metric: str, start: datetime, end: datetime
+) -> list[WorldDevice]:
+    """Devices the rule covers that may have readings of `metric` in (start, end]."""
+    devices = world.in_scope(draft)
+    ids = devices_reporting(session, metric, {d.id: d.type for d in devices}, start, end)
+    return [d for d in devices if d.id in ids]
 
 
 # --- loading history
@@ -295,9 +230,9 @@ def _readings(
     r = Reading.__table__.c
     out: dict[str, list[ev.Sample]] = defaultdict(list)
     ids = sorted(set(device_ids))
-    for offset in range(0, len(ids), 900):
+    for offset in range(0, len(ids), CHUNK):
         query = select(r.device_id, r.ts, r.value).where(
-            r.device_id.in_(ids[offset : offset + 900]), r.ts > start, r.ts <= end
+            r.device_id.in_(ids[offset : offset + CHUNK]), r.ts > start, r.ts <= end
         )
         if metric is not None:
             query = query.where(r.metric == metric)
@@ -324,13 +259,15 @@ def _threshold_readings(
     start: datetime,
     end: datetime,
     param_sets: Iterable[ThresholdParams],
+    ticks: tuple[datetime, timedelta],
 ) -> tuple[dict[str, list[ev.Sample]], int]:
     """The readings a threshold replay needs, per device, by time; and how many were stored.
 
     Most readings are normal (cleared under every parameter set): only those next to a reading
-    that is not are loaded, with every reading that is not. At any moment the evaluator then sees
-    the same latest sample, run and episode start as with every reading, at a fraction of the
-    rows: the database drops the rest (window functions, on SQLite and PostgreSQL alike).
+    that is not are loaded, with every reading that is not, and the latest reading before each
+    tick (`ticks`: one tick, the step). At any tick the evaluator then sees the same latest
+    sample, run and episode start as with every reading, at a fraction of the rows: the
+    database drops the rest (window functions, on SQLite and PostgreSQL alike).
     """
     r = Reading.__table__.c
     sets = list(dict.fromkeys(param_sets))
@@ -338,11 +275,12 @@ def _threshold_readings(
     out: dict[str, list[ev.Sample]] = defaultdict(list)
     total = 0
     ids = sorted(set(device_ids))
-    for offset in range(0, len(ids), 900):
-        chunk = ids[offset : offset + 900]
+    for offset in range(0, len(ids), CHUNK):
+        chunk = ids[offset : offset + CHUNK]
         scope = and_(r.device_id.in_(chunk), r.metric == metric, r.ts > start, r.ts <= end)
         flag = case((normal, 1), else_=0).label("normal")
-        flagged = select(r.device_id, r.ts, r.value, flag).where(scope).subquery()
+        bucket = _tick_index(session, r.ts, *ticks).label("bucket")
+        flagged = select(r.device_id, r.ts, r.value, flag, bucket).where(scope).subquery()
         window = {"partition_by": flagged.c.device_id, "order_by": flagged.c.ts}
         marked = select(
             flagged.c.device_id,
@@ -351,6 +289,8 @@ def _threshold_readings(
             flagged.c.normal,
             func.lag(flagged.c.normal).over(**window).label("before"),
             func.lead(flagged.c.normal).over(**window).label("after"),
+            flagged.c.bucket,
+            func.lead(flagged.c.bucket).over(**window).label("next_bucket"),
         ).subquery()
         query = (
             select(marked.c.device_id, marked.c.ts, marked.c.value)
@@ -360,6 +300,8 @@ def _threshold_readings(
                     marked.c.before == 0,
                     marked.c.after == 0,
                     marked.c.after.is_(None),
+                    # The latest reading before a tick: what that tick sees last.
+                    marked.c.next_bucket != marked.c.bucket,
                 )
             )
             .order_by(marked.c.device_id, marked.c.ts)
@@ -368,6 +310,21 @@ def _threshold_readings(
         for device_id, ts, value in session.execute(query):
             out[device_id].append((ensure_utc(ts), float(value)))
     return out, total
+
+
+def _tick_index(session: Session, ts: Any, tick: datetime, step: timedelta) -> Any:
+    """SQL: the index of the first replay tick at or after `ts` (ticks: `tick` + n × `step`).
+
+    In whole milliseconds, so a reading exactly at a tick belongs to that tick on both backends.
+    """
+    step_ms = max(1, int(step.total_seconds() * 1000))
+    if session.get_bind().dialect.name == "postgresql":
+        origin = func.extract("epoch", tick)
+        return func.ceil((func.extract("epoch", ts) - origin) * 1000 / step_ms)
+    origin_day = func.julianday(tick.astimezone(UTC).replace(tzinfo=None).isoformat(sep=" "))
+    ms = cast(func.round((func.julianday(ts) - origin_day) * 86_400_000), Integer)
+    # Integer division truncates toward zero: add one where a positive remainder is left.
+    return ms.op("/")(step_ms) + case((ms.op("%")(step_ms) > 0, 1), else_=0)
 
 
 def _heard(
@@ -396,10 +353,10 @@ def _heard(
             epoch: Any = func.floor((func.extract("epoch", c.ts) - origin) / seconds)
         else:
             epoch = cast((cast(func.strftime("%s", c.ts), Integer) - origin) / seconds, Integer)
-        for offset in range(0, len(ids), 900):
+        for offset in range(0, len(ids), CHUNK):
             query = (
                 select(c.device_id, func.max(c.ts), func.count())
-                .where(c.device_id.in_(ids[offset : offset + 900]), c.ts > start, c.ts <= end)
+                .where(c.device_id.in_(ids[offset : offset + CHUNK]), c.ts > start, c.ts <= end)
                 .group_by(c.device_id, epoch)
             )
             for device_id, ts, count in session.execute(query):
@@ -419,9 +376,9 @@ def _events(
     e = Event.__table__.c
     out: dict[str, list[tuple[datetime, str]]] = defaultdict(list)
     ids = sorted(set(device_ids))
-    for offset in range(0, len(ids), 900):
+    for offset in range(0, len(ids), CHUNK):
         query = select(e.device_id, e.ts, e.type).where(
-            e.device_id.in_(ids[offset : offset + 900]), e.ts >= start, e.ts <= end
+            e.device_id.in_(ids[offset : offset + CHUNK]), e.ts >= start, e.ts <= end
         )
         if types is not None:
             query = query.where(e.type.in_(sorted(set(types))))
@@ -457,63 +414,31 @@ class _Timeline:
 
 
 class _Tracker:
-    """The engine's alert bookkeeping for one rule: open alerts, remembered episodes."""
+    """The engine's alert bookkeeping for one rule (core.rules.episodes), on replayed ticks."""
 
-    def __init__(
-        self, result: BacktestResult, world: _World, auto_resolve: bool, holds: Holds | None = None
-    ) -> None:
+    def __init__(self, result: BacktestResult, world: World, auto_resolve: bool) -> None:
         self.result = result
         self.world = world
         self.auto_resolve = auto_resolve
-        self.holds = holds or Holds()
-        self.devices = {d.id: d for d in world.devices}
-        self.momentary = result.kind in MOMENTARY
-        self.open: dict[Hashable, datetime] = {}
-        self.remembered: dict[Hashable, datetime] = {}
+        self.momentary = is_momentary(result.kind)
+        self.book = EpisodeBook()
 
-    def apply(self, key: SubjectKey, finding: ev.Finding, now: datetime) -> None:
-        if finding.state is ev.State.HOLD:
-            return
-        if finding.state is ev.State.CLEAR:
-            if self.auto_resolve and key in self.open:
-                del self.open[key]
-                self.result.resolved += 1
-            return
-        if self.held(key, finding, now):
-            return  # a silence covers the subject, as in the engine
-        if self.momentary:
-            seen = self.remembered.get(key)
-            if seen is not None and finding.since is not None and finding.since <= seen:
-                return  # this opening or failed run was alerted already
-        elif key in self.open and (finding.since is None or finding.since <= self.open[key]):
-            return  # the same episode, seen again
-        self.fire(key, now, key not in self.open, finding.device_id)
-        self.open[key] = finding.since or now
-        if finding.since is not None:
-            self.remembered[key] = finding.since
-
-    def held(self, key: SubjectKey, finding: ev.Finding, now: datetime) -> bool:
-        """The engine's silence hold (core.rules.engine._Tick.held), on the replayed tick."""
-        if not self.holds:
-            return False
-        kind, ident = key
-        if kind == "resident":
-            resident = self.world.residents.get(int(ident))
-            resident_id: int | None = int(ident)
-            site_id = resident.site_id if resident else None
-        elif kind == "device" and (device := self.devices.get(str(ident))) is not None:
-            site_id, resident_id = device.site_id, device.resident_id
-        else:
-            return False
-        times = [now] + ([finding.since] if self.momentary and finding.since else [])
-        return any(
-            self.holds.held(
-                at, site_id=site_id, resident_id=resident_id, device_id=finding.device_id
-            )
-            for at in times
+    def apply(self, key: SubjectKey, finding: ev.Finding, now: datetime) -> Transition:
+        """Book the finding at the tick `now`; count what fires or resolves."""
+        held = finding.state is ev.State.ALARM and self.world.held(
+            key, finding, now, self.momentary
         )
+        transition = self.book.step(
+            key, finding, now, momentary=self.momentary, auto_resolve=self.auto_resolve, held=held
+        )
+        if transition is Transition.CLEAR:
+            self.result.resolved += 1
+        elif transition in FIRES:
+            self.fire(key, now, transition is Transition.OPEN, finding.device_id)
+        return transition
 
     def fire(self, key: SubjectKey, at: datetime, new: bool, device_id: str | None) -> None:
+        """Count one firing (a new alert, or a repeat on the open one)."""
         kind, ident = key
         self.result.firings.append(
             Firing(kind, str(ident), self.world.label(key), at, new, device_id)
@@ -535,9 +460,8 @@ def _threshold(
     overrides: dict[int, Any],
     run: _Run,
 ) -> None:
-    longest = max([params.for_minutes] + [p.for_minutes for p in overrides.values()])
-    window = timedelta(minutes=longest) + THRESHOLD_MARGIN
-    devices = run.world.reporting(session, draft, params.metric, run.start - window, run.end)
+    window = kinds.threshold_window(params, overrides)
+    devices = _reporting(session, run.world, draft, params.metric, run.start - window, run.end)
     data, run.result.data_points = _threshold_readings(
         session,
         params.metric,
@@ -545,11 +469,12 @@ def _threshold(
         run.start - window,
         run.end,
         [params, *overrides.values()],
+        (run.start, run.step),
     )
     timelines = {device_id: _Timeline(samples) for device_id, samples in data.items()}
-    subjects: dict[SubjectKey, list[_Device]] = defaultdict(list)
+    subjects: dict[SubjectKey, list[WorldDevice]] = defaultdict(list)
     for d in devices:
-        subjects[_subject_key(d)].append(d)
+        subjects[subject_key(d)].append(d)
     run.result.subjects = len(subjects)
     watched = {k: [d for d in ds if d.id in timelines] for k, ds in subjects.items()}
     watched = {k: ds for k, ds in watched.items() if ds}
@@ -568,7 +493,7 @@ def _threshold(
 
 def _event(session: Session, draft: RuleDraft, params: EventParams, run: _Run) -> None:
     devices = {d.id: d for d in run.world.in_scope(draft)}
-    subjects = {_subject_key(d) for d in devices.values()}
+    subjects = {subject_key(d) for d in devices.values()}
     run.result.subjects = len(subjects)
     found = _events(session, params.event_types, devices, run.start, run.end)
     matched: list[tuple[datetime, SubjectKey, str]] = []
@@ -577,7 +502,7 @@ def _event(session: Session, draft: RuleDraft, params: EventParams, run: _Run) -
         for ts, kind in events:
             event = _EventView(kind, d.id, d.site_id, d.resident_id, d.type)
             if event_rule_matches(params, draft, event):
-                matched.append((ts, _subject_key(d), d.id))
+                matched.append((ts, subject_key(d), d.id))
     run.result.data_points = len(matched)
     # Each matching event fires at once (ingest); it is a repeat while its alert is open.
     # Event alerts never resolve by themselves, and the replay cannot know when a person would.
@@ -622,27 +547,20 @@ def _inactivity(
     # before: an hourly rollup of it).
     before = rolled_up(session, "motion", everyone, before=lookback)
     devices = [d for d in scoped if d.id in sent or d.id in before]
-    per_resident: dict[int, list[_Device]] = defaultdict(list)
+    per_resident: dict[int, list[WorldDevice]] = defaultdict(list)
     for d in devices:
         assert d.resident_id is not None
         per_resident[d.resident_id].append(d)
     run.result.subjects = len(per_resident)
-    routines: dict[int, dict[int, float]] = defaultdict(dict)
+    routine: dict[int, dict[int, float]] = {}
     if any(p.use_routine for p in (params, *overrides.values())) and per_resident:
-        for rid, hour, gap in session.execute(
-            select(
-                ResidentRoutine.resident_id,
-                ResidentRoutine.hour,
-                ResidentRoutine.usual_gap_minutes,
-            ).where(ResidentRoutine.resident_id.in_(sorted(per_resident)))
-        ):
-            routines[rid][hour] = gap
+        routine = routines(session, per_resident)
     if not run.result.has_data:
         return
     for now in run.ticks:
         for rid, ds in per_resident.items():
             sources = []
-            firsts: list[datetime] = []
+            firsts: dict[str, datetime] = {}
             for d in ds:
                 seen = times.get(d.id, [])
                 index = bisect.bisect_right(seen, now)
@@ -653,26 +571,13 @@ def _inactivity(
                 datums = sent.get(d.id, [])
                 first = bisect.bisect_right(datums, now - MOTION_LOOKBACK)
                 if first < len(datums) and datums[first] <= now:
-                    firsts.append(datums[first])
+                    firsts[d.id] = datums[first]
                 elif d.id not in before:
                     continue  # no motion data yet at this tick
                 sources.append(ev.MotionSource(d.id, last))
             if not sources:
                 continue  # the engine posts a setup notice, not an inactivity alert
-            resident = run.world.residents[rid]
-            data_since = min(firsts) if len(firsts) == len(sources) else None
-            # As in the engine: quiet time counts from a silence's end too.
-            back = run.tracker.holds.ended_before(now, site_id=resident.site_id, resident_id=rid)
-            if back is not None:
-                data_since = max(data_since or back, back)
-            activity = ev.Activity(
-                resident.timezone,
-                resident.active_start,
-                resident.active_end,
-                sources,
-                routines.get(rid, {}),
-                data_since=data_since,
-            )
+            activity = kinds.activity(run.world, rid, sources, firsts, routine.get(rid, {}), now)
             finding = ev.inactivity_one(
                 ("resident", rid), activity, overrides.get(rid, params), now
             )
@@ -687,8 +592,8 @@ def _status_changes(
     c = DeviceStatusChange.__table__.c
     out: dict[str, list[tuple[datetime, str]]] = defaultdict(list)
     ids = sorted(set(device_ids))
-    for offset in range(0, len(ids), 900):
-        chunk = ids[offset : offset + 900]
+    for offset in range(0, len(ids), CHUNK):
+        chunk = ids[offset : offset + CHUNK]
         in_force = (
             select(c.device_id, func.max(c.at).label("at"))
             .where(c.device_id.in_(chunk), c.at <= start)
@@ -764,8 +669,8 @@ def _battery_low(
     overrides: dict[int, Any],
     run: _Run,
 ) -> None:
-    devices = run.world.reporting(
-        session, draft, "battery_pct", run.start - BATTERY_LOOKBACK, run.end
+    devices = _reporting(
+        session, run.world, draft, "battery_pct", run.start - BATTERY_LOOKBACK, run.end
     )
     run.result.subjects = len(devices)
     data = _readings(
@@ -801,21 +706,20 @@ def _night_exit(
     readings = _readings(session, "door_open", ids, lookback - DOOR_PRIOR, run.end)
     events = _events(session, ["door_opened"], [d.id for d in scoped], lookback, run.end)
     # As in the engine: doors are door-type devices and any device that sent door data.
-    doors = [d for d in scoped if d.id in readings or d.id in events or d.type in DOORS]
+    doors = kinds.doors(scoped, readings, events)
     run.result.data_points = sum(len(v) for v in readings.values()) + sum(
         len(v) for v in events.values()
     )
-    subjects: dict[SubjectKey, list[_Device]] = defaultdict(list)
+    subjects: dict[SubjectKey, list[WorldDevice]] = defaultdict(list)
     for d in doors:
-        subjects[_subject_key(d)].append(d)
+        subjects[subject_key(d)].append(d)
     run.result.subjects = len(subjects)
     if not run.result.has_data:
         return
     timelines = {device_id: _Timeline(samples) for device_id, samples in readings.items()}
     opened = {device_id: [ts for ts, _ in found] for device_id, found in events.items()}
-    lookback_step = max(run.step, MOMENTARY_MIN_LOOKBACK)
     for now in run.ticks:
-        since = now - lookback_step
+        since = kinds.momentary_since(now - run.step, now)
         for key, ds in subjects.items():
             sources = []
             for d in ds:
@@ -825,7 +729,7 @@ def _night_exit(
                 sources.append(ev.DoorSource(d.id, samples, times))
             rid = key[1] if key[0] == "resident" else None
             chosen = overrides.get(rid, params) if rid is not None else params
-            watch = ev.DoorWatch(run.world.timezone(ds[0]), sources, run.world.hours(rid))
+            watch = kinds.door_watch(run.world, key, sources)
             finding = ev.night_exit_one(key, watch, chosen, now, since)
             if finding is not None:
                 run.tracker.apply(key, finding, now)
@@ -850,17 +754,17 @@ def _data_quality(session: Session, draft: RuleDraft, params: DataQualityParams,
     run.result.data_points = len(runs)
     run.result.subjects = len({r.suite for r in runs})
     times = [r.finished_at for r in runs]
-    lookback_step = max(run.step, MOMENTARY_MIN_LOOKBACK)
     for now in run.ticks:
         lo = bisect.bisect_right(times, now - QUALITY_LOOKBACK)
         hi = bisect.bisect_right(times, now)
-        for finding in ev.evaluate_data_quality(runs[lo:hi], params, now, now - lookback_step):
+        since = kinds.momentary_since(now - run.step, now)
+        for finding in ev.evaluate_data_quality(runs[lo:hi], params, now, since):
             run.tracker.apply(("suite", str(finding.key)), finding, now)
 
 
 @dataclass
 class _Run:
-    world: _World
+    world: World
     result: BacktestResult
     tracker: _Tracker
     start: datetime
@@ -898,12 +802,11 @@ def backtest(
     end = ensure_utc(now)
     start = end - timedelta(days=days)
     result = BacktestResult(kind, start, end, step)
-    world = _load_world(session)
-    holds = load_holds(session, start - MOTION_LOOKBACK, end)
+    world = replay_world(session, start, end)
     run = _Run(
         world,
         result,
-        _Tracker(result, world, draft.auto_resolve, holds),
+        _Tracker(result, world, draft.auto_resolve),
         start,
         end,
         step,

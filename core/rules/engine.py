@@ -4,12 +4,14 @@ A tick loads the rules, the registry and only the data each rule needs for its w
 bulk queries (never one per device), runs the pure evaluators of core.rules.evaluate, then opens,
 repeats or auto-resolves alerts through core.alerts.lifecycle in the caller's transaction.
 
-Idempotent: an alarm opens an alert when none is open for the rule and subject; an open alert
-counts a repeat only when a new episode began (the condition cleared and came back), so running
-the same tick twice changes nothing. Momentary kinds (night exit, data quality) also skip episodes
-that any earlier alert, even a resolved one, was about. On PostgreSQL, ticks take a transaction
-advisory lock, so two ticks at once run one after the other; lifecycle's unique index and
-savepoint remain the last line against a duplicate alert.
+Idempotent (the episode book, core.rules.episodes, shared with the backtest): an alarm opens an
+alert when none is open for the rule and subject; an open alert counts a repeat only when a new
+episode began (the condition cleared and came back), so running the same tick twice changes
+nothing. Momentary kinds (night exit, data quality) also skip episodes that any earlier alert,
+even a resolved one, was about. On PostgreSQL, ticks take a transaction advisory lock, so two
+ticks at once run one after the other; lifecycle's unique index and savepoint remain the last
+line against a duplicate alert. Each threshold rule reads only its own window
+(core.rules.kinds.threshold_window), whatever other rules read the same metric.
 
 Rules read a metric from any registered, non-quarantined device of their scope that sends it,
 whatever its type (ingest accepts every catalogue metric from every device); devices_reporting
@@ -30,29 +32,45 @@ from __future__ import annotations
 import logging
 import uuid
 from collections import defaultdict
-from collections.abc import Hashable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Hashable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, time, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from core import rollups
 from core.alerts import lifecycle
 from core.alerts.lifecycle import Subject
-from core.contract.catalogue import DEVICE_METRICS
 from core.i18n import translate
 from core.rules import evaluate as ev
+from core.rules import kinds
 from core.rules.describe import describe_rule
+from core.rules.episodes import FIRES, EpisodeBook, Transition
+from core.rules.kinds import (
+    BATTERY_LOOKBACK,
+    DOOR_PRIOR,
+    MOMENTARY_MAX_CATCHUP,
+    MOTION_LOOKBACK,
+    QUALITY_LOOKBACK,
+    WINDOWED_KINDS,
+    chunks,
+    is_momentary,
+)
 from core.rules.params import (
     DataQualityParams,
     RuleParamsError,
     parse_params,
 )
-from core.rules.scope import covers
-from core.silences import load_holds
+from core.rules.world import (
+    WorldDevice,
+    devices_reporting,
+    live_world,
+    rolled_up,
+    routines,
+    subject_key,
+)
 from core.timeutil import ensure_utc
 from models import (
     Alert,
@@ -63,111 +81,18 @@ from models import (
     JobWatermark,
     QualityRun,
     Reading,
-    Resident,
-    ResidentRoutine,
-    Rollup,
-    RollupPeriod,
     RuleKind,
     RuleOverride,
-    ScopeType,
     Severity,
-    Site,
-    in_service,
 )
 
 log = logging.getLogger(__name__)
 
-WINDOWED_KINDS = frozenset(k for k in RuleKind if k is not RuleKind.EVENT)
-MOMENTARY_KINDS = frozenset({RuleKind.NIGHT_EXIT, RuleKind.DATA_QUALITY})
 # pg_advisory_xact_lock key of the engine ("IoTCare rules" in spirit; any constant will do).
 LOCK_KEY = 0x10CA_4E01
-# Samples before the duration, so the last cleared value (the episode's start) is in view.
-THRESHOLD_MARGIN = timedelta(minutes=10)
-# The current active hours began at most a day ago: older motion cannot change the outcome.
-MOTION_LOOKBACK = timedelta(hours=24)
-BATTERY_LOOKBACK = timedelta(hours=24)
-# Momentary kinds look back to the previous tick (job_watermarks), at least this far (late
-# data, re-runs) and at most this far (after a long stop, stale news is not worth a page).
-MOMENTARY_MIN_LOOKBACK = timedelta(minutes=15)
-MOMENTARY_MAX_CATCHUP = timedelta(hours=24)
-QUALITY_LOOKBACK = timedelta(hours=24)
-# Door readings before the window, to see the closed state an opening follows.
-DOOR_PRIOR = timedelta(minutes=30)
-# Ids per IN (...) list: well under SQLite's variable limit, and plans stay index lookups.
-CHUNK = 900
-
 # A new resident without motion data gets a setup notice only after this long: at a demo's start
 # or a resident's admission the sensor's first reading is usually a minute away.
 SETUP_GRACE = timedelta(minutes=30)
-# Readings later than this after their hour may be missing from the hour's rollup for a while.
-ROLLUP_LAG = timedelta(hours=2)
-
-# Device types that are doors: judged by night-exit rules even before their first message.
-DOORS = frozenset(t.value for t, metrics in DEVICE_METRICS.items() if "door_open" in metrics)
-# Metric -> the device types the catalogue says report it. Rules read a metric from any device
-# that sends it (ingest accepts every catalogue metric from every device): these types are only
-# where it is looked for first, without asking the database whether the device sends it.
-_TYPES_REPORTING: dict[str, frozenset[str]] = {
-    metric: frozenset(t.value for t, metrics in DEVICE_METRICS.items() if metric in metrics)
-    for metric in {m for metrics in DEVICE_METRICS.values() for m in metrics}
-}
-
-
-def rolled_up(
-    session: Session,
-    metric: str,
-    device_ids: Iterable[str],
-    since: datetime | None = None,
-    before: datetime | None = None,
-) -> set[str]:
-    """The devices with an hourly rollup of `metric` (with a bucket in [since, before))."""
-    ro = Rollup.__table__.c
-    found: set[str] = set()
-    for chunk in _chunks(device_ids):
-        query = select(ro.device_id).where(
-            ro.device_id.in_(chunk), ro.metric == metric, ro.period == RollupPeriod.HOUR.value
-        )
-        if since is not None:
-            query = query.where(ro.bucket >= since)
-        if before is not None:
-            query = query.where(ro.bucket < before)
-        found |= set(session.scalars(query.distinct()))
-    return found
-
-
-def devices_reporting(
-    session: Session,
-    metric: str,
-    devices: Mapping[str, str | None],
-    start: datetime,
-    end: datetime,
-) -> set[str]:
-    """Of these devices (id -> type), those that may have readings of `metric` in (start, end].
-
-    A superset, found cheaply: devices of a type the catalogue says reports the metric are taken
-    as they are; any other device only when an hourly rollup of the metric, or a raw reading
-    since the rollups' watermark, shows it sends the metric. So rules read a metric from any
-    device that sends it (ingest accepts any catalogue metric from any device) without scanning
-    a wearable's day of readings every minute to find no motion in it.
-    """
-    expected = _TYPES_REPORTING.get(metric, frozenset())
-    found = {i for i, kind in devices.items() if kind in expected}
-    others = set(devices) - found
-    if not others:
-        return found
-    found |= rolled_up(session, metric, others, start - timedelta(hours=1))
-    mark = rollups.get_watermark(session, RollupPeriod.HOUR)
-    tail = max(start, mark - ROLLUP_LAG) if mark is not None else start
-    r = Reading.__table__.c
-    d = Device.__table__.c
-    sends = (
-        select(r.device_id)
-        .where(r.device_id == d.id, r.metric == metric, r.ts > tail, r.ts <= end)
-        .exists()
-    )
-    for chunk in _chunks(others - found):
-        found |= set(session.scalars(select(d.id).where(d.id.in_(chunk), sends)))
-    return found
 
 
 @dataclass
@@ -186,61 +111,6 @@ class EngineResult:
     invalid: dict[str, list[tuple[str, str]]] = field(default_factory=dict)
 
 
-@dataclass(frozen=True, slots=True)
-class _Device:
-    id: str
-    site_id: str
-    resident_id: int | None
-    type: str | None
-    status: str
-    last_seen: datetime | None
-    battery: int | None
-    created_at: datetime | None
-    status_since: datetime | None = None  # when the status began (device offline: held how long)
-
-
-@dataclass(frozen=True, slots=True)
-class _Resident:
-    id: int
-    site_id: str
-    name: str
-    timezone: str
-    active_start: time
-    active_end: time
-    created_at: datetime | None = None
-
-
-@dataclass
-class _Registry:
-    sites: dict[str, str]  # id -> timezone
-    residents: dict[int, _Resident]  # active residents only
-    devices: list[_Device]  # quarantined devices are left out: they never raise alerts
-    by_id: dict[str, _Device] = field(default_factory=dict)
-    # Rules are scoped by site, resident or type: look candidates up instead of scanning all.
-    by_site: dict[str, list[_Device]] = field(default_factory=dict)
-    by_resident: dict[int, list[_Device]] = field(default_factory=dict)
-    by_type: dict[str | None, list[_Device]] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        for d in self.devices:
-            self.by_id[d.id] = d
-            self.by_site.setdefault(d.site_id, []).append(d)
-            if d.resident_id is not None:
-                self.by_resident.setdefault(d.resident_id, []).append(d)
-            self.by_type.setdefault(d.type, []).append(d)
-
-    def candidates(self, rule: AlertRule) -> list[_Device]:
-        """The devices a rule may cover (a superset, to be checked with `covers`)."""
-        scope = ScopeType(rule.scope_type or ScopeType.SITE)
-        if scope is ScopeType.RESIDENT:
-            return self.by_resident.get(rule.resident_id, []) if rule.resident_id else []
-        if rule.site_id is not None:
-            return self.by_site.get(rule.site_id, [])
-        if scope is ScopeType.DEVICE_TYPE:
-            return self.by_type.get(rule.device_type, [])
-        return self.devices
-
-
 @dataclass
 class _Rule:
     rule: AlertRule
@@ -251,9 +121,7 @@ class _Rule:
 
     def params_for(self, resident_id: int | None) -> Any:
         """The resident's override when there is one, else the rule's own parameters."""
-        if resident_id is None:
-            return self.params
-        return self.overrides.get(resident_id, self.params)
+        return kinds.params_for(self.params, self.overrides, resident_id)
 
 
 @dataclass(frozen=True, slots=True)
@@ -265,12 +133,6 @@ class _Outcome:
     key: tuple[str, Any]
 
 
-def _chunks(values: Iterable[Any]) -> Iterator[list[Any]]:
-    items = sorted(set(values))
-    for start in range(0, len(items), CHUNK):
-        yield items[start : start + CHUNK]
-
-
 class _Tick:
     """One evaluation: shared registry and data, outcomes per rule."""
 
@@ -278,8 +140,8 @@ class _Tick:
         self.session = session
         self.now = now
         self.result = result
-        self.registry = self._load_registry()
-        self.holds = load_holds(session, now - max(MOTION_LOOKBACK, MOMENTARY_MAX_CATCHUP), now)
+        self.registry = live_world(session, now)
+        self.holds = self.registry.holds
         # Inactivity: residents needing a setup notice (-> a motion sensor id, if any), and
         # residents judged on their motion data.
         self.setup: dict[int, str | None] = {}
@@ -287,53 +149,11 @@ class _Tick:
 
     # --- loading
 
-    def _load_registry(self) -> _Registry:
-        s = self.session
-        sites = dict(s.execute(select(Site.id, Site.timezone)).tuples().all())
-        residents: dict[int, _Resident] = {}
-        for rid, site_id, name, tz, start, end, created in s.execute(
-            select(
-                Resident.id,
-                Resident.site_id,
-                Resident.name,
-                Resident.timezone,
-                Resident.active_start,
-                Resident.active_end,
-                Resident.created_at,
-            ).where(Resident.active.is_(True))
-        ).tuples():
-            residents[rid] = _Resident(
-                rid, site_id, name, tz or sites.get(site_id, "UTC"), start, end, created
-            )
-        devices = [
-            _Device(*row)
-            for row in s.execute(
-                select(
-                    Device.id,
-                    Device.site_id,
-                    Device.resident_id,
-                    Device.type,
-                    Device.status,
-                    Device.last_seen,
-                    Device.battery,
-                    Device.created_at,
-                    Device.status_since,
-                ).where(Device.quarantined.is_(False), in_service())
-            ).tuples()
-        ]
-        return _Registry(sites, residents, devices)
-
-    def in_scope(self, rule: _Rule) -> list[_Device]:
+    def in_scope(self, rule: _Rule) -> list[WorldDevice]:
         """Devices the rule covers, of any type; their residents must be active."""
-        found = []
-        for d in self.registry.candidates(rule.rule):
-            if d.resident_id is not None and d.resident_id not in self.registry.residents:
-                continue  # a resident who left: their devices are not watched over
-            if covers(rule.rule, site_id=d.site_id, resident_id=d.resident_id, device_type=d.type):
-                found.append(d)
-        return found
+        return self.registry.in_scope(rule.rule)
 
-    def reporting(self, metric: str, devices: Iterable[_Device], start: datetime) -> set[str]:
+    def reporting(self, metric: str, devices: Iterable[WorldDevice], start: datetime) -> set[str]:
         """Ids of the devices that may have readings of `metric` in (start, now] (a superset)."""
         return devices_reporting(
             self.session, metric, {d.id: d.type for d in devices}, start, self.now
@@ -352,7 +172,7 @@ class _Tick:
         """Readings of one metric per device in (start, now], oldest first."""
         r = Reading.__table__.c
         out: dict[str, list[ev.Sample]] = defaultdict(list)
-        for chunk in _chunks(device_ids):
+        for chunk in chunks(device_ids):
             query = select(r.device_id, r.ts, r.value).where(
                 r.device_id.in_(chunk), r.metric == metric, r.ts > start, r.ts <= self.now
             )
@@ -391,7 +211,7 @@ class _Tick:
 
         columns = [newest(r.ts if name == "ts" else r.value) for name in want]
         out: dict[str, tuple[Any, ...]] = {}
-        for chunk in _chunks(device_ids):
+        for chunk in chunks(device_ids):
             for device_id, *found in self.session.execute(
                 select(d.id, *columns).where(d.id.in_(chunk))
             ):
@@ -405,7 +225,7 @@ class _Tick:
         """Times of events of one type per device in [start, now], oldest first."""
         e = Event.__table__.c
         out: dict[str, list[datetime]] = defaultdict(list)
-        for chunk in _chunks(device_ids):
+        for chunk in chunks(device_ids):
             for device_id, ts in self.session.execute(
                 select(e.device_id, e.ts)
                 .where(
@@ -417,29 +237,9 @@ class _Tick:
         return out
 
     def held(self, outcome: _Outcome) -> bool:
-        """Whether a silence covers the finding's subject now (momentary kinds: or at its
-        episode, so a door opened while the resident was away is not news after they return)."""
-        if not self.holds:
-            return False
-        kind, ident = outcome.key
-        finding = outcome.finding
-        if kind == "resident":
-            resident = self.registry.residents.get(ident)
-            site_id, resident_id = (resident.site_id if resident else None), ident
-        elif kind == "device":
-            device = self.registry.by_id.get(ident)
-            site_id = device.site_id if device else None
-            resident_id = device.resident_id if device else None
-        else:
-            return False  # data quality suites belong to no site, resident or device
-        times = [self.now]
-        if outcome.rule.kind in MOMENTARY_KINDS and finding.since is not None:
-            times.append(finding.since)
-        return any(
-            self.holds.held(
-                at, site_id=site_id, resident_id=resident_id, device_id=finding.device_id
-            )
-            for at in times
+        """Whether a silence covers the finding's subject now (see World.held)."""
+        return self.registry.held(
+            outcome.key, outcome.finding, self.now, is_momentary(outcome.rule.kind)
         )
 
     # --- subjects
@@ -469,25 +269,15 @@ class _Tick:
         # Findings are keyed by the (type, id) tuples this engine handed the evaluators.
         return [_Outcome(rule, f, f.key) for f in findings]  # type: ignore[arg-type]
 
-    @staticmethod
-    def subject_key(device: _Device) -> tuple[str, Any]:
-        """Resident-level rules are about the resident of the device, else about the device."""
-        if device.resident_id is not None:
-            return ("resident", device.resident_id)
-        return ("device", device.id)
-
     # --- kinds
 
     def threshold(self, rules: Sequence[_Rule]) -> list[_Outcome]:
         starts: dict[str, datetime] = {}
-        devices: dict[int, list[_Device]] = {}
+        devices: dict[int, list[WorldDevice]] = {}
         for rule in rules:
             metric = rule.params.metric
             devices[rule.rule.id] = self.in_scope(rule)
-            longest = max(
-                [rule.params.for_minutes] + [p.for_minutes for p in rule.overrides.values()]
-            )
-            start = self.now - timedelta(minutes=longest) - THRESHOLD_MARGIN
+            start = self.now - kinds.threshold_window(rule.params, rule.overrides)
             starts[metric] = min(starts.get(metric, start), start)
         data: dict[str, dict[str, list[ev.Sample]]] = {}
         for metric, start in starts.items():
@@ -514,28 +304,30 @@ class _Tick:
         found: list[_Outcome] = []
         for rule in rules:
             metric = rule.params.metric
+            # Only this rule's window (others on the metric may read further back).
+            after = self.now - kinds.threshold_window(rule.params, rule.overrides)
             groups: dict[Any, dict[Hashable, list[ev.Series]]] = defaultdict(
                 lambda: defaultdict(list)
             )
             for d in devices[rule.rule.id]:
-                samples = data[metric].get(d.id)
+                samples = [s for s in data[metric].get(d.id, ()) if s[0] > after]
                 if samples:
                     params = rule.params_for(d.resident_id)
-                    groups[params][self.subject_key(d)].append(ev.Series(d.id, samples))
+                    groups[params][subject_key(d)].append(ev.Series(d.id, samples))
             for params, subjects in groups.items():
                 found += self.outcomes(rule, ev.evaluate_threshold(subjects, params, self.now))
         return found
 
     def inactivity(self, rules: Sequence[_Rule]) -> list[_Outcome]:
         start = self.now - MOTION_LOOKBACK
-        scoped: dict[str, _Device] = {}
+        scoped: dict[str, WorldDevice] = {}
         covered: set[int] = set()  # residents some inactivity rule watches over
-        per_rule: dict[int, list[_Device]] = {}
+        per_rule: dict[int, list[WorldDevice]] = {}
         for rule in rules:
             per_rule[rule.rule.id] = [d for d in self.in_scope(rule) if d.resident_id]
             scoped |= {d.id: d for d in per_rule[rule.rule.id]}
             covered |= {d.resident_id for d in per_rule[rule.rule.id] if d.resident_id}
-            covered |= self.deviceless_residents(rule)
+            covered |= self.registry.deviceless_residents(rule.rule)
         ids = self.reporting("motion", scoped.values(), start)
         last_motion = {
             device_id: ts
@@ -556,18 +348,9 @@ class _Tick:
         # Sensors silent all day that reported motion before (a rollup of it) are still judged.
         silent = {i for i in scoped if i not in first_data}
         motion_devices = set(first_data) | self.ever_reported("motion", silent)
-        routines: dict[int, dict[int, float]] = defaultdict(dict)
+        routine: dict[int, dict[int, float]] = {}
         if any(p.use_routine for rule in rules for p in (rule.params, *rule.overrides.values())):
-            residents = {scoped[i].resident_id for i in motion_devices}
-            for chunk in _chunks(residents):
-                for rid, hour, gap in self.session.execute(
-                    select(
-                        ResidentRoutine.resident_id,
-                        ResidentRoutine.hour,
-                        ResidentRoutine.usual_gap_minutes,
-                    ).where(ResidentRoutine.resident_id.in_(chunk))
-                ):
-                    routines[rid][hour] = gap
+            routine = routines(self.session, {scoped[i].resident_id for i in motion_devices})
         found: list[_Outcome] = []
         judged: set[int] = set()
         for rule in rules:
@@ -578,20 +361,8 @@ class _Tick:
                     per_resident[d.resident_id].append(ev.MotionSource(d.id, last_motion.get(d.id)))
             groups: dict[Any, dict[Hashable, ev.Activity]] = defaultdict(dict)
             for rid, motion in per_resident.items():
-                resident = self.registry.residents[rid]
-                starts = [first_data[s.device_id] for s in motion if s.device_id in first_data]
-                data_since = min(starts) if len(starts) == len(motion) else None
-                # Quiet time counts from a silence's end too (back from hospital).
-                back = self.holds.ended_before(self.now, site_id=resident.site_id, resident_id=rid)
-                if back is not None:
-                    data_since = max(data_since or back, back)
-                activity = ev.Activity(
-                    resident.timezone,
-                    resident.active_start,
-                    resident.active_end,
-                    motion,
-                    routines.get(rid, {}),
-                    data_since=data_since,
+                activity = kinds.activity(
+                    self.registry, rid, motion, first_data, routine.get(rid, {}), self.now
                 )
                 groups[rule.params_for(rid)][("resident", rid)] = activity
                 judged.add(rid)
@@ -611,20 +382,9 @@ class _Tick:
         self.judged = judged
         return found
 
-    def deviceless_residents(self, rule: _Rule) -> set[int]:
-        """Active residents the rule covers who have no device yet (a site or resident rule)."""
-        if ScopeType(rule.rule.scope_type or ScopeType.SITE) is ScopeType.DEVICE_TYPE:
-            return set()
-        return {
-            rid
-            for rid, r in self.registry.residents.items()
-            if rid not in self.registry.by_resident
-            and covers(rule.rule, site_id=r.site_id, resident_id=rid, device_type=None)
-        }
-
     def _device_states(
-        self, devices: Iterable[_Device], battery: dict[str, float] | None = None
-    ) -> Iterator[tuple[_Device, ev.DeviceState]]:
+        self, devices: Iterable[WorldDevice], battery: dict[str, float] | None = None
+    ) -> Iterator[tuple[WorldDevice, ev.DeviceState]]:
         for d in devices:
             yield (
                 d,
@@ -675,32 +435,18 @@ class _Tick:
         ids = self.reporting("door_open", devices.values(), since - DOOR_PRIOR)
         readings = self.samples("door_open", ids, since - DOOR_PRIOR)
         events = self.event_times("door_opened", devices, since)
-        # Doors are the devices that report door_open, or door_opened events.
-        doors = {
-            rule_id: [d for d in found if d.id in readings or d.id in events or d.type in DOORS]
-            for rule_id, found in scoped.items()
-        }
+        doors = {rule_id: kinds.doors(found, readings, events) for rule_id, found in scoped.items()}
         found: list[_Outcome] = []
         for rule in rules:
             watches: dict[Any, dict[Hashable, list[ev.DoorSource]]] = defaultdict(
                 lambda: defaultdict(list)
             )
-            zones: dict[Hashable, str] = {}
-            hours: dict[Hashable, tuple[time, time] | None] = {}
             for d in doors[rule.rule.id]:
-                key = self.subject_key(d)
-                if d.resident_id is not None:
-                    resident = self.registry.residents[d.resident_id]
-                    zones[key] = resident.timezone
-                    hours[key] = (resident.active_start, resident.active_end)
-                else:
-                    zones[key] = self.registry.sites.get(d.site_id, "UTC")
-                    hours[key] = None
                 source = ev.DoorSource(d.id, readings.get(d.id, ()), events.get(d.id, ()))
-                watches[rule.params_for(d.resident_id)][key].append(source)
+                watches[rule.params_for(d.resident_id)][subject_key(d)].append(source)
             for params, subjects in watches.items():
                 watch = {
-                    key: ev.DoorWatch(zones[key], sources, hours[key])
+                    key: kinds.door_watch(self.registry, key, sources)  # type: ignore[arg-type]
                     for key, sources in subjects.items()
                 }
                 found += self.outcomes(
@@ -751,7 +497,7 @@ def _load_rules(session: Session, kinds: frozenset[RuleKind], result: EngineResu
     if not rules:
         return rules
     by_id = {r.rule.id: r for r in rules}
-    for chunk in _chunks(by_id):
+    for chunk in chunks(by_id):
         for override in session.scalars(
             select(RuleOverride).where(RuleOverride.rule_id.in_(chunk))
         ):
@@ -778,9 +524,7 @@ def _watermark_job(kind: RuleKind) -> str:
 def _momentary_since(session: Session, kind: RuleKind, now: datetime) -> datetime:
     """Where a momentary kind looks back to: the previous tick, within [15 min, 24 h] of now."""
     mark = session.get(JobWatermark, _watermark_job(kind))
-    floor = now - MOMENTARY_MAX_CATCHUP
-    previous = mark.watermark if mark is not None else now - MOMENTARY_MIN_LOOKBACK
-    return min(max(previous, floor), now - MOMENTARY_MIN_LOOKBACK)
+    return kinds.momentary_since(mark.watermark if mark is not None else None, now)
 
 
 def _advance_watermark(session: Session, kind: RuleKind, now: datetime) -> None:
@@ -814,22 +558,26 @@ def _title(rule: AlertRule, label: str) -> str:
     return f"{rule.name}: {label}"[:300]
 
 
-def _apply(session: Session, tick: _Tick, outcomes: Sequence[_Outcome]) -> None:
-    """Open, repeat or resolve alerts for the findings, through the alert lifecycle."""
-    result = tick.result
-    now = tick.now
-    rule_ids = sorted({o.rule.rule.id for o in outcomes})
-    unresolved: dict[str, tuple[uuid.UUID, dict[str, Any], datetime]] = {}
-    remembered: dict[str, datetime] = {}  # momentary kinds: latest episode any alert was about
+def _load_book(
+    session: Session, outcomes: Sequence[_Outcome], now: datetime
+) -> tuple[EpisodeBook, dict[str, uuid.UUID]]:
+    """The episode book of the outcomes' rules, read from their alerts; and the open alerts' ids.
+
+    An open alert's episode is the newest one its details name (else when it was last seen);
+    momentary kinds remember the latest episode any alert of the last day was about.
+    """
+    book = EpisodeBook()
+    ids: dict[str, uuid.UUID] = {}
     a = Alert.__table__.c
-    for chunk in _chunks(rule_ids):
+    for chunk in chunks(o.rule.rule.id for o in outcomes):
         for alert_id, key, details, last_seen in session.execute(
             select(a.id, a.dedupe_key, a.details, a.last_seen_at).where(
                 a.rule_id.in_(chunk), a.status != AlertStatus.RESOLVED.value
             )
         ):
-            unresolved[key] = (alert_id, details or {}, last_seen)
-    momentary = sorted({o.rule.rule.id for o in outcomes if o.rule.kind in MOMENTARY_KINDS})
+            book.open[key] = _episode(details) or last_seen
+            ids[key] = alert_id
+    momentary = sorted({o.rule.rule.id for o in outcomes if is_momentary(o.rule.kind)})
     if momentary:
         oldest = now - MOMENTARY_MAX_CATCHUP
         for key, details in session.execute(
@@ -838,32 +586,41 @@ def _apply(session: Session, tick: _Tick, outcomes: Sequence[_Outcome]) -> None:
             )
         ):
             episode = _episode(details)
-            if episode is not None and (key not in remembered or episode > remembered[key]):
-                remembered[key] = episode
+            seen = book.remembered.get(key)
+            if episode is not None and (seen is None or episode > seen):
+                book.remembered[key] = episode
+    return book, ids
+
+
+def _apply(session: Session, tick: _Tick, outcomes: Sequence[_Outcome]) -> None:
+    """Open, repeat or resolve alerts for the findings (as the episode book decides), through
+    the alert lifecycle."""
+    result = tick.result
+    now = tick.now
+    book, alert_ids = _load_book(session, outcomes, now)
     note = translate("rules.finding.resolved", "en")
     descriptions: dict[int, str] = {}
     for outcome in outcomes:
         rule, finding = outcome.rule, outcome.finding
         result.findings[finding.state.value] = result.findings.get(finding.state.value, 0) + 1
-        if finding.state is ev.State.HOLD:
-            continue
-        if finding.state is ev.State.ALARM and tick.held(outcome):
+        key = lifecycle.dedupe_key(
+            rule.rule.id, rule.kind, Subject(outcome.key[0], str(outcome.key[1]))
+        )
+        held = finding.state is ev.State.ALARM and tick.held(outcome)
+        transition = book.step(
+            key,
+            finding,
+            now,
+            momentary=is_momentary(rule.kind),
+            auto_resolve=bool(rule.rule.auto_resolve),
+            held=held,
+        )
+        if transition is Transition.HELD:
             result.held += 1
-            continue
-        subject_type, subject_id = outcome.key
-        key = lifecycle.dedupe_key(rule.rule.id, rule.kind, Subject(subject_type, str(subject_id)))
-        open_alert = unresolved.get(key)
-        if finding.state is ev.State.ALARM:
-            if rule.kind in MOMENTARY_KINDS:
-                seen = remembered.get(key)
-                if seen is not None and finding.since is not None and finding.since <= seen:
-                    continue  # this opening or failed run was alerted already
-            elif open_alert is not None:
-                if finding.since is None:
-                    continue  # the same episode, seen again
-                _, details, last_seen = open_alert
-                if finding.since <= (_episode(details) or last_seen):
-                    continue
+        elif transition is Transition.CLEAR:
+            alert = lifecycle.resolve(session, alert_ids.pop(key), None, note, at=now)
+            result.resolved.append(alert.id)
+        elif transition in FIRES:
             if rule.rule.id not in descriptions:
                 descriptions[rule.rule.id] = describe_rule(rule.rule, "en")
             details = {
@@ -885,13 +642,7 @@ def _apply(session: Session, tick: _Tick, outcomes: Sequence[_Outcome]) -> None:
                 at=now,
             )
             (result.opened if raised.created else result.repeated).append(raised.alert.id)
-            unresolved[key] = (raised.alert.id, raised.alert.details, now)
-            if finding.since is not None:
-                remembered[key] = finding.since
-        elif finding.state is ev.State.CLEAR and rule.rule.auto_resolve and open_alert is not None:
-            alert = lifecycle.resolve(session, open_alert[0], None, note, at=now)
-            result.resolved.append(alert.id)
-            unresolved.pop(key, None)
+            alert_ids[key] = raised.alert.id
 
 
 def _setup_notices(session: Session, tick: _Tick) -> None:
@@ -910,7 +661,7 @@ def _setup_notices(session: Session, tick: _Tick) -> None:
     a = Alert.__table__.c
     # Open notices (the partial unique index on unresolved dedupe keys answers this)...
     open_notices: dict[str, uuid.UUID] = {}
-    for chunk in _chunks(keys[rid] for rid in tick.judged):
+    for chunk in chunks(keys[rid] for rid in tick.judged):
         for key, alert_id in session.execute(
             select(a.dedupe_key, a.id).where(
                 a.dedupe_key.in_(chunk), a.status != AlertStatus.RESOLVED.value
@@ -919,7 +670,7 @@ def _setup_notices(session: Session, tick: _Tick) -> None:
             open_notices[key] = alert_id
     # ...and, only for the few residents still without data, any notice ever posted.
     posted: set[str] = set()
-    for chunk in _chunks(keys[rid] for rid in tick.setup):
+    for chunk in chunks(keys[rid] for rid in tick.setup):
         posted |= set(session.scalars(select(a.dedupe_key).where(a.dedupe_key.in_(chunk))))
     title = translate("rules.setup.inactivity_title", "en")
     for rid, device_id in sorted(tick.setup.items()):

@@ -49,12 +49,12 @@ from core.rollups import Window, backfill_windows, rollup_window
 from core.rules import evaluate as ev
 from core.rules.backtest import MAX_DAYS, RuleDraft, backtest
 from core.rules.describe import describe_rule
+from core.rules.episodes import FIRES, EpisodeBook, Transition
+from core.rules.instant import AfterCommit, CriticalEventAlerts, StoredEvent
 from core.rules.params import DeviceOfflineParams, RuleParamsError, parse_params
 from core.rules.scope import covers
 from core.timeutil import ensure_utc, utcnow
 from ingest.batch import Batch
-from ingest.instant_alerts import CriticalEventAlerts
-from ingest.instant_rules import AfterCommit, StoredEvent
 from ingest.parse import Limits, apply_message
 from ingest.registry_cache import RegistryCache
 from ingest.simulator.errors import SimulatorError
@@ -322,7 +322,7 @@ class _OfflineWatch:
         # Each device's status and since when, read back from device_status_changes.
         self.status: dict[str, tuple[str, datetime]] = {}
         self._loaded_until: datetime | None = None
-        self.open: dict[tuple[int, str], datetime] = {}
+        self.book = EpisodeBook()  # keys: (rule id, device id)
         self.firings: list[_Firing] = []
 
     def note(self, batch: Batch) -> None:
@@ -357,25 +357,19 @@ class _OfflineWatch:
                     registered_at=self.registered.get(device.id),
                 )
                 finding = ev.device_offline_one(("device", device.id), state, params, now)
-                if finding is None or finding.state is ev.State.HOLD:
+                if finding is None:
                     continue
                 key = (rule.id, device.id)
+                transition = self.book.step(
+                    key, finding, now, momentary=False, auto_resolve=bool(rule.auto_resolve)
+                )
                 subject = Subject("device", device.id, self.site.id, device.resident_id, device.id)
-                if finding.state is ev.State.CLEAR:
-                    if key in self.open:
-                        del self.open[key]
-                        if rule.auto_resolve:
-                            self.firings.append(
-                                _Firing(now, rule, subject, device.id, {}, clear=True)
-                            )
-                    continue
-                since = finding.since or now
-                if key in self.open and since <= self.open[key]:
-                    continue  # the same episode
-                self.open[key] = since
-                details = {**finding.details, "device_id": device.id}
-                details["episode_start"] = since.isoformat()
-                self.firings.append(_Firing(now, rule, subject, device.id, details))
+                if transition is Transition.CLEAR:
+                    self.firings.append(_Firing(now, rule, subject, device.id, {}, clear=True))
+                elif transition in FIRES:
+                    details = {**finding.details, "device_id": device.id}
+                    details["episode_start"] = (finding.since or now).isoformat()
+                    self.firings.append(_Firing(now, rule, subject, device.id, details))
 
 
 class _Recorder:
@@ -469,7 +463,7 @@ def _simulate(
         sim.at(ts + OFFLINE_TICK.total_seconds(), tick)
 
     # Each opened alert is logged as a warning live; for weeks of the past that is noise.
-    quiet = logging.getLogger("ingest.instant_alerts")
+    quiet = logging.getLogger("core.rules.instant")
     level = quiet.level
     quiet.setLevel(logging.ERROR)
     try:
@@ -591,15 +585,7 @@ def _replayed_firings(
     for rule in rules:
         if rule.site_id is not None and rule.site_id != site.id:
             continue
-        draft = RuleDraft(
-            kind=RuleKind(rule.kind),
-            params=rule.params or {},
-            scope_type=rule.scope_type,
-            site_id=rule.site_id,
-            resident_id=rule.resident_id,
-            device_type=rule.device_type,
-            auto_resolve=rule.auto_resolve,
-        )
+        draft = RuleDraft.of(session, rule)
         try:
             result = backtest(session, draft, end, days=days)
         except RuleParamsError as error:

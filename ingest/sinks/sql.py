@@ -11,10 +11,10 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from core.db import session_info
+from core.rules.instant import AfterCommit, InstantRules, NoInstantRules, StoredEvent
 from core.settings import Settings
 from core.timeutil import ensure_utc, utcnow
 from ingest.batch import Batch, ReadingRow
-from ingest.instant_rules import AfterCommit, InstantRules, NoInstantRules, StoredEvent
 from ingest.registry_cache import KnownDevice, RegistryCache
 from models import (
     BlockedDevice,

@@ -15,10 +15,9 @@ from core.queries import devices as device_queries
 from core.queries.residents_admin import ContactInput
 from core.roster import import_roster
 from core.rules.engine import evaluate_rules
+from core.rules.instant import CriticalEventAlerts, StoredEvent
 from core.rules.params import validate_params
 from core.timeutil import utcnow
-from ingest.instant_alerts import CriticalEventAlerts
-from ingest.instant_rules import StoredEvent
 from models import (
     Alert,
     AlertRule,

@@ -24,9 +24,8 @@ from core.contract.catalogue import EventType
 from core.contract.payloads import event_payload
 from core.db import make_engine, make_session_factory, session_info, session_scope
 from core.notify.escalation import escalate_due
+from core.rules.instant import CriticalEventAlerts, StoredEvent
 from core.settings import Settings
-from ingest.instant_alerts import CriticalEventAlerts
-from ingest.instant_rules import StoredEvent
 from ingest.service import IngestService
 from ingest.simulator.valve import GasValve
 from models import (

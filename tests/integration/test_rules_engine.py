@@ -14,9 +14,9 @@ from sqlalchemy.orm import Session, sessionmaker
 from core.alerts import lifecycle
 from core.rules.engine import evaluate_rules
 from core.rules.events import match_event_rules
+from core.rules.instant import StoredEvent
 from core.rules.params import validate_params
 from core.timeutil import utcnow
-from ingest.instant_rules import StoredEvent
 from models import (
     Alert,
     AlertHistory,

@@ -9,8 +9,8 @@ from sqlalchemy import Engine
 from core.contract.catalogue import EventType
 from core.contract.payloads import event_payload
 from core.contract.topics import TopicKind, device_topic
+from core.rules.instant import CriticalEventAlerts
 from ingest.batch import Batch
-from ingest.instant_alerts import CriticalEventAlerts
 from ingest.parse import Limits, apply_message
 from ingest.registry_cache import RegistryCache
 from ingest.sinks.sql import SqlSink

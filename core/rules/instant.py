@@ -1,6 +1,9 @@
 """Instant rules: critical events open an alert in the transaction that stores them, and after the
 commit their notifications are delivered and any automatic actuator command is published.
 
+Ingest calls the policy through one hook (`InstantRules.on_events`, in its SQL sink) for every
+newly stored event; the seeded history calls the same policy at each event's own time.
+
 Event-kind rules come from the database (operators edit them). As a safety net, a critical event
 (fall, panic button, flame, smoke, gas) that no enabled rule matches still opens a critical alert,
 and flame, smoke or gas still closes the site's gas valves: a disabled rule must not mean a
@@ -22,6 +25,9 @@ import time
 import uuid
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -31,10 +37,51 @@ from core.alerts.lifecycle import Occurrence
 from core.commands import request_command, site_valves
 from core.contract.catalogue import CRITICAL_EVENTS, EventType
 from core.rules.events import event_subject, match_event_rules
-from ingest.instant_rules import AfterCommit, StoredEvent
 from models import AlertRule, RuleKind, Severity
 
 log = logging.getLogger(__name__)
+
+
+# --- the hook ingest calls
+
+
+@dataclass(frozen=True, slots=True)
+class StoredEvent:
+    """An event as written to the events table (redeliveries never reach the hook twice)."""
+
+    id: int
+    device_id: str
+    site_id: str
+    resident_id: int | None
+    device_type: str | None
+    type: str
+    ts: datetime
+    data: dict[str, Any]
+    received_at: datetime
+    quarantined: bool = False
+
+
+AfterCommit = Callable[[], None]
+
+
+class InstantRules(Protocol):
+    """Evaluated synchronously by ingest, inside the transaction that stores the events."""
+
+    def on_events(self, session: Session, events: Sequence[StoredEvent]) -> AfterCommit | None:
+        """Open or update alerts for these events; return what to do once they are committed
+        (deliver notifications, publish commands), or None."""
+        ...
+
+
+class NoInstantRules:
+    """Used where no alert engine is wired in (tests of ingest alone): events are only stored."""
+
+    def on_events(self, session: Session, events: Sequence[StoredEvent]) -> AfterCommit | None:
+        """No alert is opened."""
+        return None
+
+
+# --- the policy
 
 VALVE_EVENTS = frozenset({EventType.FLAME_DETECTED, EventType.SMOKE_DETECTED, EventType.GAS_LEAK})
 CLOSE_VALVE = "close_valve"
