@@ -11,16 +11,26 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from argon2 import PasswordHasher
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
-from core import schema
+from core import schema, security
 from core.db import make_engine
 from core.settings import Settings, get_settings
 from tests.factories import Factory
 from tests.support.databases import BACKENDS, throwaway_database
 
 TEST_SECRET = "test-secret-key-not-for-production-0123456789"
+# Argon2id at its cheapest (1 pass over 8 KiB, 1 lane): production's 3 passes over 64 MiB cost
+# ~0.1 s a hash, and the suite makes thousands of users. tests/unit/test_security.py pins
+# production's parameters.
+CHEAP_HASHER = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Cheap password hashing for every test, module and session fixture of this process."""
+    security.use_hasher(CHEAP_HASHER)
 
 
 def make_test_settings(tmp: Path, **overrides: Any) -> Settings:

@@ -29,7 +29,7 @@ from models import (
     RuleKind,
 )
 from tests.conftest import make_test_settings
-from tests.integration.test_cli import iotcare
+from tests.support.cli import iotcare
 
 
 @pytest.fixture
