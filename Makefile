@@ -10,8 +10,9 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
 # Test processes (pytest-xdist): one per CPU, at most 4 (each starts its own Prefect server).
+# A module's tests stay in one process, so its module fixtures (a seeded database) are made once.
 TEST_JOBS ?= $(shell n=$$(getconf _NPROCESSORS_ONLN 2>/dev/null || echo 2); echo $$(( n < 4 ? n : 4 )))
-PYTEST := $(BIN)/python -m pytest -n $(TEST_JOBS) --dist loadgroup
+PYTEST := $(BIN)/python -m pytest -n $(TEST_JOBS) --dist loadscope
 
 .PHONY: install demo test test-fast lint format lock clean help
 

@@ -39,28 +39,6 @@ def pytest_configure(config: pytest.Config) -> None:
             config.add_cleanup(stop)
 
 
-# Tests that must share one xdist worker, by where they are: a module's page tests share its
-# seeded database, and the flow tests one Prefect server; two Chromiums at once starve each other.
-_GROUPS_BY_DIRECTORY = {"dashboards": "module", "flows": "flows", "browser": "browser"}
-
-
-@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Put tests that must run in one worker into one xdist group (`--dist loadgroup`)."""
-    if not config.pluginmanager.hasplugin("xdist"):
-        return
-    root = Path(__file__).parent
-    for item in items:
-        if not item.path.is_relative_to(root):
-            continue
-        parts = item.path.relative_to(root).parts
-        group = _GROUPS_BY_DIRECTORY.get(parts[0]) if len(parts) > 1 else None
-        if group == "module":
-            group = item.path.relative_to(root).with_suffix("").as_posix()
-        if group is not None:
-            item.add_marker(pytest.mark.xdist_group(group))
-
-
 def make_test_settings(tmp: Path, **overrides: Any) -> Settings:
     """Settings for tests: test environment, state in a temp dir, no .env file read."""
     values: dict[str, Any] = {
