@@ -9,12 +9,17 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
+# Test processes (pytest-xdist): one per CPU, at most 4 (each starts its own Prefect server).
+# A module's tests stay in one process, so its module fixtures (a seeded database) are made once.
+TEST_JOBS ?= $(shell n=$$(getconf _NPROCESSORS_ONLN 2>/dev/null || echo 2); echo $$(( n < 4 ? n : 4 )))
+PYTEST := $(BIN)/python -m pytest -n $(TEST_JOBS) --dist loadscope
 
-.PHONY: install demo test lint format lock clean help
+.PHONY: install demo test test-fast lint format lock clean help
 
 help:
 	@echo "make demo   run IoT Care locally (embedded database and broker)"
 	@echo "make test   run the whole test suite (HTML report in reports/)"
+	@echo "make test-fast   the suite without the system tests (demo, durability, benchmarks, notebooks, browser)"
 	@echo "make lint   ruff"
 	@echo "make lock   re-resolve requirements.lock from pyproject.toml"
 
@@ -33,7 +38,11 @@ demo: install
 
 test: install
 	@mkdir -p reports
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(PYTEST) $(PYTEST_ARGS)
+
+test-fast: install
+	@mkdir -p reports
+	$(PYTEST) -m "not system" $(PYTEST_ARGS)
 
 lint: install
 	$(BIN)/ruff check .

@@ -12,9 +12,20 @@ from functools import cache
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
-_hasher = PasswordHasher()
+# argon2-cffi's defaults (RFC 9106 low-memory profile): 3 passes over 64 MiB, 4 lanes.
+PRODUCTION_HASHER = PasswordHasher()
+_hasher = PRODUCTION_HASHER
 MIN_PASSWORD_LENGTH = 10
 _ALPHABET = string.ascii_letters + string.digits
+
+
+def use_hasher(hasher: PasswordHasher) -> PasswordHasher:
+    """Hash new passwords with `hasher` from now on (tests use cheap parameters); returns the
+    previous one. Existing hashes keep verifying: each carries its own parameters."""
+    global _hasher
+    previous, _hasher = _hasher, hasher
+    _dummy_hash.cache_clear()  # the dummy must cost what a real hash with these parameters costs
+    return previous
 
 
 def hash_password(password: str) -> str:

@@ -11,16 +11,32 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from argon2 import PasswordHasher
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
-from core import schema
+from core import security
 from core.db import make_engine
 from core.settings import Settings, get_settings
 from tests.factories import Factory
-from tests.support.databases import BACKENDS, throwaway_database
+from tests.support.databases import BACKENDS, drop_templates, migrated_database, throwaway_database
 
 TEST_SECRET = "test-secret-key-not-for-production-0123456789"
+# Argon2id at its cheapest (1 pass over 8 KiB, 1 lane): production's 3 passes over 64 MiB cost
+# ~0.1 s a hash, and the suite makes thousands of users. tests/unit/test_security.py pins
+# production's parameters.
+CHEAP_HASHER = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Cheap password hashing in every test process; PostgreSQL and Mosquitto of the run's own
+    when none are configured (started once, by the process that runs or deals out the tests)."""
+    security.use_hasher(CHEAP_HASHER)
+    if not hasattr(config, "workerinput"):  # not an xdist worker: those inherit the URLs
+        from tests.support.session_services import start_missing_services
+
+        for stop in start_missing_services():
+            config.add_cleanup(stop)
 
 
 def make_test_settings(tmp: Path, **overrides: Any) -> Settings:
@@ -79,19 +95,25 @@ def db_backend(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _database_templates() -> Iterator[None]:
+    """The migrated template databases this process made are dropped at the end."""
+    yield
+    drop_templates()
+
+
 @pytest.fixture(scope="session")
 def database_url(db_backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A database for the whole session on this backend, created and dropped by the tests."""
-    with throwaway_database(db_backend, tmp_path_factory.mktemp("db")) as url:
+    """A database at migration head for the whole session on this backend, dropped at the end."""
+    with migrated_database(db_backend, tmp_path_factory.mktemp("db")) as url:
         yield url
 
 
 @pytest.fixture(scope="session")
 def engine(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
-    """Engine on the session database, migrated to head."""
+    """Engine on the session database (migrated to head)."""
     settings = make_test_settings(tmp_path_factory.mktemp("settings"), database_url=database_url)
     engine = make_engine(settings)
-    schema.upgrade(engine)
     yield engine
     engine.dispose()
 
@@ -122,6 +144,13 @@ def factory(db_session: Session) -> Factory:
 def empty_database(db_backend: str, tmp_path: Path) -> Iterator[str]:
     """A fresh empty database of this backend for one test (migration tests), dropped after."""
     with throwaway_database(db_backend, tmp_path) as url:
+        yield url
+
+
+@pytest.fixture
+def migrated_database_url(db_backend: str, tmp_path: Path) -> Iterator[str]:
+    """A fresh database of this backend at migration head for one test, dropped after."""
+    with migrated_database(db_backend, tmp_path) as url:
         yield url
 
 
@@ -159,19 +188,11 @@ def private_mosquitto() -> Iterator[Callable[..., Any]]:
 @pytest.fixture
 def private_postgres() -> Iterator[Any]:
     """A started PostgreSQL server of the test's own (PrivatePostgres), removed after the test."""
-    import os
-    import pwd
-
-    from tests.support.postgres_instance import PG_BIN_ENV, RUN_AS, PrivatePostgres, find_pg_bin
+    from tests.support.postgres_instance import PG_BIN_ENV, PrivatePostgres
     from tests.support.services import require
+    from tests.support.session_services import postgres_usable
 
-    usable = find_pg_bin() is not None
-    if usable and os.name == "posix" and os.geteuid() == 0:
-        try:
-            pwd.getpwnam(RUN_AS)
-        except KeyError:
-            usable = False
-    require(usable, "PostgreSQL server binaries (initdb, postgres)", PG_BIN_ENV)
+    require(postgres_usable(), "PostgreSQL server binaries (initdb, postgres)", PG_BIN_ENV)
     server = PrivatePostgres()
     try:
         yield server.start()

@@ -30,6 +30,8 @@ from tests.support.app_server import (
 )
 from tests.support.waiting import wait_until
 
+pytestmark = pytest.mark.system
+
 TITLE = "Fall detected (browser test)"
 
 

@@ -37,6 +37,8 @@ from tests.support.app_server import (
 from tests.support.onboarding import RESIDENT, publish_fall, roster_csv
 from tests.support.waiting import wait_until
 
+pytestmark = pytest.mark.system
+
 SITE = "maple"
 CAREGIVER = "nurse.kim"
 PASSWORD = "walk-the-floor-2026"

@@ -14,7 +14,6 @@ from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 from streamlit.testing.v1 import AppTest
 
-from core import schema
 from core.access import Viewer
 from core.db import make_engine, session_info
 from core.seed import seed_demo
@@ -23,7 +22,7 @@ from core.timeutil import utcnow
 from dashboards.components.i18n import LANGUAGE_KEY
 from models import Base, User
 from tests.conftest import TEST_SECRET, make_test_settings
-from tests.support.databases import throwaway_database
+from tests.support.databases import migrated_database, single_backend
 
 APP = Path(__file__).resolve().parents[2] / "dashboards" / "streamlit_app.py"
 VIEWER_KEY = "iotcare.viewer"
@@ -52,13 +51,18 @@ class AppDatabase:
             return user
 
 
+@pytest.fixture(scope="session")
+def db_backend() -> str:
+    """Pages run on one backend: their queries run on both in tests/integration."""
+    return single_backend()
+
+
 @pytest.fixture(scope="module")
 def app_db(db_backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[AppDatabase]:
     """A migrated database with the demo site seeded, per backend, for a module's page tests."""
     directory = tmp_path_factory.mktemp("app")
-    with throwaway_database(db_backend, directory) as url:
+    with migrated_database(db_backend, directory) as url:
         engine = make_engine(make_test_settings(directory, database_url=url))
-        schema.upgrade(engine)
         with Session(engine, expire_on_commit=False) as session:
             seeded = seed_demo(session)
             session.commit()

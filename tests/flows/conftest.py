@@ -10,13 +10,12 @@ import pytest
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
-from core import schema
 from core.db import make_engine
 from core.settings import Settings
 from flows import runtime
 from models import Base
 from tests.conftest import make_test_settings
-from tests.support.databases import throwaway_database
+from tests.support.databases import migrated_database, single_backend
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -68,14 +67,19 @@ class FlowDatabase:
                 conn.execute(table.delete())
 
 
+@pytest.fixture(scope="session")
+def db_backend() -> str:
+    """Flows run on one backend: their queries run on both in tests/integration."""
+    return single_backend()
+
+
 @pytest.fixture(scope="module")
 def flow_db(db_backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[FlowDatabase]:
     """A migrated database per backend for a module's flow tests."""
     directory = tmp_path_factory.mktemp("flows")
-    with throwaway_database(db_backend, directory) as url:
+    with migrated_database(db_backend, directory) as url:
         settings = make_test_settings(directory, database_url=url, log_level="WARNING")
         engine = make_engine(settings)
-        schema.upgrade(engine)
         try:
             yield FlowDatabase(engine, settings)
         finally:

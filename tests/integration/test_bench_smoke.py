@@ -17,7 +17,7 @@ from tests.support.services import TEST_DATABASE_URL, require
 
 ROOT = Path(__file__).resolve().parents[2]
 
-pytestmark = pytest.mark.timeout(180)
+pytestmark = [pytest.mark.system, pytest.mark.timeout(180)]
 
 
 def run_bench(module: str, *args: str, postgres: bool = True, broker: bool = False) -> str:

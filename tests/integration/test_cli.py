@@ -1,11 +1,9 @@
-"""The iotcare command as an operator runs it: real processes, readable errors, no tracebacks."""
+"""The iotcare command as an operator runs it: readable errors, no tracebacks. Commands run in
+this process (tests/support/cli.py); start-up failures run as real processes."""
 
 from __future__ import annotations
 
-import os
 import socket
-import subprocess
-import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -18,40 +16,11 @@ from sqlalchemy.orm import Session
 import models
 from core import registry
 from models import BlockedDevice
-from tests.conftest import TEST_SECRET
-
-
-def iotcare(
-    *args: str,
-    database_url: str | None = None,
-    env: dict | None = None,
-    input: str | None = None,
-    timeout: float = 120,
-) -> subprocess.CompletedProcess[str]:
-    environment = {k: v for k, v in os.environ.items() if not k.startswith("IOTCARE_")}
-    environment.update(
-        {
-            "IOTCARE_ENVIRONMENT": "test",
-            "IOTCARE_SECRET_KEY": TEST_SECRET,
-            "IOTCARE_LOG_LEVEL": "WARNING",
-        }
-    )
-    if database_url:
-        environment["IOTCARE_DATABASE_URL"] = database_url
-    environment.update(env or {})
-    return subprocess.run(
-        [sys.executable, "-m", "cli", *args],
-        capture_output=True,
-        text=True,
-        env=environment,
-        input=input,
-        timeout=timeout,
-        check=False,
-    )
+from tests.support.cli import iotcare, iotcare_process
 
 
 def test_bad_database_url_stops_with_one_line() -> None:
-    result = iotcare("db", "upgrade", env={"IOTCARE_DATABASE_URL": "nonsense"})
+    result = iotcare_process("db", "upgrade", env={"IOTCARE_DATABASE_URL": "nonsense"})
     assert result.returncode == 1
     assert result.stderr.strip().count("\n") == 0
     assert result.stderr.startswith("Invalid setting IOTCARE_DATABASE_URL:")
@@ -59,7 +28,7 @@ def test_bad_database_url_stops_with_one_line() -> None:
 
 
 def test_missing_secret_in_production_stops_start_up() -> None:
-    result = iotcare(
+    result = iotcare_process(
         "db", "current", env={"IOTCARE_ENVIRONMENT": "production", "IOTCARE_SECRET_KEY": ""}
     )
     assert result.returncode == 1
@@ -245,7 +214,7 @@ def test_busy_port_is_one_line_naming_port_and_setting(
     busy_port: int, command: tuple[str, ...], setting: str, language: str, said: str
 ) -> None:
     args = [arg.format(port=busy_port) for arg in command]
-    result = iotcare(
+    result = iotcare_process(
         *args, env={"IOTCARE_METRICS_PORT": str(busy_port), "LANG": language}, timeout=30
     )
     assert result.returncode == 1, result.stdout + result.stderr

@@ -7,7 +7,7 @@ from sqlalchemy.orm import Session
 
 from core import registry
 from models import FamilyLink, Role, User
-from tests.integration.test_cli import iotcare
+from tests.support.cli import iotcare
 
 
 def test_cli_adds_a_family_user_linked_to_a_resident(empty_database: str) -> None:

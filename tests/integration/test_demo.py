@@ -25,6 +25,8 @@ from models import RuleKind, Severity
 from tests.support.tcp_proxy import free_port
 from tests.support.waiting import wait_until
 
+pytestmark = pytest.mark.system
+
 
 def readings(db: Path) -> int:
     if not db.exists():

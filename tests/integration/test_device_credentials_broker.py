@@ -8,9 +8,6 @@ has reloaded them (SIGHUP through IOTCARE_MOSQUITTO_PID_FILE).
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import threading
 import time
 import uuid
@@ -30,8 +27,9 @@ from core.db import make_engine, make_session_factory, session_scope
 from core.errors import ConfigError, ConflictError, NotFoundError
 from core.settings import Settings
 from models import AuditEntry, Device
-from tests.conftest import TEST_SECRET, make_test_settings
+from tests.conftest import make_test_settings
 from tests.factories import Factory
+from tests.support.cli import iotcare
 from tests.support.mosquitto import PrivateMosquitto
 
 SERVICE_USER = "iotcare-platform"
@@ -290,21 +288,6 @@ def test_broker_enforces_each_devices_own_topics(
 
 
 # --- the CLI, as an operator runs it
-
-
-def iotcare(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    environment = {k: v for k, v in os.environ.items() if not k.startswith("IOTCARE_")}
-    environment.update(
-        {"IOTCARE_ENVIRONMENT": "test", "IOTCARE_SECRET_KEY": TEST_SECRET, **env},
-    )
-    return subprocess.run(
-        [sys.executable, "-m", "cli", *args],
-        capture_output=True,
-        text=True,
-        env=environment,
-        timeout=120,
-        check=False,
-    )
 
 
 def printed_password(output: str) -> str:

@@ -28,10 +28,12 @@ T0 = datetime(2026, 1, 5, 10, tzinfo=UTC)
 
 
 @pytest.fixture
-def database(empty_database: str, override_settings: Callable[..., Any]) -> Iterator[Session]:
+def database(
+    migrated_database_url: str, override_settings: Callable[..., Any]
+) -> Iterator[Session]:
     """A migrated database the CLI's settings point at, with one registered wearable."""
-    override_settings(database_url=empty_database, log_level="WARNING")
-    engine = create_engine(empty_database)
+    override_settings(database_url=migrated_database_url, log_level="WARNING")
+    engine = create_engine(migrated_database_url)
     schema.upgrade(engine)
     with Session(engine, expire_on_commit=False) as session:
         site = registry.create_site(session, "clisite", "CLI site", "UTC")

@@ -38,7 +38,7 @@ from tests.support.services import TEST_DATABASE_URL, require
 from tests.support.tcp_proxy import ProxiedDatabase, proxied_url
 from tests.support.waiting import wait_until
 
-pytestmark = pytest.mark.timeout(150)
+pytestmark = [pytest.mark.system, pytest.mark.timeout(150)]
 
 # The broker's max_inflight_messages and ingest's in-flight window: one value, as in production.
 WINDOW = 100

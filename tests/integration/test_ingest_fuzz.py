@@ -26,7 +26,7 @@ from ingest.registry_cache import RegistryCache
 from ingest.sinks.sql import SqlSink
 from models import DeadLetter, Event, Reading
 from tests.conftest import make_test_settings
-from tests.support.databases import throwaway_database
+from tests.support.databases import migrated_database
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 LIMITS = Limits(max_payload_bytes=65_536, dead_letter_payload_bytes=4096)
@@ -36,7 +36,7 @@ LIMITS = Limits(max_payload_bytes=65_536, dead_letter_payload_bytes=4096)
 def engine(db_backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
     """A migrated database with site `home` and its wearable `w1`."""
     directory = tmp_path_factory.mktemp("fuzz")
-    with throwaway_database(db_backend, directory) as url:
+    with migrated_database(db_backend, directory) as url:
         engine = make_engine(make_test_settings(directory, database_url=url))
         schema.upgrade(engine)
         with Session(engine) as session:

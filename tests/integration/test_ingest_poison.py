@@ -22,7 +22,7 @@ from ingest.registry_cache import RegistryCache
 from ingest.sinks.sql import SqlSink
 from models import DeadLetter, Device, Event, Reading, Site
 from tests.conftest import make_test_settings
-from tests.support.databases import throwaway_database
+from tests.support.databases import migrated_database
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 TS = (NOW - timedelta(minutes=1)).isoformat()
@@ -34,7 +34,7 @@ POISON_BPM = 66.5
 def engine(db_backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
     """A migrated database with site `home` (device w1) and site `away` (device a1)."""
     directory = tmp_path_factory.mktemp("poison")
-    with throwaway_database(db_backend, directory) as url:
+    with migrated_database(db_backend, directory) as url:
         engine = make_engine(make_test_settings(directory, database_url=url))
         schema.upgrade(engine)
         with Session(engine) as session:

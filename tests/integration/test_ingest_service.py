@@ -48,9 +48,9 @@ BASE = datetime(2026, 11, 22, 0, 0, tzinfo=UTC)
 
 
 @pytest.fixture
-def ingest_engine(empty_database: str, tmp_path: Path) -> Iterator[Engine]:
+def ingest_engine(migrated_database_url: str, tmp_path: Path) -> Iterator[Engine]:
     """A migrated database with one site, a resident and a wearable, fall detector."""
-    engine = make_engine(make_test_settings(tmp_path, database_url=empty_database))
+    engine = make_engine(make_test_settings(tmp_path, database_url=migrated_database_url))
     schema.upgrade(engine)
     with session_scope(make_session_factory(engine)) as session:
         factory = Factory(session)

@@ -51,8 +51,8 @@ from tests.support.waiting import wait_until
 
 
 @pytest.fixture
-def site_engine(empty_database: str, tmp_path: Path) -> Iterator[Engine]:
-    engine = make_engine(make_test_settings(tmp_path, database_url=empty_database))
+def site_engine(migrated_database_url: str, tmp_path: Path) -> Iterator[Engine]:
+    engine = make_engine(make_test_settings(tmp_path, database_url=migrated_database_url))
     schema.upgrade(engine)
     with session_scope(make_session_factory(engine)) as session:
         factory = Factory(session)

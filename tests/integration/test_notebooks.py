@@ -19,6 +19,8 @@ from core.seed import seed_demo
 from ingest.simulator.history import seed_history
 from tests.conftest import make_test_settings
 
+pytestmark = pytest.mark.system
+
 NOTEBOOKS = sorted((Path(__file__).parents[2] / "notebooks").glob("*.ipynb"))
 CELL_TIMEOUT = 120
 

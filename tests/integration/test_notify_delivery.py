@@ -130,7 +130,7 @@ class World:
 
 @pytest.fixture
 def world(
-    empty_database: str,
+    migrated_database_url: str,
     tmp_path: Path,
     smtp: LocalSmtpServer,
     webhook: WebhookReceiver,
@@ -140,7 +140,7 @@ def world(
 
     def build(caregivers: int = 1, residents: int = 1, **overrides: Any) -> World:
         values: dict[str, Any] = {
-            "database_url": empty_database,
+            "database_url": migrated_database_url,
             "smtp_host": "127.0.0.1",
             "smtp_port": smtp.port,
             "smtp_security": "none",

@@ -117,7 +117,7 @@ class World:
 
 @pytest.fixture
 def world(
-    empty_database: str,
+    migrated_database_url: str,
     tmp_path: Path,
     ntfy: FakeNtfy,
     gateway: FakeSmsGateway,
@@ -128,7 +128,7 @@ def world(
         contacts: tuple[tuple[Channel, str], ...], language: str = "en", **overrides: Any
     ) -> World:
         values: dict[str, Any] = {
-            "database_url": empty_database,
+            "database_url": migrated_database_url,
             "ntfy_url": ntfy.url,
             "ntfy_token": NTFY_TOKEN,
             "sms_gateway_url": gateway_url(gateway),

@@ -30,7 +30,7 @@ from models import (
     Site,
 )
 from tests.conftest import make_test_settings
-from tests.support.databases import throwaway_database
+from tests.support.databases import migrated_database
 
 START = datetime(2026, 1, 5, 10, tzinfo=UTC)
 END = START + timedelta(hours=1)
@@ -45,7 +45,7 @@ CLEAN_DEVICES = {"dq-wear": "heart_rate", "dq-env": "temperature_c", "dq-motion"
 def quality_engine(db_backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
     """A committed database (Great Expectations reads it through its own engine)."""
     directory = tmp_path_factory.mktemp("quality")
-    with throwaway_database(db_backend, directory) as url:
+    with migrated_database(db_backend, directory) as url:
         engine = make_engine(make_test_settings(directory, database_url=url))
         schema.upgrade(engine)
         yield engine

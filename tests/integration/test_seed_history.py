@@ -29,13 +29,13 @@ from models import (
     RuleKind,
 )
 from tests.conftest import make_test_settings
-from tests.integration.test_cli import iotcare
+from tests.support.cli import iotcare
 
 
 @pytest.fixture
-def demo_engine(empty_database: str, tmp_path: Path) -> Iterator[Engine]:
+def demo_engine(migrated_database_url: str, tmp_path: Path) -> Iterator[Engine]:
     """A fresh database of this backend with the demo site seeded."""
-    engine = make_engine(make_test_settings(tmp_path, database_url=empty_database))
+    engine = make_engine(make_test_settings(tmp_path, database_url=migrated_database_url))
     schema.upgrade(engine)
     with Session(engine) as session, session.begin():
         seed_demo(session, timezone="Asia/Seoul")

@@ -28,8 +28,8 @@ UNPLUGGED = "sunrise-r13-env"
 
 
 @pytest.fixture
-def demo_engine(empty_database: str, tmp_path: Path) -> Iterator[Engine]:
-    engine = make_engine(make_test_settings(tmp_path, database_url=empty_database))
+def demo_engine(migrated_database_url: str, tmp_path: Path) -> Iterator[Engine]:
+    engine = make_engine(make_test_settings(tmp_path, database_url=migrated_database_url))
     schema.upgrade(engine)
     with Session(engine) as session, session.begin():
         seed_demo(session, timezone="Asia/Seoul")

@@ -37,9 +37,9 @@ from models import (
 )
 from tests.factories import Factory
 from tests.integration import test_instant_alerts as instant
-from tests.integration.test_cli import iotcare
 from tests.integration.test_instant_alerts import NIGHT, NightShift
 from tests.integration.test_rules_engine import HIGH_HR, add_readings, add_rule, alerts
+from tests.support.cli import iotcare
 
 # The instant-alerts tests' fixture that hooks the outbox into the lifecycle.
 outbox_installed = instant.outbox_installed

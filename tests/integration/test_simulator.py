@@ -279,10 +279,12 @@ def test_load_targets_are_the_devices_with_three_metrics(db_session: Session) ->
 
 
 @pytest.fixture
-def cli_site(empty_database: str, override_settings, mqtt_url: str, root: str) -> Iterator[None]:
+def cli_site(
+    migrated_database_url: str, override_settings, mqtt_url: str, root: str
+) -> Iterator[None]:
     """A seeded database and settings pointing at the test broker and topic root."""
     settings = override_settings(
-        database_url=empty_database, mqtt_url=mqtt_url, mqtt_topic_root=root
+        database_url=migrated_database_url, mqtt_url=mqtt_url, mqtt_topic_root=root
     )
     engine = make_engine(settings)
     schema.upgrade(engine)

@@ -23,8 +23,10 @@ from tests.conftest import make_test_settings
 T0 = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
 
 
-def test_batches_written_after_a_cache_refresh_are_committed(empty_database, tmp_path) -> None:
-    engine = make_engine(make_test_settings(tmp_path, database_url=empty_database))
+def test_batches_written_after_a_cache_refresh_are_committed(
+    migrated_database_url, tmp_path
+) -> None:
+    engine = make_engine(make_test_settings(tmp_path, database_url=migrated_database_url))
     try:
         schema.upgrade(engine)
         with Session(engine) as session:

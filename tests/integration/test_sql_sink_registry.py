@@ -27,9 +27,9 @@ def batch_from(*devices: str) -> Batch:
 
 
 def test_a_device_blocked_after_the_cache_loaded_is_not_quarantined_again(
-    empty_database, tmp_path
+    migrated_database_url, tmp_path
 ) -> None:
-    engine = make_engine(make_test_settings(tmp_path, database_url=empty_database))
+    engine = make_engine(make_test_settings(tmp_path, database_url=migrated_database_url))
     try:
         schema.upgrade(engine)
         with Session(engine) as session:
@@ -53,8 +53,10 @@ def test_a_device_blocked_after_the_cache_loaded_is_not_quarantined_again(
         engine.dispose()
 
 
-def test_the_cache_learns_blocks_and_unblocks_at_its_refresh(empty_database, tmp_path) -> None:
-    engine = make_engine(make_test_settings(tmp_path, database_url=empty_database))
+def test_the_cache_learns_blocks_and_unblocks_at_its_refresh(
+    migrated_database_url, tmp_path
+) -> None:
+    engine = make_engine(make_test_settings(tmp_path, database_url=migrated_database_url))
     try:
         schema.upgrade(engine)
         with Session(engine) as session:

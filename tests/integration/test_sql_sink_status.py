@@ -37,8 +37,8 @@ SITE = "home"
 
 
 @pytest.fixture
-def db(empty_database: str, tmp_path) -> Iterator[Engine]:
-    engine = make_engine(make_test_settings(tmp_path, database_url=empty_database))
+def db(migrated_database_url: str, tmp_path) -> Iterator[Engine]:
+    engine = make_engine(make_test_settings(tmp_path, database_url=migrated_database_url))
     schema.upgrade(engine)
     with Session(engine) as session:
         registry.create_site(session, SITE, "Home", "Asia/Seoul")
