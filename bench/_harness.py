@@ -363,7 +363,7 @@ def publisher_main(
     publisher: Any
     if plan.client == "paho":
         from core.settings import MqttProtocol
-        from ingest.simulator.publisher import MqttPublisher
+        from simulator.publisher import MqttPublisher
 
         publisher = MqttPublisher(
             plan.url,

@@ -21,7 +21,7 @@ has 20 residents; for more events the benchmark adds residents (sunrise-r21-fall
 fall detector each and the same caregiver assignments as the demo's (tier 1 round-robin over the
 on-duty caregivers, tier 2 the supervisor).
 
-Load: a separate process runs ingest.simulator.load.run_load at --rate telemetry messages/s
+Load: a separate process runs simulator.load.run_load at --rate telemetry messages/s
 (three readings each) over the demo site's devices, from --warmup seconds before the first
 critical event until every alert and webhook arrived (or --settle ran out).
 
@@ -197,7 +197,7 @@ class Prepared:
 def prepare(url: str, residents: int, hook_url: str, unconfigured: bool = False) -> Prepared:
     """Seed the demo site, add residents up to `residents`, give tier-1 caregivers a webhook
     (and with `unconfigured` an e-mail and a Telegram contact as well)."""
-    from ingest.simulator.load import load_targets
+    from simulator.load import load_targets
 
     engine = create_engine(url)
     try:
@@ -392,9 +392,9 @@ def load_main(
     stop: Any,
     results: Any,
 ) -> None:
-    """Run ingest.simulator.load.run_load until `stop` is set (or `duration` ran out)."""
+    """Run simulator.load.run_load until `stop` is set (or `duration` ran out)."""
     die_with_parent()
-    from ingest.simulator.load import run_load
+    from simulator.load import run_load
 
     try:
         stats = run_load(
@@ -538,7 +538,7 @@ def _notification_times(url: str) -> dict[str, dict[str, Any]]:
 
 def run_once(args: argparse.Namespace, repetition: int) -> dict[str, Any]:
     """One repetition from nothing: broker, database, receiver, ingest, load, events."""
-    from ingest.simulator.publisher import MqttPublisher
+    from simulator.publisher import MqttPublisher
 
     record: dict[str, Any] = {"repetition": repetition}
     receiver = HookReceiver().start()

@@ -8,7 +8,7 @@ bench.dashboard_render fills it (--residents residents over --sites sites, six d
 unresolved alerts for 15 % of residents), and then:
 
 * resident 1's readings are replaced by --days days at the simulator's real report periods
-  (ingest.simulator.simulation.REPORT_EVERY: the wearable's heart rate, SpO2 and body
+  (simulator.simulation.REPORT_EVERY: the wearable's heart rate, SpO2 and body
   temperature every 10 s, bed and motion every minute, the room climate every 5 minutes, the door
   every 10 minutes, batteries every 10 minutes to an hour), and its hourly rollups rebuilt;
 * one resolved alert a day per resident over the --days, so the alert list reads a table of
@@ -64,8 +64,8 @@ from core import schema, users
 from core.access import Viewer
 from core.api_tokens import issue_token
 from core.settings import Settings
-from ingest.simulator.simulation import _BATTERY_DEFAULT, BATTERY_EVERY, REPORT_EVERY
 from models import CaregiverAssignment, Role, User
+from simulator.simulation import _BATTERY_DEFAULT, BATTERY_EVERY, REPORT_EVERY
 from tests.support.databases import postgres_database
 from tests.support.mosquitto import with_parent_death_signal
 from tests.support.tcp_proxy import free_port

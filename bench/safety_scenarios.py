@@ -8,7 +8,7 @@ rules (core.seed.default_rules: DEFAULT_RULES and the per-type offline rules), u
 benchmark measures what a care home gets out of the box. Every member of staff gets a webhook
 contact pointing at a real HTTP receiver in this process.
 
-Simulated part: the device simulator (ingest.simulator) lives through --days local days at both
+Simulated part: the device simulator (simulator) lives through --days local days at both
 sites (plus the hours between the two sites' midnights, and 3 h of warm-up before that in which
 devices only report), normal life included (night bathroom trips in the en-suite, meals, naps,
 devices reporting at their own intervals), with incidents and distractors placed at local
@@ -96,10 +96,6 @@ from core.timeutil import ensure_utc
 from ingest.batch import Batch
 from ingest.parse import Limits, apply_message
 from ingest.registry_cache import RegistryCache
-from ingest.simulator.history import _backdate_registry, _HistoricalInstantRules
-from ingest.simulator.scenarios import ScenarioSpec, resolve_scenario
-from ingest.simulator.simulation import Simulation
-from ingest.simulator.site_registry import SiteSpec, load_site
 from ingest.sinks.sql import SqlSink
 from models import (
     Alert,
@@ -114,6 +110,10 @@ from models import (
     User,
 )
 from models import Channel as ChannelKind
+from simulator.history import _backdate_registry, _HistoricalInstantRules
+from simulator.scenarios import ScenarioSpec, resolve_scenario
+from simulator.simulation import Simulation
+from simulator.site_registry import SiteSpec, load_site
 from tests.support.databases import postgres_database
 
 log = logging.getLogger("bench.safety_scenarios")
@@ -1089,7 +1089,7 @@ def per_kind(outcomes: Sequence[Outcome]) -> dict[str, dict[str, Any]]:
 
 def run_live(args: argparse.Namespace, receiver: ClockedReceiver) -> dict[str, Any]:
     """Critical labels over MQTT to a real ingest process; webhook times on the wall clock."""
-    from ingest.simulator.publisher import MqttPublisher
+    from simulator.publisher import MqttPublisher
 
     receiver.clock = lambda: datetime.now(UTC)
     broker = bench_broker(100)

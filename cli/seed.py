@@ -18,10 +18,10 @@ from core.errors import IotCareError
 from core.i18n import plural
 from core.rules.backtest import MAX_DAYS
 from core.seed import SeedResult, seed_demo
-from ingest.simulator.errors import SimulatorError
-from ingest.simulator.history import DEFAULT_INTERVAL, quality_windows, seed_history
-from ingest.simulator.site_registry import load_site
 from models import QualityRun
+from simulator.errors import SimulatorError
+from simulator.history import DEFAULT_INTERVAL, quality_windows, seed_history
+from simulator.site_registry import load_site
 
 app = typer.Typer(help="Create demo data.", no_args_is_help=True)
 

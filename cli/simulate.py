@@ -15,14 +15,14 @@ from core.db import session_scope
 from core.errors import IotCareError
 from core.i18n import plural
 from core.settings import MqttProtocol, Settings, parse_duration
-from ingest.simulator.clock import SimClock, default_start, parse_start
-from ingest.simulator.errors import SimulatorError
-from ingest.simulator.load import LoadStats, load_targets, run_load
-from ingest.simulator.publisher import DEFAULT_INFLIGHT, MqttPublisher, parse_broker_url
-from ingest.simulator.runner import RunStats, run_simulation
-from ingest.simulator.scenarios import KINDS, parse_scenario, resolve_scenario
-from ingest.simulator.simulation import Simulation
-from ingest.simulator.site_registry import load_site
+from simulator.clock import SimClock, default_start, parse_start
+from simulator.errors import SimulatorError
+from simulator.load import LoadStats, load_targets, run_load
+from simulator.publisher import DEFAULT_INFLIGHT, MqttPublisher, parse_broker_url
+from simulator.runner import RunStats, run_simulation
+from simulator.scenarios import KINDS, parse_scenario, resolve_scenario
+from simulator.simulation import Simulation
+from simulator.site_registry import load_site
 
 SCENARIO_HELP = (
     "Inject a scenario, NAME[:TARGET][@WHEN][+DURATION], e.g. fall:3@30m, night_exit:2@23:30, "

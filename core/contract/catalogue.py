@@ -104,7 +104,7 @@ ACTUATORS = frozenset({DeviceType.GAS_VALVE})
 # The longest gap a healthy device of each type normally leaves between two messages (telemetry,
 # events or its status heartbeat, sent at least every 30 minutes). The one table for "how long
 # is too quiet": the device lists' silent state and the rules' default silence limits use it.
-# Matches the simulator (ingest/simulator/simulation.py REPORT_EVERY, STATUS_EVERY): a wearable
+# Matches the simulator (simulator/simulation.py REPORT_EVERY, STATUS_EVERY): a wearable
 # sends vitals every 10 s but only its battery every 10 min while it is on its charger; detectors
 # and buttons send only their heartbeat and hourly battery.
 REPORT_INTERVALS: dict[str, timedelta] = {

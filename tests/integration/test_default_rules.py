@@ -18,7 +18,6 @@ from core.seed import (
     update_default_rules,
 )
 from core.timeutil import utcnow
-from ingest.simulator.history import seed_history
 from models import (
     Alert,
     AlertRule,
@@ -28,6 +27,7 @@ from models import (
     ScopeType,
     Severity,
 )
+from simulator.history import seed_history
 from tests.factories import Factory
 from tests.integration.test_seed_history import demo_engine  # noqa: F401 - fixture
 

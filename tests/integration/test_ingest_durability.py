@@ -27,8 +27,8 @@ from sqlalchemy import Engine, func, select
 from core import schema
 from core.contract.payloads import telemetry_payload
 from core.db import make_engine, make_session_factory, session_scope
-from ingest.simulator.malformed import malformed_cases
 from models import DeadLetter, Reading
+from simulator.malformed import malformed_cases
 from tests.conftest import make_test_settings
 from tests.factories import Factory
 from tests.support.ingest_process import IngestProcess

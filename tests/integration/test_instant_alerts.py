@@ -27,7 +27,6 @@ from core.notify.escalation import escalate_due
 from core.rules.instant import CriticalEventAlerts, StoredEvent
 from core.settings import Settings
 from ingest.service import IngestService
-from ingest.simulator.valve import GasValve
 from models import (
     Alert,
     AlertRule,
@@ -44,6 +43,7 @@ from models import (
     Severity,
     Site,
 )
+from simulator.valve import GasValve
 from tests.conftest import make_test_settings
 from tests.factories import Factory
 from tests.support.publisher import connect, publish_all

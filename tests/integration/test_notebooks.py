@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 from core import schema
 from core.db import make_engine
 from core.seed import seed_demo
-from ingest.simulator.history import seed_history
+from simulator.history import seed_history
 from tests.conftest import make_test_settings
 
 pytestmark = pytest.mark.system

@@ -30,8 +30,8 @@ from core.rules.backtest import RuleDraft, backtest
 from core.rules.engine import evaluate_rules
 from core.seed import seed_demo
 from core.timeutil import utcnow
-from ingest.simulator.history import seed_history
 from models import Alert, AlertRule, RuleKind, ScopeType, Severity
+from simulator.history import seed_history
 from tests.conftest import make_test_settings
 
 DAYS = 7

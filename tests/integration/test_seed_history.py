@@ -14,7 +14,6 @@ from core import schema
 from core.db import make_engine
 from core.seed import seed_demo
 from core.timeutil import ensure_utc, utcnow
-from ingest.simulator.history import HISTORY_JOB, HistoryResult, seed_history
 from models import (
     Alert,
     AlertHistory,
@@ -28,6 +27,7 @@ from models import (
     Rollup,
     RuleKind,
 )
+from simulator.history import HISTORY_JOB, HistoryResult, seed_history
 from tests.conftest import make_test_settings
 from tests.support.cli import iotcare
 

@@ -17,10 +17,10 @@ from core.rules.engine import evaluate_rules
 from core.rules.params import default_offline_minutes
 from core.seed import seed_demo
 from core.timeutil import ensure_utc, utcnow
-from ingest.simulator import history
-from ingest.simulator.scenarios import Scenario, ScenarioSpec, resolve_scenario
-from ingest.simulator.site_registry import SiteSpec
 from models import Alert, Device, DeviceStatus, DeviceStatusChange, Reading, RuleKind
+from simulator import history
+from simulator.scenarios import Scenario, ScenarioSpec, resolve_scenario
+from simulator.site_registry import SiteSpec
 from tests.conftest import make_test_settings
 
 FLAPPING = "sunrise-r11-motion"

@@ -29,7 +29,7 @@ from core.errors import IotCareError
 from core.mqtt_url import parse_broker_url
 from core.seed import seed_demo
 from core.settings import MqttProtocol
-from ingest.simulator import (
+from simulator import (
     LoadTarget,
     MqttPublisher,
     SimClock,
@@ -41,7 +41,7 @@ from ingest.simulator import (
     run_load,
     run_simulation,
 )
-from ingest.simulator.malformed import classify, malformed_cases
+from simulator.malformed import classify, malformed_cases
 
 pytestmark = pytest.mark.mqtt
 

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from ingest.simulator.history import plan_scenarios
+from simulator.history import plan_scenarios
 from tests.unit.test_simulator_life import demo_site
 
 # Every kind whose first day falls inside two days: a fall on day 0, a night exit on day 0, a

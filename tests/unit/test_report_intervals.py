@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from core.contract.catalogue import REPORT_INTERVALS, DeviceType
-from ingest.simulator.simulation import BATTERY_EVERY, REPORT_EVERY, STATUS_EVERY
+from simulator.simulation import BATTERY_EVERY, REPORT_EVERY, STATUS_EVERY
 
 
 def test_every_device_type_has_an_interval() -> None:

@@ -13,10 +13,10 @@ from core.contract.catalogue import METRICS, DeviceType
 from core.contract.payloads import decode, parse_status, parse_telemetry
 from core.contract.topics import TopicKind, parse_topic
 from core.seed import RESIDENT_DEVICES, SITE_DEVICES, device_id
-from ingest.simulator.malformed import classify
-from ingest.simulator.residents import Activity, ResidentLife
-from ingest.simulator.simulation import ListSink, Message, Simulation
-from ingest.simulator.site_registry import DeviceSpec, ResidentSpec, SiteSpec
+from simulator.malformed import classify
+from simulator.residents import Activity, ResidentLife
+from simulator.simulation import ListSink, Message, Simulation
+from simulator.site_registry import DeviceSpec, ResidentSpec, SiteSpec
 
 SEOUL = ZoneInfo("Asia/Seoul")
 ROOT = "care"

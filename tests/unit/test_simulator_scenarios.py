@@ -15,14 +15,14 @@ from core.contract.catalogue import DeviceType
 from core.contract.errors import CONTRACT_REASONS
 from core.contract.payloads import command_payload, parse_command_ack, parse_status
 from core.contract.topics import TopicKind, device_topic, parse_topic
-from ingest.simulator.clock import SimClock, default_start, parse_start
-from ingest.simulator.errors import SimulatorError
-from ingest.simulator.malformed import classify, malformed_cases
-from ingest.simulator.publisher import parse_broker_url
-from ingest.simulator.residents import Activity
-from ingest.simulator.scenarios import KINDS, first_time, parse_scenario, resolve_scenario
-from ingest.simulator.simulation import ListSink, Message, Simulation
-from ingest.simulator.valve import GasValve
+from simulator.clock import SimClock, default_start, parse_start
+from simulator.errors import SimulatorError
+from simulator.malformed import classify, malformed_cases
+from simulator.publisher import parse_broker_url
+from simulator.residents import Activity
+from simulator.scenarios import KINDS, first_time, parse_scenario, resolve_scenario
+from simulator.simulation import ListSink, Message, Simulation
+from simulator.valve import GasValve
 from tests.unit.test_simulator_life import ROOT, SEOUL, START, demo_site, run, telemetry
 
 NOW = datetime(2025, 1, 15, 3, 0, tzinfo=UTC)

@@ -9,10 +9,10 @@ import time
 from dataclasses import dataclass
 from datetime import datetime
 
-from ingest.simulator.clock import SimClock
-from ingest.simulator.publisher import MqttPublisher
-from ingest.simulator.simulation import Simulation
-from ingest.simulator.stopping import stop_on_signals
+from simulator.clock import SimClock
+from simulator.publisher import MqttPublisher
+from simulator.simulation import Simulation
+from simulator.stopping import stop_on_signals
 
 log = logging.getLogger(__name__)
 

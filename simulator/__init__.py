@@ -6,14 +6,14 @@ malformed (contract-breaking messages), simulation (the engine), clock (simulate
 publisher (one MQTT client for all devices), runner (real-time loop), load (benchmark load).
 """
 
-from ingest.simulator.clock import SimClock, default_start, parse_start
-from ingest.simulator.errors import SimulatorError
-from ingest.simulator.load import LoadStats, LoadTarget, load_targets, run_load
-from ingest.simulator.publisher import MqttPublisher
-from ingest.simulator.runner import RunStats, run_simulation
-from ingest.simulator.scenarios import KINDS, Scenario, parse_scenario, resolve_scenario
-from ingest.simulator.simulation import ListSink, Message, Simulation
-from ingest.simulator.site_registry import DeviceSpec, ResidentSpec, SiteSpec, load_site
+from simulator.clock import SimClock, default_start, parse_start
+from simulator.errors import SimulatorError
+from simulator.load import LoadStats, LoadTarget, load_targets, run_load
+from simulator.publisher import MqttPublisher
+from simulator.runner import RunStats, run_simulation
+from simulator.scenarios import KINDS, Scenario, parse_scenario, resolve_scenario
+from simulator.simulation import ListSink, Message, Simulation
+from simulator.site_registry import DeviceSpec, ResidentSpec, SiteSpec, load_site
 
 __all__ = [
     "KINDS",

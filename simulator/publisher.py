@@ -24,7 +24,7 @@ from paho.mqtt.reasoncodes import ReasonCode
 from core import mqtt_url
 from core.mqtt_url import BrokerAddress
 from core.settings import MqttProtocol
-from ingest.simulator.errors import SimulatorError
+from simulator.errors import SimulatorError
 
 log = logging.getLogger(__name__)
 

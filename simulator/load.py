@@ -1,6 +1,6 @@
 """Load generator for benchmarks: telemetry of three readings per message at a target rate.
 
-from ingest.simulator.load import run_load, load_targets
+from simulator.load import run_load, load_targets
 stats = run_load("mqtt://127.0.0.1:1883", "care", targets, rate=5000, count=100_000)
 """
 
@@ -24,10 +24,10 @@ from tqdm import tqdm
 from core.contract.catalogue import DEVICE_METRICS, METRICS, DeviceType
 from core.contract.topics import TopicKind, device_topic
 from core.settings import MqttProtocol
-from ingest.simulator.errors import SimulatorError
-from ingest.simulator.publisher import DEFAULT_INFLIGHT, MqttPublisher
-from ingest.simulator.stopping import stop_on_signals
 from models import Device
+from simulator.errors import SimulatorError
+from simulator.publisher import DEFAULT_INFLIGHT, MqttPublisher
+from simulator.stopping import stop_on_signals
 
 log = logging.getLogger(__name__)
 

@@ -23,14 +23,14 @@ from core.contract.errors import ContractError
 from core.contract.payloads import batch_payload, event_payload, telemetry_payload
 from core.contract.topics import TopicKind, device_topic, parse_topic
 from core.timeutil import utcnow
-from ingest.simulator import scenarios as scenario_actions
-from ingest.simulator.device_state import DeviceState
-from ingest.simulator.errors import SimulatorError
-from ingest.simulator.malformed import malformed_cases
-from ingest.simulator.residents import Activity, ResidentLife
-from ingest.simulator.scenarios import Scenario
-from ingest.simulator.site_registry import SiteSpec
-from ingest.simulator.valve import CommandResult, GasValve
+from simulator import scenarios as scenario_actions
+from simulator.device_state import DeviceState
+from simulator.errors import SimulatorError
+from simulator.malformed import malformed_cases
+from simulator.residents import Activity, ResidentLife
+from simulator.scenarios import Scenario
+from simulator.site_registry import SiteSpec
+from simulator.valve import CommandResult, GasValve
 
 log = logging.getLogger(__name__)
 

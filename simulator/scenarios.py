@@ -22,12 +22,12 @@ from zoneinfo import ZoneInfo
 
 from core.contract.catalogue import DeviceType, EventType
 from core.settings import parse_duration
-from ingest.simulator.errors import SimulatorError
-from ingest.simulator.residents import Activity
-from ingest.simulator.site_registry import DeviceSpec, ResidentSpec, SiteSpec
+from simulator.errors import SimulatorError
+from simulator.residents import Activity
+from simulator.site_registry import DeviceSpec, ResidentSpec, SiteSpec
 
 if TYPE_CHECKING:
-    from ingest.simulator.simulation import Simulation
+    from simulator.simulation import Simulation
 
 log = logging.getLogger(__name__)
 

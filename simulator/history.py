@@ -57,10 +57,6 @@ from core.timeutil import ensure_utc, utcnow
 from ingest.batch import Batch
 from ingest.parse import Limits, apply_message
 from ingest.registry_cache import RegistryCache
-from ingest.simulator.errors import SimulatorError
-from ingest.simulator.scenarios import Scenario, ScenarioSpec, resolve_scenario
-from ingest.simulator.simulation import Simulation
-from ingest.simulator.site_registry import SiteSpec, load_site
 from ingest.sinks.sql import SqlSink
 from models import (
     Alert,
@@ -80,6 +76,10 @@ from models import (
     Site,
     User,
 )
+from simulator.errors import SimulatorError
+from simulator.scenarios import Scenario, ScenarioSpec, resolve_scenario
+from simulator.simulation import Simulation
+from simulator.site_registry import SiteSpec, load_site
 
 log = logging.getLogger(__name__)
 

@@ -10,8 +10,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from core.contract.catalogue import DeviceType
-from ingest.simulator.errors import SimulatorError
 from models import Device, Resident, Site
+from simulator.errors import SimulatorError
 
 log = logging.getLogger(__name__)
 

@@ -10,7 +10,7 @@ import orjson
 
 from core.contract.catalogue import DeviceType
 from core.contract.payloads import status_payload
-from ingest.simulator.site_registry import DeviceSpec
+from simulator.site_registry import DeviceSpec
 
 FIRMWARE: dict[DeviceType, str] = {
     DeviceType.MOTION_SENSOR: "pir-1.4.2",

@@ -13,7 +13,7 @@ from datetime import UTC, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from core.timeutil import utcnow
-from ingest.simulator.errors import SimulatorError
+from simulator.errors import SimulatorError
 
 # A fast run with no --duration and no --start replays the last day.
 DEFAULT_REPLAY = timedelta(hours=24)

@@ -13,7 +13,7 @@ from datetime import date, datetime, time, timedelta
 from enum import StrEnum
 from zoneinfo import ZoneInfo
 
-from ingest.simulator.site_registry import ResidentSpec
+from simulator.site_registry import ResidentSpec
 
 DEFAULT_ACTIVE = (time(7, 0), time(22, 0))
 
