@@ -35,10 +35,10 @@ from sqlalchemy import create_engine, insert, text
 
 from core import schema
 from core.contract.topics import INBOUND, TopicKind, device_topic, subscription
+from devkit.databases import postgres_database
+from devkit.mosquitto import PrivateMosquitto, with_parent_death_signal
+from devkit.tcp_proxy import free_port
 from models import Device, DeviceStatus, Site
-from tests.support.databases import postgres_database
-from tests.support.mosquitto import PrivateMosquitto, with_parent_death_signal
-from tests.support.tcp_proxy import free_port
 
 TOPIC_ROOT = "care"
 SITE = "bench"

@@ -94,9 +94,9 @@ from bench._harness import (
 from core import registry, seed, users
 from core.contract.catalogue import DeviceType, EventType
 from core.contract.topics import TopicKind, device_topic
+from devkit.http_server import LocalHttpServer
 from models import CaregiverAssignment, ContactChannel, Device, Site, User
 from models import Channel as ChannelKind
-from tests.support.http_server import LocalHttpServer
 
 TOPIC_ROOT = "care"
 SITE = seed.DEMO_SITE_ID

@@ -64,11 +64,11 @@ from core import schema, users
 from core.access import Viewer
 from core.api_tokens import issue_token
 from core.settings import Settings
+from devkit.databases import postgres_database
+from devkit.mosquitto import with_parent_death_signal
+from devkit.tcp_proxy import free_port
 from models import CaregiverAssignment, Role, User
 from simulator.simulation import _BATTERY_DEFAULT, BATTERY_EVERY, REPORT_EVERY
-from tests.support.databases import postgres_database
-from tests.support.mosquitto import with_parent_death_signal
-from tests.support.tcp_proxy import free_port
 
 log = logging.getLogger("bench.api_latency")
 

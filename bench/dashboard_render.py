@@ -53,6 +53,7 @@ from bench._care_homes import DEVICE_TYPES, device_id, site_rows
 from bench._command_line import ROOT, add_database_url_option, benchmark_parser, reproduce_command
 from core import schema, users
 from core.access import Viewer
+from devkit.databases import postgres_database
 from models import (
     Alert,
     AlertStatus,
@@ -64,7 +65,6 @@ from models import (
     Severity,
     Site,
 )
-from tests.support.databases import postgres_database
 
 log = logging.getLogger("bench.dashboard_render")
 

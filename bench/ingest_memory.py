@@ -47,7 +47,7 @@ from bench._harness import (
     scrape_all,
     stored,
 )
-from tests.support.tcp_proxy import TcpProxy, proxied_url
+from devkit.tcp_proxy import TcpProxy, proxied_url
 
 SAMPLE_SECONDS = 0.1
 

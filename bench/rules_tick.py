@@ -44,6 +44,7 @@ from bench._command_line import add_database_url_option, benchmark_parser, repro
 from core import schema
 from core.rules.engine import evaluate_rules
 from core.seed import default_rules
+from devkit.databases import postgres_database
 from models import (
     Alert,
     AlertRule,
@@ -56,7 +57,6 @@ from models import (
     RuleOverride,
     Site,
 )
-from tests.support.databases import postgres_database
 
 TARGET_SECONDS = 5.0
 

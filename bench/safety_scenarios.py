@@ -93,6 +93,7 @@ from core.rules.engine import evaluate_rules
 from core.rules.instant import AfterCommit, CriticalEventAlerts, StoredEvent
 from core.settings import Settings
 from core.timeutil import ensure_utc
+from devkit.databases import postgres_database
 from ingest.batch import Batch
 from ingest.parse import Limits, apply_message
 from ingest.registry_cache import RegistryCache
@@ -114,7 +115,6 @@ from simulator.history import _backdate_registry, _HistoricalInstantRules
 from simulator.scenarios import ScenarioSpec, resolve_scenario
 from simulator.simulation import Simulation
 from simulator.site_registry import SiteSpec, load_site
-from tests.support.databases import postgres_database
 
 log = logging.getLogger("bench.safety_scenarios")
 

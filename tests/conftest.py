@@ -167,7 +167,7 @@ def mqtt_url() -> str:
 @pytest.fixture
 def private_mosquitto() -> Iterator[Callable[..., Any]]:
     """Factory `private_mosquitto(**PrivateMosquitto options)`: started brokers, removed after."""
-    from tests.support.mosquitto import MOSQUITTO_ENV, PrivateMosquitto, find_mosquitto
+    from devkit.mosquitto import MOSQUITTO_ENV, PrivateMosquitto, find_mosquitto
     from tests.support.services import require
 
     require(find_mosquitto() is not None, "The mosquitto binary", MOSQUITTO_ENV)
@@ -203,7 +203,7 @@ def private_postgres() -> Iterator[Any]:
 @pytest.fixture
 def tcp_proxy() -> Iterator[Callable[[str, int], Any]]:
     """Factory: `tcp_proxy(host, port)` starts a TcpProxy to that server; all closed after."""
-    from tests.support.tcp_proxy import TcpProxy
+    from devkit.tcp_proxy import TcpProxy
 
     proxies: list[TcpProxy] = []
 
@@ -224,8 +224,8 @@ def postgres_proxy(tcp_proxy: Callable[[str, int], Any]) -> Any:
     """The test PostgreSQL server behind a TcpProxy (ProxiedDatabase: `.url`, `.proxy.cut()`)."""
     from sqlalchemy.engine import make_url
 
+    from devkit.tcp_proxy import ProxiedDatabase, proxied_url
     from tests.support.services import TEST_DATABASE_URL, require
-    from tests.support.tcp_proxy import ProxiedDatabase, proxied_url
 
     require(TEST_DATABASE_URL is not None, "PostgreSQL", "IOTCARE_TEST_DATABASE_URL")
     assert TEST_DATABASE_URL is not None

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.mosquitto import MOSQUITTO_ENV, find_mosquitto
+from devkit.mosquitto import MOSQUITTO_ENV, find_mosquitto
 from tests.support.services import TEST_DATABASE_URL, require
 
 ROOT = Path(__file__).resolve().parents[2]

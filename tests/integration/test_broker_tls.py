@@ -29,16 +29,16 @@ from cli import broker as broker_cli
 from cli import context
 from core.broker_certs import make_ca, pem
 from core.mqtt_sender import MqttSender
-from ingest.client import BrokerAddress, ClientConfig, IngestClient
-from ingest.metrics import IngestMetrics
-from tests.support.mosquitto import (
+from devkit.mosquitto import (
     SHIPPED_CONFIG,
     PrivateMosquitto,
     find_mosquitto,
     mqtt_handshake,
     shipped_tls_listener,
 )
-from tests.support.tcp_proxy import free_port
+from devkit.tcp_proxy import free_port
+from ingest.client import BrokerAddress, ClientConfig, IngestClient
+from ingest.metrics import IngestMetrics
 
 PRODUCTION_CONFIG = SHIPPED_CONFIG.with_name("mosquitto-auth.conf")
 WAIT = 10.0

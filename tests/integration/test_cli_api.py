@@ -10,9 +10,9 @@ from pathlib import Path
 
 import httpx
 
+from devkit.http_server import free_port
 from tests.conftest import TEST_SECRET
 from tests.integration.test_cli import iotcare
-from tests.support.http_server import free_port
 from tests.support.waiting import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -21,8 +21,8 @@ from core import registry, schema
 from core.alerts.lifecycle import Subject, raise_alert
 from core.i18n import translator
 from core.timeutil import utcnow
+from devkit.tcp_proxy import free_port
 from models import RuleKind, Severity
-from tests.support.tcp_proxy import free_port
 from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.system

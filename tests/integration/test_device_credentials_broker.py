@@ -26,11 +26,11 @@ from core.contract.topics import INBOUND, TopicKind, device_topic, subscription
 from core.db import make_engine, make_session_factory, session_scope
 from core.errors import ConfigError, ConflictError, NotFoundError
 from core.settings import Settings
+from devkit.mosquitto import PrivateMosquitto
 from models import AuditEntry, Device
 from tests.conftest import make_test_settings
 from tests.factories import Factory
 from tests.support.cli import iotcare
-from tests.support.mosquitto import PrivateMosquitto
 
 SERVICE_USER = "iotcare-platform"
 SERVICE_PASSWORD = "platform-password-0123456789"

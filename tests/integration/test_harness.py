@@ -18,9 +18,9 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from sqlalchemy.engine import make_url
 
-from tests.support.mosquitto import PrivateMosquitto
+from devkit.mosquitto import PrivateMosquitto
+from devkit.tcp_proxy import ProxiedDatabase
 from tests.support.postgres_instance import PrivatePostgres
-from tests.support.tcp_proxy import ProxiedDatabase
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -27,15 +27,15 @@ from sqlalchemy import Engine, func, select
 from core import schema
 from core.contract.payloads import telemetry_payload
 from core.db import make_engine, make_session_factory, session_scope
+from devkit.mosquitto import PrivateMosquitto, shipped_options
+from devkit.tcp_proxy import ProxiedDatabase, proxied_url
 from models import DeadLetter, Reading
 from simulator.malformed import malformed_cases
 from tests.conftest import make_test_settings
 from tests.factories import Factory
 from tests.support.ingest_process import IngestProcess
-from tests.support.mosquitto import PrivateMosquitto, shipped_options
 from tests.support.publisher import StreamPublisher, publish_all
 from tests.support.services import TEST_DATABASE_URL, require
-from tests.support.tcp_proxy import ProxiedDatabase, proxied_url
 from tests.support.waiting import wait_until
 
 pytestmark = [pytest.mark.system, pytest.mark.timeout(150)]

@@ -26,6 +26,7 @@ from core.contract.payloads import event_payload, status_payload, telemetry_payl
 from core.db import make_engine, make_session_factory, session_scope
 from core.mqtt_url import parse_broker_url
 from core.settings import Settings
+from devkit.tcp_proxy import TcpProxy, free_port
 from ingest import pipeline as pipeline_module
 from ingest.service import IngestService
 from models import (
@@ -41,7 +42,6 @@ from tests.conftest import TEST_SECRET, make_test_settings
 from tests.factories import Factory
 from tests.support.ingest_process import parse_metrics
 from tests.support.publisher import publish_all, wait_for_retained
-from tests.support.tcp_proxy import TcpProxy, free_port
 from tests.support.waiting import wait_until
 
 BASE = datetime(2026, 11, 22, 0, 0, tzinfo=UTC)

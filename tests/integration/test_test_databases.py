@@ -45,7 +45,7 @@ def test_migrated_databases_are_at_head_and_apart(db_backend: str, tmp_path: Pat
 
 
 def test_a_run_without_servers_starts_its_own(monkeypatch: pytest.MonkeyPatch) -> None:
-    from tests.support.mosquitto import find_mosquitto
+    from devkit.mosquitto import find_mosquitto
 
     services.require(
         session_services.postgres_usable() and find_mosquitto() is not None,

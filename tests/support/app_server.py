@@ -12,9 +12,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from devkit.tcp_proxy import free_port
 from tests.conftest import TEST_SECRET
 from tests.support.services import require_program
-from tests.support.tcp_proxy import free_port
 from tests.support.waiting import wait_until
 
 CHROMIUM = "/usr/bin/chromium"

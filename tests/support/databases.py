@@ -9,8 +9,9 @@ from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
-from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
+
+from devkit.databases import postgres_database
 
 BACKENDS = ("sqlite", "postgresql")
 
@@ -39,27 +40,6 @@ def throwaway_database(backend: str, directory: Path) -> Iterator[str]:
     assert TEST_DATABASE_URL is not None
     with postgres_database(TEST_DATABASE_URL, "iotcare_test") as url:
         yield url
-
-
-@contextmanager
-def postgres_database(server_url: str, prefix: str, template: str | None = None) -> Iterator[str]:
-    """A new database named `prefix`_<random> on the PostgreSQL server `server_url` (any database
-    URL on it: the server is reached through that database), empty or a copy of the database
-    `template`; dropped afterwards, even with sessions still connected. Yields its URL."""
-    server = make_url(server_url)
-    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(server, isolation_level="AUTOCOMMIT")
-    copy = f' TEMPLATE "{template}"' if template else ""
-    try:
-        with admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}"{copy}'))
-        try:
-            yield server.set(database=name).render_as_string(hide_password=False)
-        finally:
-            with admin.connect() as conn:
-                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    finally:
-        admin.dispose()
 
 
 # Per process (each xdist worker has its own): a database per backend migrated to head once,

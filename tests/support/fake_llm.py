@@ -10,7 +10,7 @@ import json
 import time
 from typing import Any
 
-from tests.support.http_server import LocalHttpServer
+from devkit.http_server import LocalHttpServer
 
 PATH = "/v1/chat/completions"
 

@@ -14,7 +14,7 @@ import secrets
 from dataclasses import dataclass
 from typing import Any
 
-from tests.support.http_server import LocalHttpServer
+from devkit.http_server import LocalHttpServer
 
 
 @dataclass

@@ -12,7 +12,7 @@ import re
 import time
 from typing import Any
 
-from tests.support.http_server import LocalHttpServer
+from devkit.http_server import LocalHttpServer
 
 _PATH = re.compile(r"^/bot(?P<token>[^/]+)/(?P<method>[A-Za-z]+)$")
 _PARSE_MODES = {None, "HTML", "Markdown", "MarkdownV2"}

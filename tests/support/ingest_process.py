@@ -17,10 +17,10 @@ from pathlib import Path
 from types import TracebackType
 
 from core.contract.payloads import status_payload
+from devkit.mosquitto import with_parent_death_signal
+from devkit.tcp_proxy import free_port
 from tests.conftest import TEST_SECRET
-from tests.support.mosquitto import with_parent_death_signal
 from tests.support.publisher import wait_for_retained
-from tests.support.tcp_proxy import free_port
 from tests.support.waiting import wait_until
 
 

@@ -23,8 +23,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from tests.support.mosquitto import with_parent_death_signal
-from tests.support.tcp_proxy import free_port
+from devkit.mosquitto import with_parent_death_signal
+from devkit.tcp_proxy import free_port
 
 PG_BIN_ENV = "IOTCARE_TEST_PG_BIN"
 RUN_AS = "postgres"

@@ -37,7 +37,7 @@ def postgres_usable() -> bool:
 def start_missing_services() -> list[Callable[[], None]]:
     """Start a PostgreSQL and a Mosquitto for each unset IOTCARE_TEST_* URL whose binaries exist,
     export their URLs (xdist workers inherit them) and return how to stop them."""
-    from tests.support.mosquitto import PrivateMosquitto, find_mosquitto
+    from devkit.mosquitto import PrivateMosquitto, find_mosquitto
     from tests.support.postgres_instance import PrivatePostgres
 
     stops: list[Callable[[], None]] = []

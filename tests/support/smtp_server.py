@@ -11,7 +11,7 @@ from typing import Any
 
 from aiosmtpd.controller import Controller
 
-from tests.support.http_server import free_port
+from devkit.http_server import free_port
 
 KEY_HEADER = "X-IotCare-Idempotency-Key"
 

@@ -7,7 +7,7 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
-from tests.support.http_server import LocalHttpServer
+from devkit.http_server import LocalHttpServer
 
 
 @dataclass
