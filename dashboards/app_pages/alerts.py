@@ -41,7 +41,7 @@ from dashboards.components.alert_views import (
 )
 from dashboards.components.i18n import language, t
 from dashboards.components.markdown import md_escape
-from dashboards.components.page import flash, require_page, show_error, show_flashes
+from dashboards.components.page import flash, require_page, run_action, show_error, show_flashes
 from dashboards.components.timefmt import local_time
 from dashboards.context import app_context, db_session
 from models import AlertStatus, Severity
@@ -280,15 +280,11 @@ with info:
 def act(action: str, note: str) -> None:
     """Run one lifecycle action through the access-checked query layer, then show the outcome."""
     functions = {"ack": acknowledge_alert, "resolve": resolve_alert, "reopen": reopen_alert}
-    try:
-        with db_session() as session:
-            functions[action](session, viewer, alert_id, note)
-    except IotCareError as error:
-        show_error(error)
-        return
-    st.session_state[PINNED] = alert_id
-    flash(t(f"app.alerts.{action}.done", what=md_escape(detail.what)))
-    st.rerun()
+    done = t(f"app.alerts.{action}.done", what=md_escape(detail.what))
+    ok, _ = run_action(viewer, done, functions[action], alert_id, note)
+    if ok:
+        st.session_state[PINNED] = alert_id
+        st.rerun()
 
 
 with actions:

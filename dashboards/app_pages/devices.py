@@ -14,7 +14,7 @@ from dashboards.components import device_admin
 from dashboards.components.fleet import device_pick_label, device_type, label, or_dash, when
 from dashboards.components.i18n import t
 from dashboards.components.markdown import md_escape
-from dashboards.components.page import flash, require_page, show_error, show_flashes
+from dashboards.components.page import flash, require_page, run_action, show_error, show_flashes
 from dashboards.components.silences import maintenance_windows
 from dashboards.context import db_session
 
@@ -108,21 +108,18 @@ else:
         if chosen_type is None:
             st.error(t("errors.devices.type_unknown"))
         else:
-            try:
-                with db_session() as session:
-                    q.accept_device(
-                        session,
-                        viewer,
-                        choice,
-                        device_type=chosen_type,
-                        resident_id=chosen_resident,
-                        room=room,
-                        name=name,
-                    )
-                flash(t("app.devices.quarantine.accepted", device=choice))
+            ok, _ = run_action(
+                viewer,
+                t("app.devices.quarantine.accepted", device=choice),
+                q.accept_device,
+                choice,
+                device_type=chosen_type,
+                resident_id=chosen_resident,
+                room=room,
+                name=name,
+            )
+            if ok:
                 st.rerun()
-            except IotCareError as error:
-                show_error(error)
     with st.form("reject"):
         st.markdown(f"**{t('app.devices.quarantine.reject_title')}**")
         st.caption(t("app.devices.quarantine.reject_help"))
@@ -185,13 +182,14 @@ with st.expander(plural(t, "app.devices.blocked.title", len(blocked)), expanded=
             )
             unblock = st.form_submit_button(t("app.devices.blocked.unblock"))
         if unblock:
-            try:
-                with db_session() as session:
-                    q.unblock_device(session, viewer, to_unblock)
-                flash(t("app.devices.blocked.unblocked", device=to_unblock))
+            ok, _ = run_action(
+                viewer,
+                t("app.devices.blocked.unblocked", device=to_unblock),
+                q.unblock_device,
+                to_unblock,
+            )
+            if ok:
                 st.rerun()
-            except IotCareError as error:
-                show_error(error)
 
 # --- the fleet table
 

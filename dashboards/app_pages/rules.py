@@ -39,7 +39,7 @@ from core.rules.backtest import DEFAULT_DAYS, MAX_DAYS, BacktestResult
 from core.rules.params import RuleParamsError
 from dashboards.components.i18n import language, t
 from dashboards.components.markdown import md_escape
-from dashboards.components.page import flash, require_page, show_error, show_flashes
+from dashboards.components.page import flash, require_page, run_action, show_error, show_flashes
 from dashboards.components.rule_form import (
     kind_label,
     params_inputs,
@@ -207,14 +207,16 @@ if view is not None:
     left, right = st.columns(2)
     toggle = t("app.rules.disable") if view.enabled else t("app.rules.enable")
     if left.button(toggle, key=f"{key}.toggle"):
-        try:
-            with db_session() as session:
-                set_rule_enabled(session, viewer, view.id, not view.enabled)
-            done = "app.rules.disabled_done" if view.enabled else "app.rules.enabled_done"
-            flash(t(done, name=md_escape(view.name)))
+        done = "app.rules.disabled_done" if view.enabled else "app.rules.enabled_done"
+        ok, _ = run_action(
+            viewer,
+            t(done, name=md_escape(view.name)),
+            set_rule_enabled,
+            view.id,
+            not view.enabled,
+        )
+        if ok:
             st.rerun()
-        except IotCareError as error:
-            show_error(error)
     with right:
         confirm = st.checkbox(
             t("app.rules.delete_confirm"), help=t("app.rules.delete_help"), key=f"{key}.confirm"
@@ -223,14 +225,12 @@ if view is not None:
             if not confirm:
                 st.warning(t("app.rules.delete_needs_confirm"))
             else:
-                try:
-                    with db_session() as session:
-                        delete_rule(session, viewer, view.id)
-                    flash(t("app.rules.deleted", name=md_escape(view.name)))
+                ok, _ = run_action(
+                    viewer, t("app.rules.deleted", name=md_escape(view.name)), delete_rule, view.id
+                )
+                if ok:
                     st.session_state[PICK_NEXT] = NEW
                     st.rerun()
-                except IotCareError as error:
-                    show_error(error)
 
 # --- backtest
 
@@ -340,13 +340,14 @@ if kind in OVERRIDABLE:
                 t("app.rules.overrides.remove", name=md_escape(who)),
                 key=f"{key}.override.remove.{override.id}",
             ):
-                try:
-                    with db_session() as session:
-                        remove_override(session, viewer, override.id)
-                    flash(t("app.rules.overrides.removed", name=md_escape(who)))
+                ok, _ = run_action(
+                    viewer,
+                    t("app.rules.overrides.removed", name=md_escape(who)),
+                    remove_override,
+                    override.id,
+                )
+                if ok:
                     st.rerun()
-                except IotCareError as error:
-                    show_error(error)
         residents: list[int | None] = [None, *choices.residents]
         resident_id = st.selectbox(
             t("app.rules.overrides.resident"),

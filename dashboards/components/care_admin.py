@@ -12,8 +12,7 @@ from core.errors import IotCareError
 from core.queries.care_fields import FieldError
 from dashboards.components.i18n import language, t
 from dashboards.components.markdown import md_escape
-from dashboards.components.page import flash
-from dashboards.context import db_session
+from dashboards.components.page import run_action
 
 
 def show_field_error(error: IotCareError) -> None:
@@ -29,13 +28,5 @@ def show_field_error(error: IotCareError) -> None:
 def run_change(
     viewer: Viewer, done: str, change: Callable[..., Any], *args: Any, **kwargs: Any
 ) -> tuple[bool, Any]:
-    """Run a change in its own transaction: (True, result) with `done` flashed, or the error
-    shown in the reader's language and (False, None)."""
-    try:
-        with db_session() as session:
-            result = change(session, viewer, *args, **kwargs)
-    except IotCareError as error:
-        show_field_error(error)
-        return False, None
-    flash(done)
-    return True, result
+    """`run_action` with errors naming the field they are about."""
+    return run_action(viewer, done, change, *args, on_error=show_field_error, **kwargs)

@@ -18,7 +18,7 @@ from core.i18n import plural
 from core.timeutil import utcnow
 from dashboards.components.i18n import t
 from dashboards.components.markdown import md_escape
-from dashboards.components.page import flash, show_error, show_flashes
+from dashboards.components.page import flash, run_action, show_error, show_flashes
 from dashboards.components.timefmt import local_time
 from dashboards.context import db_session
 from models import SilenceReason, SilenceScope
@@ -60,13 +60,8 @@ def _listing(viewer: Viewer, views: list[silences.SilenceView], key: str) -> Non
         text.markdown(md_escape(line))
         may = view.scope is SilenceScope.RESIDENT or viewer.can(Permission.MANAGE_DEVICES)
         if may and action.button(t("app.silences.end"), key=f"{key}.end.{view.id}"):
-            try:
-                with db_session() as session:
-                    silences.cancel_as(session, viewer, view.id)
-            except IotCareError as error:
-                show_error(error)
-            else:
-                flash(t("app.silences.ended"))
+            ok, _ = run_action(viewer, t("app.silences.ended"), silences.cancel_as, view.id)
+            if ok:
                 st.rerun()
 
 

@@ -18,7 +18,7 @@ from core.access import Viewer
 from core.errors import IotCareError
 from core.timeutil import utcnow
 from dashboards.components.markdown import md_escape
-from dashboards.components.page import flash, show_error
+from dashboards.components.page import run_action, show_error
 from dashboards.components.timefmt import local_time
 from dashboards.context import app_context, db_session
 
@@ -128,11 +128,11 @@ def revoke_form(
     )
     right.write("")
     if right.button(t("app.tokens.revoke"), key=f"{key}.revoke"):
-        try:
-            with db_session() as session:
-                api_tokens.revoke_token(session, viewer, int(chosen))
-        except IotCareError as error:
-            show_error(error)
-            return
-        flash(t("app.tokens.revoked", name=md_escape(active[chosen].name)))
-        st.rerun()
+        ok, _ = run_action(
+            viewer,
+            t("app.tokens.revoked", name=md_escape(active[chosen].name)),
+            api_tokens.revoke_token,
+            int(chosen),
+        )
+        if ok:
+            st.rerun()

@@ -10,6 +10,7 @@ from core.contract.catalogue import EventType
 from core.contract.payloads import event_payload
 from core.contract.topics import TopicKind, device_topic
 from core.rules.instant import CriticalEventAlerts
+from core.settings import get_settings
 from ingest.batch import Batch
 from ingest.parse import Limits, apply_message
 from ingest.registry_cache import RegistryCache
@@ -56,6 +57,7 @@ def publish_fall(engine: Engine, site: str, at: datetime) -> None:
         payload = event_payload(at, EventType.FALL_DETECTED)
         apply_message(batch, topic, payload, at, limits, cache.blocked(), cache.site_of)
         assert not batch.dead_letters, batch.dead_letters
-        SqlSink(engine, cache, "Asia/Seoul", alerts).write(batch)
+        # The app's settings: a session carrying them queues the fall's notifications.
+        SqlSink(engine, cache, "Asia/Seoul", alerts, settings=get_settings()).write(batch)
     finally:
         alerts.close()
