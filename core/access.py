@@ -11,7 +11,6 @@ of all that: only the state, alert status and daily reports of the residents the
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -170,16 +169,6 @@ def check_resident(session: Session, viewer: Viewer, resident_id: int) -> Reside
             f"'{viewer.username}' may not see resident {resident_id}.", key="errors.access_denied"
         )
     return resident
-
-
-def filter_visible(session: Session, viewer: Viewer, resident_ids: Iterable[int]) -> list[int]:
-    """The subset of resident ids the viewer may see, in the given order."""
-    wanted = list(resident_ids)
-    require(viewer, Permission.VIEW_RESIDENTS)
-    if viewer.sees_all_residents:
-        return wanted
-    allowed = set(session.scalars(assigned_resident_ids(viewer)))
-    return [rid for rid in wanted if rid in allowed]
 
 
 def family_resident_ids(viewer: Viewer) -> Select[tuple[int]]:

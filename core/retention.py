@@ -83,17 +83,6 @@ class Cutoffs:
         )
 
 
-@dataclass
-class Purged:
-    """How many rows (and files) one retention run deleted."""
-
-    readings: int = 0
-    dead_letters: int = 0
-    notifications: int = 0
-    quality_runs: int = 0
-    data_docs_pages: int = 0
-
-
 Sessions = sessionmaker[Session]
 
 
@@ -206,14 +195,3 @@ def purge_data_docs(docs: Path, cutoff: datetime) -> int:
             shutil.rmtree(run_dir, ignore_errors=True)
             removed += 1
     return removed
-
-
-def purge_all(sessions: Sessions, cutoffs: Cutoffs, batch_size: int, docs: Path) -> Purged:
-    """Every kind of retention in one go (the CLI's; the flow runs them as separate tasks)."""
-    return Purged(
-        readings=purge_readings(sessions, cutoffs.readings, batch_size),
-        dead_letters=purge_dead_letters(sessions, cutoffs.dead_letters, batch_size),
-        notifications=purge_notifications(sessions, cutoffs.notifications, batch_size),
-        quality_runs=purge_quality_runs(sessions, cutoffs.quality_runs, batch_size),
-        data_docs_pages=purge_data_docs(docs, cutoffs.quality_runs),
-    )

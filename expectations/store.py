@@ -120,12 +120,3 @@ def latest_runs(session: Session, limit: int = 50) -> Sequence[QualityRun]:
     return session.scalars(
         select(QualityRun).order_by(QualityRun.started_at.desc(), QualityRun.id.desc()).limit(limit)
     ).all()
-
-
-def results_of(session: Session, run_id: int) -> Sequence[QualityResult]:
-    """The per-expectation results of a run, failures first."""
-    return session.scalars(
-        select(QualityResult)
-        .where(QualityResult.run_id == run_id)
-        .order_by(QualityResult.success, QualityResult.id)
-    ).all()

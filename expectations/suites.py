@@ -150,8 +150,3 @@ BUILDERS: dict[str, Callable[[], gx.ExpectationSuite]] = {
     DEVICE_FRESHNESS: device_freshness_suite,
     DEAD_LETTER_RATE: dead_letter_rate_suite,
 }
-
-
-def all_suites() -> list[gx.ExpectationSuite]:
-    """Every suite, freshly built (a suite object belongs to one data context)."""
-    return [build() for build in BUILDERS.values()]

@@ -84,10 +84,6 @@ class RegistryCache:
         devices = self._devices
         return [d for d in device_ids if d not in devices]
 
-    def remember(self, device_id: str, device: KnownDevice) -> None:
-        """Add a device ingest registered itself (quarantined)."""
-        self.remember_all({device_id: device})
-
     def remember_all(self, devices: dict[str, KnownDevice]) -> None:
         """Add devices found in (or written to) the database; call only once that is committed."""
         if not devices:

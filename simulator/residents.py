@@ -177,11 +177,6 @@ class ResidentLife:
             return Activity.SLEEPING
         return Activity.RESTING
 
-    def is_night(self, local: datetime) -> bool:
-        """Whether a local time is outside the resident's active hours."""
-        start, end = self.active_hours
-        return not start <= local.time() < end
-
     # --- stepping
 
     def override(self, activity: Activity | None, until: float | None = None) -> None:

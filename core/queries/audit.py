@@ -136,12 +136,6 @@ def audit_entries(
     return AuditPage(_frame(list(rows)), total, page, page_size)
 
 
-def audit_entry(session: Session, viewer: Viewer, entry_id: int) -> AuditEntry | None:
-    """One entry by id, or None."""
-    require(viewer, Permission.VIEW_AUDIT)
-    return session.get(AuditEntry, entry_id)
-
-
 @dataclass(frozen=True)
 class AuditChoices:
     """The values the filters offer: every actor, action and target type in the log."""
