@@ -11,6 +11,7 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
+from fastapi.responses import RedirectResponse
 from sqlalchemy import Engine
 
 from api import API_PREFIX, DOCS_URL, OPENAPI_URL, VERSION_PREFIX, problems
@@ -79,9 +80,16 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
     # People's pages and the health check, not integrations' operations: not in the document.
     app.include_router(ack.router, prefix=API_PREFIX)
     app.include_router(health.router, prefix=API_PREFIX)
+    # Someone opening the API's own address at /docs (or /) is sent to the documentation.
+    for path in ("/", "/docs"):
+        app.add_api_route(path, _to_docs, include_in_schema=False, methods=["GET"])
     app.add_middleware(RequestIdMiddleware)
     app.openapi = lambda: openapi_document(app)  # type: ignore[method-assign]
     return app
+
+
+def _to_docs() -> RedirectResponse:
+    return RedirectResponse(DOCS_URL, status_code=307)
 
 
 def bind(app: FastAPI, settings: Settings, engine: Engine) -> None:

@@ -176,3 +176,15 @@ def test_an_unexpected_error_is_a_500_problem_with_the_request_id(
 
 def test_the_health_check_answers(client: TestClient) -> None:
     assert client.get("/api/healthz").json() == {"status": "ok"}
+
+
+def test_the_documentation_is_published_without_a_token(client: TestClient) -> None:
+    """/docs (and the bare address) lead to the interactive documentation of the document."""
+    for path in ("/", "/docs"):
+        moved = client.get(path, follow_redirects=False)
+        assert moved.status_code == 307 and moved.headers["location"] == "/api/docs"
+    page = client.get("/docs")
+    assert page.status_code == 200 and "swagger" in page.text.lower()
+    assert "/api/openapi.json" in page.text
+    document = client.get("/api/openapi.json")
+    assert document.status_code == 200 and document.json()["info"]["title"] == "IoT Care API"
