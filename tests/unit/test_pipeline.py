@@ -109,10 +109,9 @@ def test_batch_size_triggers_a_flush() -> None:
 
 def test_flush_interval_bounds_the_wait() -> None:
     pipeline, _sink, acks = make(window=10_000, interval=0.05, batch_size=5000)
-    started = time.monotonic()
     pipeline.submit(TOPIC, payload(1), Delivery(1, 1, 0))
+    # One message of a 5,000 batch is written and acknowledged on the interval, before stop().
     assert wait_for(lambda: acks.mids == [1], timeout=2.0)
-    assert time.monotonic() - started < 1.0
     pipeline.stop()
 
 
