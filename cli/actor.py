@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-import typer
-from sqlalchemy import select
-from sqlalchemy.orm import Session
+from typing import TYPE_CHECKING
 
-from core.access import Viewer
+import typer
+
 from core.errors import IotCareError
-from models import Role, User
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+    from core.access import Viewer
 
 AS_OPTION = typer.Option(
     None,
@@ -20,6 +23,11 @@ AS_OPTION = typer.Option(
 
 def viewer_for(session: Session, username: str | None) -> Viewer:
     """The viewer of an active operator or admin, or an error saying to give --as."""
+    from sqlalchemy import select
+
+    from core.access import Viewer
+    from models import Role, User
+
     name = (username or "").strip().lower()
     user = session.scalar(select(User).where(User.username == name)) if name else None
     if user is None or not user.active or Role(user.role) not in (Role.OPERATOR, Role.ADMIN):

@@ -6,7 +6,6 @@ import typer
 
 from cli.context import ctx
 from cli.ports import require_free_port
-from core.logging import configure_logging
 
 app = typer.Typer(
     help="The HTTP API for integrations: serve it, or print its OpenAPI document.",
@@ -29,6 +28,7 @@ def serve(
 
     from api import DOCS_URL
     from api.app import create_app
+    from core.logging import configure_logging
 
     c = ctx()  # fails here, naming the setting, if one is wrong
     # The CLI context quiets INFO; a server logs its requests (with their ids) at INFO.

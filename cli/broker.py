@@ -8,9 +8,7 @@ import typer
 
 from cli.context import ctx
 from cli.ports import require_free_port
-from core import broker_certs
 from core.errors import IotCareError
-from ingest.broker import run_broker_forever
 
 app = typer.Typer(
     help="The embedded demo broker (no subcommand), or TLS files for Mosquitto (certs).",
@@ -28,6 +26,8 @@ def broker(
     """Run the embedded demo broker until Ctrl+C (MQTT 3.1.1, no shared subscriptions)."""
     if context.invoked_subcommand is not None:
         return
+    from ingest.broker import run_broker_forever
+
     c = ctx()
     c.settings  # noqa: B018  (configures logging, which reports the broker's address)
     require_free_port(host, port, c.t("cli.ports.broker", host=host, port=port))
@@ -56,6 +56,8 @@ def certs(
     For development and trying IoT Care out; production uses a real certificate
     (deploy/README.md, "Broker TLS"). The CA's key is not kept.
     """
+    from core import broker_certs
+
     c = ctx()
     existing = broker_certs.existing_files(out)
     if existing and not force:

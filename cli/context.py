@@ -5,14 +5,16 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from functools import cached_property
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Engine
-from sqlalchemy.orm import Session, sessionmaker
-
-from core.bootstrap import Runtime, boot
 from core.i18n import normalize_language, translator
-from core.settings import Settings
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
+    from sqlalchemy.orm import Session, sessionmaker
+
+    from core.bootstrap import Runtime
+    from core.settings import Settings
 
 
 class CliContext:
@@ -21,6 +23,9 @@ class CliContext:
     @cached_property
     def runtime(self) -> Runtime:
         """The process's settings, logging, engine, sessions and channels, made on first use."""
+        # Imported here: the bootstrap (engine, channels) is the heavy part of a CLI start.
+        from core.bootstrap import boot
+
         return boot(process="cli")
 
     @property

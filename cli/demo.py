@@ -7,23 +7,21 @@ import threading
 from collections.abc import Callable
 from datetime import datetime
 from types import FrameType
+from typing import TYPE_CHECKING
 
 import typer
-from sqlalchemy import select
-from sqlalchemy.orm import Session, sessionmaker
 
 from api import DOCS_URL
 from cli.context import ctx
 from cli.ports import port_free
 from cli.seed import print_logins
 from cli.supervisor import ProcessGroup
-from core import schema
-from core.db import session_scope
-from core.notify.render import alert_facts, describe_what, describe_who, local_time
-from core.seed import DEMO_SITE_ID, seed_demo
 from core.timeutil import ensure_utc, utcnow
-from ingest.broker import EmbeddedBroker
-from models import Alert, Command, CommandStatus
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session, sessionmaker
+
+    from ingest.broker import EmbeddedBroker
 
 DEMO_INGEST_CLIENT = "iotcare-ingest-demo"
 # A fall one simulated minute in, a gas leak (closed by the valve automatically) two later.
@@ -52,6 +50,11 @@ class AlertFeed:
 
     def poll(self) -> None:
         """Show what is new since the last poll."""
+        from sqlalchemy import select
+
+        from core.notify.render import alert_facts, describe_what, describe_who, local_time
+        from models import Alert, Command, CommandStatus
+
         with self.sessions() as session:
             alerts = select(Alert).where(Alert.opened_at >= self.since).order_by(Alert.opened_at)
             for alert in session.scalars(alerts):
@@ -120,6 +123,11 @@ def demo(
     ),
 ) -> None:
     """Migrate, seed the demo site, print the logins, then run every part of the system."""
+    from core import schema
+    from core.db import session_scope
+    from core.seed import DEMO_SITE_ID, seed_demo
+    from ingest.broker import EmbeddedBroker
+
     c = ctx()
     t = c.t
     settings = c.settings

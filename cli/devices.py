@@ -5,9 +5,7 @@ from __future__ import annotations
 import typer
 
 from cli.context import CliContext, ctx
-from core import device_credentials, registry
 from core.contract.catalogue import DeviceType
-from core.db import session_scope
 from core.errors import IotCareError
 from core.i18n import plural
 
@@ -24,6 +22,9 @@ def add(
     room: str | None = typer.Option(None, "--room", help="Room it is installed in."),
 ) -> None:
     """Register a device so that its messages are accepted (not quarantined)."""
+    from core import registry
+    from core.db import session_scope
+
     c = ctx()
     with session_scope(c.sessions) as session:
         device = registry.add_device(
@@ -46,6 +47,9 @@ def list_devices(
     quarantined: bool = typer.Option(False, "--quarantined", help="Only quarantined devices."),
 ) -> None:
     """List devices with status, last seen, battery and firmware."""
+    from core import registry
+    from core.db import session_scope
+
     c = ctx()
     with session_scope(c.sessions) as session:
         rows = registry.list_devices(
@@ -68,6 +72,9 @@ def list_devices(
 @app.command("blocked")
 def blocked() -> None:
     """List device ids an operator rejected and blocked (their messages become dead letters)."""
+    from core import registry
+    from core.db import session_scope
+
     c = ctx()
     with session_scope(c.sessions) as session:
         rows = registry.blocked_devices(session)
@@ -85,6 +92,9 @@ def blocked() -> None:
 @app.command("unblock")
 def unblock(device_id: str = typer.Argument(..., help="Blocked device id.")) -> None:
     """Lift a block: the device's next message puts it in quarantine again."""
+    from core import registry
+    from core.db import session_scope
+
     c = ctx()
     with session_scope(c.sessions) as session:
         lifted = registry.unblock_device(session, device_id)
@@ -96,6 +106,9 @@ def unblock(device_id: str = typer.Argument(..., help="Blocked device id.")) -> 
 
 def _write_files(c: CliContext) -> None:
     """Rewrite the broker files and say so; exit 1 when they could not be written."""
+    from core import device_credentials
+    from core.db import session_scope
+
     try:
         with session_scope(c.sessions) as session:
             result = device_credentials.write_broker_files(session, c.settings)
@@ -120,6 +133,8 @@ def _write_files(c: CliContext) -> None:
 
 def _files_configured(c: CliContext) -> bool:
     """Whether broker files are to be written; checks the platform account before any change."""
+    from core import device_credentials
+
     if device_credentials.broker_file_paths(c.settings) is None:
         return False
     device_credentials.service_account(c.settings)  # fail before the registry changes
@@ -134,6 +149,9 @@ def provision(
     ),
 ) -> None:
     """Give a device its MQTT username and password (shown once) and rewrite the broker files."""
+    from core import device_credentials
+    from core.db import session_scope
+
     c = ctx()
     write = _files_configured(c)
     with session_scope(c.sessions) as session:
@@ -152,6 +170,9 @@ def provision(
 @app.command("revoke")
 def revoke(device_id: str = typer.Argument(..., help="Device id.")) -> None:
     """Remove a device's MQTT credentials and rewrite the broker files."""
+    from core import device_credentials
+    from core.db import session_scope
+
     c = ctx()
     write = _files_configured(c)
     with session_scope(c.sessions) as session:

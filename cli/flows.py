@@ -20,7 +20,6 @@ import typer
 from cli.context import ctx
 from core.errors import IotCareError
 from core.i18n import plural
-from flows import runtime
 from flows.deployments import DEPLOYMENTS, DeploymentSpec, find, runner_deployments
 
 log = logging.getLogger(__name__)
@@ -54,6 +53,8 @@ def serve(
     <data dir>/prefect) is started first and stopped afterwards: Prefect's temporary in-process
     server does not schedule runs.
     """
+    from flows import runtime
+
     c = ctx()
     t = c.t
     # SIGTERM (from `iotcare demo` or a process manager) unwinds like Ctrl-C from the start,
@@ -223,6 +224,8 @@ def run(
     name: str = typer.Argument(..., help="Deployment name, as in `iotcare flows list`."),
 ) -> None:
     """Run one flow now, in this process (a Prefect server records it if PREFECT_API_URL is set)."""
+    from flows import runtime
+
     c = ctx()
     t = c.t
     try:

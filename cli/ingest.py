@@ -6,8 +6,6 @@ import typer
 
 from cli.context import ctx
 from cli.ports import require_free_port
-from core.settings import get_settings
-from ingest.__main__ import run_until_signalled
 
 
 def ingest(
@@ -16,6 +14,9 @@ def ingest(
     ),
 ) -> None:
     """Subscribe to device topics and write what arrives; stops cleanly on SIGTERM/Ctrl-C."""
+    from core.settings import get_settings
+    from ingest.__main__ import run_until_signalled
+
     settings = get_settings()
     if settings.metrics_port:
         # A second replica on this machine would die binding the same metrics port.

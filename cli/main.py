@@ -5,7 +5,6 @@ from __future__ import annotations
 import sys
 
 import typer
-from sqlalchemy.exc import OperationalError
 
 from cli import (
     api,
@@ -75,7 +74,12 @@ def run() -> None:
         message = error.localized(context.ctx().language)
         field = getattr(error, "field", None)
         _fail(f"{field}: {message}" if field else message)
-    except OperationalError as error:
+    except Exception as error:
+        # sqlalchemy is imported by the commands that use it, not to build the command tree.
+        from sqlalchemy.exc import OperationalError
+
+        if not isinstance(error, OperationalError):
+            raise
         detail = str(error.orig).strip().splitlines()[0] if error.orig else str(error)
         _fail(context.ctx().t("cli.errors.database_unreachable", detail=detail))
     except KeyboardInterrupt:

@@ -7,7 +7,6 @@ from datetime import UTC, datetime
 import typer
 
 from cli.context import ctx
-from core.db import session_scope
 from core.i18n import plural
 
 app = typer.Typer(help="Data quality (Great Expectations suites).", no_args_is_help=True)
@@ -26,6 +25,7 @@ def run(
     ),
 ) -> None:
     """Validate one hour, store the results, build Data Docs; exit 1 if a suite failed."""
+    from core.db import session_scope
     from expectations import store
     from expectations.runner import QualityParams, docs_dir, last_window, validate_window
 

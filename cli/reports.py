@@ -9,11 +9,7 @@ from typing import Any
 import typer
 
 from cli.context import ctx
-from core import care_report
-from core.db import session_scope
 from core.i18n import plural
-from core.timeutil import utcnow
-from models import Resident
 
 app = typer.Typer(help="Daily care reports.", no_args_is_help=True)
 
@@ -35,6 +31,10 @@ def make(
     ),
 ) -> None:
     """Compute and store each resident's report of a day (again, if made before)."""
+    from core import care_report
+    from core.db import session_scope
+    from core.timeutil import utcnow
+    from models import Resident
 
     c = ctx()
     t = c.t
@@ -61,6 +61,8 @@ def make(
 
 def summary(t: Callable[..., str], resident_id: int, data: dict[str, Any], queued: int) -> str:
     """One line per report: its figures, "no data" where the devices sent none."""
+    from core import care_report
+
     common = {
         "resident": resident_id,
         "day": data["day"],

@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import typer
 
 from cli.actor import AS_OPTION, viewer_for
 from cli.context import ctx
-from core.db import session_scope
-from core.queries import residents_admin
-from core.queries.residents_admin import ContactInput
+
+if TYPE_CHECKING:
+    from core.queries.residents_admin import ContactInput
 
 app = typer.Typer(help="Residents: admission, room moves, discharge.", no_args_is_help=True)
 CONTACT_HELP = "Emergency contact 'name;relation;phone;email' (repeatable)."
 
 
 def _contacts(values: list[str] | None) -> list[ContactInput] | None:
+    from core.queries.residents_admin import ContactInput
+
     if values is None:
         return None
     out = []
@@ -37,6 +41,9 @@ def add(
     actor: str | None = AS_OPTION,
 ) -> None:
     """Admit a resident to a site."""
+    from core.db import session_scope
+    from core.queries import residents_admin
+
     c = ctx()
     with session_scope(c.sessions) as session:
         resident_id = residents_admin.create_resident(
@@ -66,6 +73,9 @@ def edit(
     actor: str | None = AS_OPTION,
 ) -> None:
     """Change a resident's fields (options not given stay; --contact replaces the contacts)."""
+    from core.db import session_scope
+    from core.queries import residents_admin
+
     c = ctx()
     with session_scope(c.sessions) as session:
         viewer = viewer_for(session, actor)
@@ -94,6 +104,9 @@ def move(
     actor: str | None = AS_OPTION,
 ) -> None:
     """Move a resident to another room (kept in the room history)."""
+    from core.db import session_scope
+    from core.queries import residents_admin
+
     c = ctx()
     with session_scope(c.sessions) as session:
         residents_admin.move_room(session, viewer_for(session, actor), resident_id, room)
@@ -107,6 +120,9 @@ def discharge(
     actor: str | None = AS_OPTION,
 ) -> None:
     """Discharge a resident: data kept, windowed rules stop; device emergencies still alert."""
+    from core.db import session_scope
+    from core.queries import residents_admin
+
     c = ctx()
     with session_scope(c.sessions) as session:
         residents_admin.discharge(session, viewer_for(session, actor), resident_id, reason=reason)
@@ -116,6 +132,9 @@ def discharge(
 @app.command("readmit")
 def readmit(resident_id: int = typer.Argument(...), actor: str | None = AS_OPTION) -> None:
     """Undo a discharge."""
+    from core.db import session_scope
+    from core.queries import residents_admin
+
     c = ctx()
     with session_scope(c.sessions) as session:
         residents_admin.readmit(session, viewer_for(session, actor), resident_id)
@@ -129,6 +148,9 @@ def list_residents(
     actor: str | None = AS_OPTION,
 ) -> None:
     """List residents: id, site, room, name."""
+    from core.db import session_scope
+    from core.queries import residents_admin
+
     c = ctx()
     with session_scope(c.sessions) as session:
         rows = residents_admin.list_residents(

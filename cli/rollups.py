@@ -4,24 +4,22 @@ from __future__ import annotations
 
 import time
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 import typer
 from tqdm import tqdm
 
 from cli.context import ctx
-from core import rollups
-from core.db import session_scope
 from core.i18n import plural
-from models import RollupPeriod
+
+if TYPE_CHECKING:
+    from models import RollupPeriod
 
 app = typer.Typer(help="Rollups: hourly and daily aggregates of readings.", no_args_is_help=True)
 
 _FORMATS = ["%Y-%m-%d", "%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M:%S"]
-_PERIODS = {
-    "hour": (RollupPeriod.HOUR,),
-    "day": (RollupPeriod.DAY,),
-    "both": (RollupPeriod.HOUR, RollupPeriod.DAY),
-}
+# Values of models.RollupPeriod (models is imported when a command runs).
+_PERIODS = {"hour": ("hour",), "day": ("day",), "both": ("hour", "day")}
 
 
 def _utc(value: datetime) -> datetime:
@@ -40,6 +38,10 @@ def backfill(
     period: str = typer.Option("both", "--period", help="hour, day or both."),
 ) -> None:
     """Recompute rollups of [start, end) from raw readings (idempotent; watermarks untouched)."""
+    from core import rollups
+    from core.db import session_scope
+    from models import RollupPeriod
+
     c = ctx()
     t = c.t
     begin, finish = _utc(start), _utc(end)
@@ -52,7 +54,7 @@ def backfill(
     rows = 0
     with session_scope(c.sessions) as session:
         rollups.summarize_time_index(session)
-    for kind in _PERIODS[period]:
+    for kind in map(RollupPeriod, _PERIODS[period]):
         windows = rollups.backfill_windows(begin, finish, kind)
         with tqdm(
             total=sum(w.buckets for w in windows),

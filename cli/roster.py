@@ -10,8 +10,6 @@ from tqdm import tqdm
 
 from cli.actor import AS_OPTION, viewer_for
 from cli.context import ctx
-from core import roster as roster_import
-from core.db import session_scope
 from core.errors import IotCareError
 
 app = typer.Typer(help="Bulk onboarding from a roster CSV (docs/roster.md).", no_args_is_help=True)
@@ -27,6 +25,9 @@ def import_(
 
     Every row's problem is listed (row, column, message); exits with 1 when there is any.
     """
+    from core import roster as roster_import
+    from core.db import session_scope
+
     c = ctx()
     data = path.read_bytes()
     with session_scope(c.sessions) as session:

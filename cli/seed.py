@@ -6,22 +6,21 @@ import time
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 import typer
-from sqlalchemy import func, select
 from tqdm import tqdm
 
 from cli.context import ctx
-from core import schema
-from core.db import session_scope
 from core.errors import IotCareError
 from core.i18n import plural
-from core.rules.backtest import MAX_DAYS
-from core.seed import SeedResult, seed_demo
-from models import QualityRun
-from simulator.errors import SimulatorError
-from simulator.history import DEFAULT_INTERVAL, quality_windows, seed_history
-from simulator.site_registry import load_site
+
+if TYPE_CHECKING:
+    from core.seed import SeedResult
+
+# simulator.history.DEFAULT_INTERVAL (a test keeps them equal): the simulator, pandas with it,
+# is imported when the command runs, not to build the command tree.
+DEFAULT_INTERVAL = 120.0
 
 app = typer.Typer(help="Create demo data.", no_args_is_help=True)
 
@@ -50,6 +49,10 @@ def print_logins(result: SeedResult) -> None:
 @app.command()
 def demo() -> None:
     """Create the demo site (20 residents, their devices, staff, default rules)."""
+    from core import schema
+    from core.db import session_scope
+    from core.seed import seed_demo
+
     c = ctx()
     schema.upgrade(c.engine)
     with session_scope(c.sessions) as session:
@@ -73,6 +76,13 @@ def history(
 
     Offline (no broker), through ingest's own parsing and writing; running it again adds nothing.
     """
+    from core import schema
+    from core.db import session_scope
+    from core.rules.backtest import MAX_DAYS
+    from simulator.errors import SimulatorError
+    from simulator.history import quality_windows, seed_history
+    from simulator.site_registry import load_site
+
     c = ctx()
     t = c.t
     if not 1 <= days <= MAX_DAYS:
@@ -162,8 +172,12 @@ def _quality_runs(
     windows: list[tuple[datetime, datetime]], progress: Callable[[str, int, int], None]
 ) -> int:
     """Validate a few past hours with the data-quality suites, stored as run just after each."""
+    from sqlalchemy import func, select
+
+    from core.db import session_scope
     from expectations import store
     from expectations.runner import QualityParams, docs_dir, validate_window
+    from models import QualityRun
 
     c = ctx()
     made = 0

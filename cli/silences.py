@@ -9,8 +9,6 @@ from datetime import UTC, datetime, timedelta
 import typer
 
 from cli.context import ctx
-from core import silences
-from core.db import session_scope
 from core.errors import IotCareError
 from core.timeutil import ensure_utc, utcnow
 from models import SilenceReason, SilenceScope
@@ -50,6 +48,9 @@ def add(
     note: str | None = typer.Option(None, "--note", help="Free text, e.g. the hospital."),
 ) -> None:
     """Hold windowed alerts of one resident, site or device from now until --until."""
+    from core import silences
+    from core.db import session_scope
+
     c = ctx()
     named = [
         (scope, target)
@@ -90,6 +91,9 @@ def add(
 @app.command("list")
 def list_silences() -> None:
     """List the silences in force now and those still to come."""
+    from core import silences
+    from core.db import session_scope
+
     c = ctx()
     now = utcnow()
     with session_scope(c.sessions) as session:
@@ -115,6 +119,9 @@ def list_silences() -> None:
 @app.command("end")
 def end(silence_id: int = typer.Argument(..., help="The silence's id (see list).")) -> None:
     """End a silence now (or withdraw one that has not begun)."""
+    from core import silences
+    from core.db import session_scope
+
     c = ctx()
     with session_scope(c.sessions) as session:
         silences.cancel_silence(session, None, silence_id)

@@ -7,22 +7,23 @@ import threading
 import uuid
 from collections.abc import Callable
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
 import typer
 
 from cli.context import ctx
-from core.db import session_scope
 from core.errors import IotCareError
 from core.i18n import plural
-from core.settings import MqttProtocol, Settings, parse_duration
-from simulator.clock import SimClock, default_start, parse_start
-from simulator.errors import SimulatorError
-from simulator.load import LoadStats, load_targets, run_load
-from simulator.publisher import DEFAULT_INFLIGHT, MqttPublisher, parse_broker_url
-from simulator.runner import RunStats, run_simulation
-from simulator.scenarios import KINDS, parse_scenario, resolve_scenario
-from simulator.simulation import Simulation
-from simulator.site_registry import load_site
+from core.settings import MqttProtocol, parse_duration
+
+if TYPE_CHECKING:
+    from core.settings import Settings
+    from simulator.load import LoadStats
+    from simulator.runner import RunStats
+
+# simulator.publisher.DEFAULT_INFLIGHT (a test keeps them equal): the simulator is imported when
+# the command runs, not to build the command tree.
+DEFAULT_INFLIGHT = 256
 
 SCENARIO_HELP = (
     "Inject a scenario, NAME[:TARGET][@WHEN][+DURATION], e.g. fall:3@30m, night_exit:2@23:30, "
@@ -73,6 +74,9 @@ def simulate(
     ),
 ) -> None:
     """Simulate the residents and devices of a site over MQTT, or generate benchmark load."""
+    from simulator.errors import SimulatorError
+    from simulator.scenarios import KINDS
+
     c = ctx()
     if list_scenarios:
         typer.echo(c.t("cli.simulate.scenarios_header"))
@@ -102,6 +106,8 @@ def simulate(
 
 
 def _seconds(text: str | None) -> float | None:
+    from simulator.errors import SimulatorError
+
     if text is None:
         return None
     value = parse_duration(text)
@@ -114,6 +120,8 @@ def _broker_url(option: str | None, settings: Settings) -> str:
     url = option or settings.mqtt_url
     if not url:
         raise IotCareError(ctx().t("cli.simulate.no_broker"))
+    from simulator.publisher import parse_broker_url
+
     parse_broker_url(url)
     return url
 
@@ -136,6 +144,16 @@ def _run(
     inflight: int,
     progress: bool,
 ) -> None:
+    from core.db import session_scope
+    from simulator.clock import SimClock, default_start, parse_start
+    from simulator.errors import SimulatorError
+    from simulator.load import load_targets, run_load
+    from simulator.publisher import MqttPublisher, parse_broker_url
+    from simulator.runner import run_simulation
+    from simulator.scenarios import parse_scenario, resolve_scenario
+    from simulator.simulation import Simulation
+    from simulator.site_registry import load_site
+
     broker = parse_broker_url(url).label
     root = settings.mqtt_topic_root
     if rate is not None:

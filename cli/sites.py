@@ -6,8 +6,6 @@ import typer
 
 from cli.actor import AS_OPTION, viewer_for
 from cli.context import ctx
-from core.db import session_scope
-from core.queries import sites_admin
 
 app = typer.Typer(help="Sites: care homes and private homes.", no_args_is_help=True)
 
@@ -22,6 +20,9 @@ def add(
     actor: str | None = AS_OPTION,
 ) -> None:
     """Create a site."""
+    from core.db import session_scope
+    from core.queries import sites_admin
+
     c = ctx()
     with session_scope(c.sessions) as session:
         created = sites_admin.create_site(
@@ -46,6 +47,9 @@ def edit(
     actor: str | None = AS_OPTION,
 ) -> None:
     """Change a site's name, timezone, address or contacts (options not given stay)."""
+    from core.db import session_scope
+    from core.queries import sites_admin
+
     c = ctx()
     with session_scope(c.sessions) as session:
         viewer = viewer_for(session, actor)
@@ -68,6 +72,9 @@ def edit(
 @app.command("list")
 def list_sites(actor: str | None = AS_OPTION) -> None:
     """List sites with their timezone and active residents."""
+    from core.db import session_scope
+    from core.queries import sites_admin
+
     c = ctx()
     with session_scope(c.sessions) as session:
         rows = sites_admin.list_sites(session, viewer_for(session, actor))

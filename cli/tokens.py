@@ -5,17 +5,13 @@ from __future__ import annotations
 from datetime import datetime
 
 import typer
-from sqlalchemy import select
 
 from cli.actor import AS_OPTION, viewer_for
 from cli.context import ctx
 from cli.silences import parse_until
-from core import api_tokens
-from core.db import session_scope
 from core.errors import IotCareError
 from core.timeutil import utcnow
-from core.users import get_user
-from models import Role, User
+from models import Role
 
 app = typer.Typer(
     help="API tokens for integrations: create (shown once), list, revoke; service accounts.",
@@ -51,6 +47,10 @@ def create(
     as_user: str | None = AS_OPTION,
 ) -> None:
     """Create a token for a user; it is printed once and only its digest is kept."""
+    from core import api_tokens
+    from core.db import session_scope
+    from core.users import get_user
+
     c = ctx()
     with session_scope(c.sessions) as session:
         viewer = viewer_for(session, as_user)
@@ -85,6 +85,13 @@ def list_tokens(
     as_user: str | None = AS_OPTION,
 ) -> None:
     """List tokens: id, prefix, user, name, scopes, state, expiry and last use."""
+    from sqlalchemy import select
+
+    from core import api_tokens
+    from core.db import session_scope
+    from core.users import get_user
+    from models import User
+
     c = ctx()
     with session_scope(c.sessions) as session:
         viewer = viewer_for(session, as_user)
@@ -109,6 +116,9 @@ def revoke(
     as_user: str | None = AS_OPTION,
 ) -> None:
     """Revoke a token: it stops working at once (revoking twice changes nothing)."""
+    from core import api_tokens
+    from core.db import session_scope
+
     c = ctx()
     with session_scope(c.sessions) as session:
         api_tokens.revoke_token(session, viewer_for(session, as_user), token_id)
@@ -124,6 +134,9 @@ def service_account(
     as_user: str | None = AS_OPTION,
 ) -> None:
     """Create a service account: a user with a role that never signs in, only uses tokens."""
+    from core import api_tokens
+    from core.db import session_scope
+
     c = ctx()
     with session_scope(c.sessions) as session:
         user = api_tokens.create_service_account(

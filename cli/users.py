@@ -3,14 +3,10 @@
 from __future__ import annotations
 
 import typer
-from sqlalchemy import select
 
 from cli.context import ctx
-from core import users as user_service
-from core.db import session_scope
 from core.errors import IotCareError, NotFoundError
-from core.security import generate_password
-from models import Resident, Role, User
+from models import Role
 
 app = typer.Typer(
     help="People who sign in: caregivers, operators, admins, family.", no_args_is_help=True
@@ -35,6 +31,11 @@ def add(
     ),
 ) -> None:
     """Add a user; the password is asked for (or generated with --generate-password)."""
+    from core import users as user_service
+    from core.db import session_scope
+    from core.security import generate_password
+    from models import Resident
+
     c = ctx()
     if Role(role) is Role.FAMILY and not residents:
         raise IotCareError(
@@ -74,6 +75,11 @@ def add(
 @app.command("list")
 def list_users() -> None:
     """List users with their role and language."""
+    from sqlalchemy import select
+
+    from core.db import session_scope
+    from models import User
+
     c = ctx()
     with session_scope(c.sessions) as session:
         rows = session.scalars(select(User).order_by(User.role, User.username)).all()
