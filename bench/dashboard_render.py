@@ -18,7 +18,7 @@ A throwaway PostgreSQL database is created on --database-url, migrated and fille
 
 Then, each --repeat times after one warm-up run, two kinds of timing:
 
-1. "queries + figures": core.queries.overview.resident_overview as the operator (all
+1. "queries + figures": core.use_cases.overview.resident_overview as the operator (all
    residents); and for the resident page resident_choices, resident_profile, day_timeline (today),
    vitals_series (7 days: hourly rollups), daily_reports (14 days) plus building the three plotly
    figures and serialising them to JSON as st.plotly_chart does (plotly.io.to_json, no
@@ -358,8 +358,9 @@ def query_timings(engine: Engine, viewer: Viewer, resident_id: int, repeat: int)
     import plotly.io
 
     from core.i18n import translator
-    from core.queries.overview import resident_overview
-    from core.queries.resident import (
+    from core.rules.describe import metric_name
+    from core.use_cases.overview import resident_overview
+    from core.use_cases.resident import (
         daily_reports,
         day_timeline,
         local_today,
@@ -367,7 +368,6 @@ def query_timings(engine: Engine, viewer: Viewer, resident_id: int, repeat: int)
         resident_profile,
         vitals_series,
     )
-    from core.rules.describe import metric_name
     from dashboards.components.charts import reports_figure, timeline_figure, vitals_figure
 
     t = translator("en")

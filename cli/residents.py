@@ -10,14 +10,14 @@ from cli.actor import AS_OPTION, viewer_for
 from cli.context import ctx
 
 if TYPE_CHECKING:
-    from core.queries.residents_admin import ContactInput
+    from core.use_cases.residents_admin import ContactInput
 
 app = typer.Typer(help="Residents: admission, room moves, discharge.", no_args_is_help=True)
 CONTACT_HELP = "Emergency contact 'name;relation;phone;email' (repeatable)."
 
 
 def _contacts(values: list[str] | None) -> list[ContactInput] | None:
-    from core.queries.residents_admin import ContactInput
+    from core.use_cases.residents_admin import ContactInput
 
     if values is None:
         return None
@@ -42,7 +42,7 @@ def add(
 ) -> None:
     """Admit a resident to a site."""
     from core.db import session_scope
-    from core.queries import residents_admin
+    from core.use_cases import residents_admin
 
     c = ctx()
     with session_scope(c.sessions) as session:
@@ -74,7 +74,7 @@ def edit(
 ) -> None:
     """Change a resident's fields (options not given stay; --contact replaces the contacts)."""
     from core.db import session_scope
-    from core.queries import residents_admin
+    from core.use_cases import residents_admin
 
     c = ctx()
     with session_scope(c.sessions) as session:
@@ -105,7 +105,7 @@ def move(
 ) -> None:
     """Move a resident to another room (kept in the room history)."""
     from core.db import session_scope
-    from core.queries import residents_admin
+    from core.use_cases import residents_admin
 
     c = ctx()
     with session_scope(c.sessions) as session:
@@ -121,7 +121,7 @@ def discharge(
 ) -> None:
     """Discharge a resident: data kept, windowed rules stop; device emergencies still alert."""
     from core.db import session_scope
-    from core.queries import residents_admin
+    from core.use_cases import residents_admin
 
     c = ctx()
     with session_scope(c.sessions) as session:
@@ -133,7 +133,7 @@ def discharge(
 def readmit(resident_id: int = typer.Argument(...), actor: str | None = AS_OPTION) -> None:
     """Undo a discharge."""
     from core.db import session_scope
-    from core.queries import residents_admin
+    from core.use_cases import residents_admin
 
     c = ctx()
     with session_scope(c.sessions) as session:
@@ -149,7 +149,7 @@ def list_residents(
 ) -> None:
     """List residents: id, site, room, name."""
     from core.db import session_scope
-    from core.queries import residents_admin
+    from core.use_cases import residents_admin
 
     c = ctx()
     with session_scope(c.sessions) as session:

@@ -21,7 +21,7 @@ def add(
 ) -> None:
     """Create a site."""
     from core.db import session_scope
-    from core.queries import sites_admin
+    from core.use_cases import sites_admin
 
     c = ctx()
     with session_scope(c.sessions) as session:
@@ -48,7 +48,7 @@ def edit(
 ) -> None:
     """Change a site's name, timezone, address or contacts (options not given stay)."""
     from core.db import session_scope
-    from core.queries import sites_admin
+    from core.use_cases import sites_admin
 
     c = ctx()
     with session_scope(c.sessions) as session:
@@ -73,7 +73,7 @@ def edit(
 def list_sites(actor: str | None = AS_OPTION) -> None:
     """List sites with their timezone and active residents."""
     from core.db import session_scope
-    from core.queries import sites_admin
+    from core.use_cases import sites_admin
 
     c = ctx()
     with session_scope(c.sessions) as session:

@@ -31,7 +31,7 @@ from core.access import Permission, Viewer, acting_user, require
 from core.contract.catalogue import DeviceType, is_registry_id
 from core.errors import ConflictError, IotCareError, NotFoundError
 from core.i18n import plural, translate, translator
-from core.queries import admin, care_fields, residents_admin, sites_admin
+from core.use_cases import admin, care_fields, residents_admin, sites_admin
 from models import Device, Resident, Site, User
 
 log = logging.getLogger(__name__)

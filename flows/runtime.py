@@ -10,19 +10,15 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
-from collections.abc import Callable, Iterator, Mapping
-from functools import cached_property
+from collections.abc import Callable, Iterator
 from typing import Any
 
-from sqlalchemy import Engine
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session
 
-from core.bootstrap import Runtime, boot
 from core.db import session_scope
-from core.notify.channels import Channel
+from core.process import LazyRuntime
 from core.settings import Settings
 from core.timeutil import utcnow
-from models import Channel as ChannelKind
 
 log = logging.getLogger(__name__)
 
@@ -34,38 +30,13 @@ RETRY_DELAYS = [10, 60, 300]
 EXTRA_LOGGERS = "core,expectations,flows"
 
 
-class FlowRuntime:
+class FlowRuntime(LazyRuntime):
     """Process resources of the flows, made on first use."""
 
-    def __init__(self, settings: Settings | None = None) -> None:
-        self._settings = settings
+    process = "flows"
 
-    @cached_property
-    def runtime(self) -> Runtime:
-        """Settings, logging, engine, sessions and channels (core.bootstrap), made on first use."""
-        runtime = boot(self._settings, process="flows")
+    def _booted(self) -> None:
         _one_console()
-        return runtime
-
-    @property
-    def settings(self) -> Settings:
-        """Validated settings (a bad one raises ConfigError naming it)."""
-        return self.runtime.settings
-
-    @property
-    def engine(self) -> Engine:
-        """The process's one engine."""
-        return self.runtime.engine
-
-    @property
-    def sessions(self) -> sessionmaker[Session]:
-        """Session factory on the engine (its sessions carry the settings)."""
-        return self.runtime.sessions
-
-    @property
-    def channels(self) -> Mapping[ChannelKind, Channel]:
-        """The notification channels, configured from the settings."""
-        return self.runtime.channels
 
     @property
     def database_url(self) -> str:
@@ -77,11 +48,6 @@ class FlowRuntime:
         """A session that commits when the block succeeds (core.db.session_scope)."""
         with session_scope(self.sessions) as session:
             yield session
-
-    def close(self) -> None:
-        """Release the engine if one was made."""
-        if "runtime" in self.__dict__:
-            self.runtime.close()
 
 
 def _one_console() -> None:

@@ -1,6 +1,6 @@
 """Alerts: list with filters and keyset paging, one alert's story, acknowledge, resolve, comment.
 
-Thin: every call goes through core.queries.alerts, so the access rules, the audit log, the
+Thin: every call goes through core.use_cases.alerts, so the access rules, the audit log, the
 alert history and the notifications are the app's own.
 """
 
@@ -20,7 +20,7 @@ from api.params import MAX_ID, NO_NUL_PATTERN, NOTE_PATTERN, SITE_ID_PATTERN, Ti
 from api.problems import InvalidRequest
 from api.visibility import hidden_as_missing
 from core.access import Permission, Viewer
-from core.queries import alerts as alert_queries
+from core.use_cases import alerts as alert_queries
 from models import AlertStatus, RuleKind, Severity
 
 router = APIRouter(prefix="/alerts", tags=["alerts"])

@@ -1,6 +1,6 @@
 """Actuator commands (close or open a gas valve): send one, follow it to its acknowledgement.
 
-Thin: core.queries.commands checks the role (sending commands), records the command (pending,
+Thin: core.use_cases.commands checks the role (sending commands), records the command (pending,
 audited) and hands it over to the broker at once when one is configured, as the app's Commands
 page does; otherwise the notifications flow publishes it within a minute. Either way the device
 must acknowledge before `expires_at`, so poll the command until its status is final.
@@ -19,7 +19,7 @@ from api.auth import Commander, Session_, settings_of
 from api.frames import plain
 from api.ids import DeviceId
 from api.params import NO_NUL_PATTERN, beyond_schema
-from core.queries import commands as q
+from core.use_cases import commands as q
 from models import CommandStatus
 
 router = APIRouter(tags=["commands"])

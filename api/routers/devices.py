@@ -1,6 +1,6 @@
 """Devices for operators: the fleet with status, one device, register, edit, broker credentials.
 
-Thin: core.queries.devices and devices_admin check the role (managing devices), validate and
+Thin: core.use_cases.devices and devices_admin check the role (managing devices), validate and
 audit exactly as the app's Devices and Care-home pages do. Credentials are issued as
 `iotcare devices provision` issues them; the password is in this one response only, and the
 broker's password and ACL files are rewritten when this server is configured to write them.
@@ -23,8 +23,8 @@ from core import device_credentials
 from core.contract.catalogue import DeviceType
 from core.device_state import ShownStatus
 from core.errors import IotCareError
-from core.queries import devices as fleet
-from core.queries import devices_admin
+from core.use_cases import devices as fleet
+from core.use_cases import devices_admin
 from models import DeviceStatus
 
 log = logging.getLogger(__name__)

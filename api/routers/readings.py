@@ -1,6 +1,6 @@
 """Readings and rollups of a resident or a device over a time range: paged, JSON or CSV.
 
-Thin: core.queries.readings checks access (a caregiver's token reads only their residents'
+Thin: core.use_cases.readings checks access (a caregiver's token reads only their residents'
 devices and their sites' site-level devices) and pages by key. CSV comes with `Accept: text/csv`
 or `?format=csv`; its next page is in the `X-Next-Cursor` header and a `Link: <…>; rel="next"`.
 """
@@ -20,7 +20,7 @@ from api.ids import DeviceId, ResidentId
 from api.params import Timestamp
 from api.visibility import hidden_as_missing
 from core.access import Permission, Viewer
-from core.queries import readings as q
+from core.use_cases import readings as q
 from models import RollupPeriod
 
 router = APIRouter(tags=["readings"])

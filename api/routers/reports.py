@@ -1,6 +1,6 @@
 """Daily care reports of a resident: the figures of each local day and the text families read.
 
-Thin: core.queries.resident checks that the token's user may see the resident (404 otherwise)
+Thin: core.use_cases.resident checks that the token's user may see the resident (404 otherwise)
 and renders the report in the user's language, as the resident page and the e-mails do.
 """
 
@@ -17,7 +17,7 @@ from api.auth import Reader, Session_
 from api.ids import ResidentId
 from api.visibility import hidden_as_missing
 from core.access import Permission, Viewer
-from core.queries import resident as q
+from core.use_cases import resident as q
 
 router = APIRouter(prefix="/residents/{resident_id}/reports", tags=["reports"])
 

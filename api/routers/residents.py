@@ -13,7 +13,7 @@ from api.frames import plain
 from api.params import MAX_ID
 from core.access import AccessDenied
 from core.errors import NotFoundError
-from core.queries.resident import resident_choices, resident_profile
+from core.use_cases.resident import resident_choices, resident_profile
 
 router = APIRouter(prefix="/residents", tags=["residents"])
 

@@ -1,6 +1,6 @@
 """Admitting residents and editing them (operators and admins), as the Care-home admin page does.
 
-Thin: core.queries.residents_admin checks the role (managing residents), every field and the
+Thin: core.use_cases.residents_admin checks the role (managing residents), every field and the
 emergency contacts, and audits "resident.create", "resident.update" and "resident.move" (a room
 change is a move, kept as the resident's room history).
 """
@@ -17,8 +17,8 @@ from api.ids import ResidentId
 from api.params import NO_NUL_PATTERN, NOTE_PATTERN, SITE_ID_PATTERN, beyond_schema
 from api.routers.residents import ResidentOut
 from api.routers.residents import get_resident as read_resident
-from core.queries import residents_admin
-from core.queries.residents_admin import MAX_CONTACTS, ContactInput
+from core.use_cases import residents_admin
+from core.use_cases.residents_admin import MAX_CONTACTS, ContactInput
 
 _CHECKS = (
     "The site exists; timezone is an IANA name (e.g. Asia/Seoul); the active hours differ; "

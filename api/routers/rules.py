@@ -1,6 +1,6 @@
 """Alert rules for operators: list, read, create, update, and backtest a draft on stored data.
 
-Thin: core.queries.rules checks the role (managing rules), validates the parameters with the
+Thin: core.use_cases.rules checks the role (managing rules), validates the parameters with the
 rule builder's own checks (every problem named, in the token user's language), and audits every
 change ("rule.create", "rule.update", "rule.enable", "rule.disable") as the Rules page does.
 """
@@ -18,8 +18,8 @@ from api.frames import plain
 from api.ids import RuleId
 from api.params import MAX_ID, NO_NUL_PATTERN, SITE_ID_PATTERN, beyond_schema
 from core.contract.catalogue import DeviceType
-from core.queries import rules as q
 from core.rules.backtest import DEFAULT_DAYS, MAX_DAYS, BacktestResult
+from core.use_cases import rules as q
 from models import RuleKind, ScopeType, Severity
 
 _CHECKS = (

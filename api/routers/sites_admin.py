@@ -1,6 +1,6 @@
 """Creating and editing sites (operators and admins), as the Care-home admin page does.
 
-Thin: core.queries.sites_admin checks the role (managing residents), every field (with the field
+Thin: core.use_cases.sites_admin checks the role (managing residents), every field (with the field
 named in the message) and audits "site.create" / "site.update".
 """
 
@@ -14,7 +14,7 @@ from api.ids import SiteId
 from api.params import NO_NUL_PATTERN, NOTE_PATTERN, SITE_ID_PATTERN, beyond_schema
 from api.routers.sites import SiteOut
 from api.routers.sites import get_site as read_site
-from core.queries import sites_admin
+from core.use_cases import sites_admin
 
 _CHECKS = "timezone is an IANA name (e.g. Asia/Seoul); the id is not taken (409)."
 

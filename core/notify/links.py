@@ -140,7 +140,7 @@ def check_ack_link(
     """
     # Imported here: the query layer brings pandas, which processes that only issue links
     # (ingest, flows) should not load.
-    from core.queries.alerts import check_alert
+    from core.use_cases.alerts import check_alert
 
     claim = verify_ack_token(settings, token, ensure_utc(now or utcnow()))
     user = session.get(User, claim.user_id)

@@ -1,6 +1,6 @@
 """Users and access (admins): accounts, roles, caregiver assignments, family links, contact
 channels, quiet hours, API tokens and service accounts. Every change goes through
-core.queries.admin (tokens: core.api_tokens), which validates, audits and refuses to leave the
+core.use_cases.admin (tokens: core.api_tokens), which validates, audits and refuses to leave the
 platform without an active administrator. Each tab is a module of dashboards.components.admin."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import streamlit as st
 
 from core.access import Permission, viewer_timezone
 from core.i18n import translator
-from core.queries import admin
+from core.use_cases import admin
 from dashboards.components.admin.assignments import assignments_tab
 from dashboards.components.admin.channels import channels_tab
 from dashboards.components.admin.roles import roles_tab

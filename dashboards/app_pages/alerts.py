@@ -1,7 +1,7 @@
 """Alerts needing attention by severity and age; look at one, acknowledge, resolve, reopen.
 
 Caregivers see and act on the alerts of their assigned residents and of the sites they work at
-(a gas leak in the kitchen), never another resident's (core.queries.alerts); operators and admins
+(a gas leak in the kitchen), never another resident's (core.use_cases.alerts); operators and admins
 see all. `?alert=<id>` opens one alert directly (links from other pages). The inbox, counts and
 list refresh themselves every IOTCARE_APP_REFRESH (a fragment); the chosen alert's detail and its
 forms sit outside it, so a refresh never loses a note being typed.
@@ -15,7 +15,8 @@ import streamlit as st
 from core.access import Permission, viewer_timezone
 from core.alerts.titles import title_text
 from core.errors import IotCareError
-from core.queries.alerts import (
+from core.timeutil import utcnow
+from core.use_cases.alerts import (
     UNRESOLVED,
     acknowledge_alert,
     alert_counts,
@@ -27,7 +28,6 @@ from core.queries.alerts import (
     reopen_alert,
     resolve_alert,
 )
-from core.timeutil import utcnow
 from dashboards.components.alert_views import (
     ago_text,
     alert_notifications_table,

@@ -11,14 +11,14 @@ import streamlit as st
 from core.access import Permission, viewer_timezone
 from core.errors import IotCareError
 from core.i18n import catalogue, translator
-from core.queries.audit import (
+from core.timeutil import to_local, utcnow
+from core.use_cases.audit import (
     AuditFilter,
     audit_choices,
     audit_csv,
     audit_entries,
     readable_details,
 )
-from core.timeutil import to_local, utcnow
 from dashboards.components.i18n import language
 from dashboards.components.page import require_page, show_error
 from dashboards.components.timefmt import local_time

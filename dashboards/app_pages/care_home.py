@@ -1,6 +1,6 @@
 """Care home (operators and admins): sites, residents and bulk onboarding from a roster CSV.
 
-The page only lays out forms; core.queries.sites_admin, residents_admin and core.roster check,
+The page only lays out forms; core.use_cases.sites_admin, residents_admin and core.roster check,
 audit and refuse what a role may not do.
 """
 
@@ -9,7 +9,7 @@ from __future__ import annotations
 import streamlit as st
 
 from core.access import Permission, viewer_timezone
-from core.queries import sites_admin
+from core.use_cases import sites_admin
 from dashboards.components import care_residents, care_roster, care_sites
 from dashboards.components.i18n import t
 from dashboards.components.page import require_page, show_flashes

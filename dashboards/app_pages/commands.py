@@ -10,7 +10,7 @@ from core.access import Permission
 from core.commands import DEFAULT_TTL
 from core.errors import IotCareError
 from core.i18n import plural
-from core.queries import commands as q
+from core.use_cases import commands as q
 from dashboards.components.fleet import label, or_dash, when
 from dashboards.components.i18n import t
 from dashboards.components.markdown import md_escape

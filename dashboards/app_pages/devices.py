@@ -9,7 +9,7 @@ from core.access import Permission
 from core.contract.catalogue import DeviceType
 from core.errors import IotCareError
 from core.i18n import plural
-from core.queries import devices as q
+from core.use_cases import devices as q
 from dashboards.components import device_admin
 from dashboards.components.fleet import device_pick_label, device_type, label, or_dash, when
 from dashboards.components.i18n import t

@@ -1,6 +1,6 @@
 """My family member: a family user's relative, how they are, their alert status and daily reports.
 
-Everything comes from core.queries.family.family_members, which shows only the residents linked
+Everything comes from core.use_cases.family.family_members, which shows only the residents linked
 to the viewer and leaves out devices, alert details and care notes.
 """
 
@@ -10,8 +10,8 @@ import streamlit as st
 
 from core.access import Permission
 from core.errors import IotCareError
-from core.queries.family import family_members
-from core.queries.overview import CareState
+from core.use_cases.family import family_members
+from core.use_cases.overview import CareState
 from dashboards.components.i18n import t
 from dashboards.components.markdown import md_escape
 from dashboards.components.page import require_page, show_error

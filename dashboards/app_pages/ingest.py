@@ -9,8 +9,8 @@ import streamlit as st
 from core.access import Permission
 from core.contract.errors import Reason
 from core.i18n import plural
-from core.queries import ingest_health as q
 from core.timeutil import utcnow
+from core.use_cases import ingest_health as q
 from dashboards.components.fleet import label, or_dash, when
 from dashboards.components.i18n import t
 from dashboards.components.page import require_page

@@ -7,7 +7,7 @@ import streamlit as st
 from core.access import Permission, viewer_timezone
 from core.errors import IotCareError
 from core.i18n import plural
-from core.queries.notifications import list_notifications, retry_dead, status_counts
+from core.use_cases.notifications import list_notifications, retry_dead, status_counts
 from dashboards.components.alert_views import (
     channel_text,
     delivery_status_text,

@@ -14,8 +14,8 @@ import streamlit as st
 
 from core.access import Permission, viewer_timezone
 from core.errors import IotCareError
-from core.queries.overview import CareState, ResidentCard, resident_overview
 from core.timeutil import utcnow
+from core.use_cases.overview import CareState, ResidentCard, resident_overview
 from dashboards.components.i18n import t
 from dashboards.components.page import require_page, show_error
 from dashboards.components.resident_cards import render_card

@@ -12,8 +12,8 @@ import streamlit as st
 from core.access import Permission, viewer_timezone
 from core.errors import IotCareError
 from core.i18n import catalogue, plural, translator
-from core.queries.quality import data_docs, latest_runs, run_history, run_results
 from core.timeutil import to_local, utcnow
+from core.use_cases.quality import data_docs, latest_runs, run_history, run_results
 from dashboards.components.i18n import language
 from dashboards.components.page import require_page, show_error
 from dashboards.components.timefmt import ago, local_time

@@ -16,9 +16,11 @@ from core.access import Permission
 from core.device_state import shown_status
 from core.errors import IotCareError
 from core.i18n import plural
-from core.queries.alerts import UNRESOLVED, list_alerts
-from core.queries.overview import problems_of
-from core.queries.resident import (
+from core.rules.describe import amount, metric_name
+from core.timeutil import utcnow
+from core.use_cases.alerts import UNRESOLVED, list_alerts
+from core.use_cases.overview import problems_of
+from core.use_cases.resident import (
     DayTimeline,
     daily_reports,
     day_timeline,
@@ -27,8 +29,6 @@ from core.queries.resident import (
     resident_profile,
     vitals_series,
 )
-from core.rules.describe import amount, metric_name
-from core.timeutil import utcnow
 from dashboards.components import care_notes
 from dashboards.components.charts import reports_figure, timeline_figure, vitals_figure
 from dashboards.components.i18n import language, t

@@ -1,7 +1,7 @@
 """Rules: the low-code rule builder. Create, edit, turn on or off and delete alert rules of every
 kind, give residents their own settings, and backtest a draft on stored data before saving it.
 
-Everything goes through core.queries.rules (operators and admins only; every change audited).
+Everything goes through core.use_cases.rules (operators and admins only; every change audited).
 `?rule=<id>` opens a rule.
 """
 
@@ -17,7 +17,9 @@ from core.access import Permission
 from core.alerts.titles import title_text
 from core.errors import IotCareError
 from core.i18n import plural
-from core.queries.rules import (
+from core.rules.backtest import DEFAULT_DAYS, MAX_DAYS, BacktestResult
+from core.rules.params import RuleParamsError
+from core.use_cases.rules import (
     OVERRIDABLE,
     RuleFormError,
     RuleInput,
@@ -35,8 +37,6 @@ from core.queries.rules import (
     set_rule_enabled,
     update_rule,
 )
-from core.rules.backtest import DEFAULT_DAYS, MAX_DAYS, BacktestResult
-from core.rules.params import RuleParamsError
 from dashboards.components.i18n import language, t
 from dashboards.components.markdown import md_escape
 from dashboards.components.page import flash, require_page, run_action, show_error, show_flashes

@@ -9,7 +9,7 @@ import streamlit as st
 
 from core.access import Viewer
 from core.errors import IotCareError
-from core.queries.care_fields import FieldError
+from core.use_cases.care_fields import FieldError
 from dashboards.components.i18n import language, t
 from dashboards.components.markdown import md_escape
 from dashboards.components.page import run_action

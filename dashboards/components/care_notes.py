@@ -6,9 +6,9 @@ import pandas as pd
 import streamlit as st
 
 from core.access import Viewer
-from core.queries import care_notes
-from core.queries.family import family_contacts
-from core.queries.residents_admin import contacts_of
+from core.use_cases import care_notes
+from core.use_cases.family import family_contacts
+from core.use_cases.residents_admin import contacts_of
 from dashboards.components.care_admin import run_change
 from dashboards.components.i18n import t
 from dashboards.components.markdown import md_escape

@@ -8,8 +8,8 @@ import pandas as pd
 import streamlit as st
 
 from core.access import Viewer
-from core.queries import residents_admin
-from core.queries.residents_admin import MAX_CONTACTS, ContactInput, ResidentRecord
+from core.use_cases import residents_admin
+from core.use_cases.residents_admin import MAX_CONTACTS, ContactInput, ResidentRecord
 from dashboards.components.care_admin import run_change
 from dashboards.components.i18n import t
 from dashboards.components.timefmt import local_time

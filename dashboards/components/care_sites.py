@@ -6,7 +6,7 @@ import pandas as pd
 import streamlit as st
 
 from core.access import Viewer
-from core.queries import sites_admin
+from core.use_cases import sites_admin
 from dashboards.components.care_admin import run_change
 from dashboards.components.i18n import t
 

@@ -14,7 +14,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from core.contract.catalogue import METRICS
-from core.queries.resident import DayTimeline, VitalsSeries
+from core.use_cases.resident import DayTimeline, VitalsSeries
 
 Translate = Callable[..., str]
 SEVERITY_COLORS = {"critical": "#d62728", "warning": "#ff7f0e", "info": "#1f77b4"}

@@ -9,8 +9,8 @@ import streamlit as st
 
 from core.access import Viewer
 from core.contract.catalogue import DeviceType
-from core.queries import devices as q
-from core.queries import devices_admin
+from core.use_cases import devices as q
+from core.use_cases import devices_admin
 from dashboards.components.care_admin import run_change
 from dashboards.components.fleet import device_type
 from dashboards.components.i18n import t

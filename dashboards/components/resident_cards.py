@@ -10,7 +10,8 @@ import streamlit as st
 
 from core.alerts.titles import title_text
 from core.i18n import plural
-from core.queries.overview import (
+from core.rules.describe import amount, describe_finding, metric_name
+from core.use_cases.overview import (
     ACTIVITY_LOOKBACK,
     VITALS_FRESH,
     AlertBrief,
@@ -20,7 +21,6 @@ from core.queries.overview import (
     ResidentCard,
     Vital,
 )
-from core.rules.describe import amount, describe_finding, metric_name
 from dashboards.components.i18n import language, t
 from dashboards.components.markdown import md_escape
 from dashboards.components.timefmt import ago

@@ -1,6 +1,6 @@
 """The rule builder's inputs: a rule's name, kind, severity and scope, and each kind's settings.
 
-Widgets only collect what the operator typed; checking is core's (core.queries.rules and
+Widgets only collect what the operator typed; checking is core's (core.use_cases.rules and
 core.rules.params), so the page shows the same per-field messages the engine would give.
 """
 
@@ -13,9 +13,9 @@ from typing import Any
 import streamlit as st
 
 from core.contract.catalogue import METRICS, EventType
-from core.queries.rules import RuleChoices, RuleInput
 from core.rules.describe import metric_name
 from core.rules.params import ACTIONS, DEFAULT_NIGHT, OPS, form_defaults
+from core.use_cases.rules import RuleChoices, RuleInput
 from dashboards.components.i18n import language, t
 from models import RuleKind, ScopeType, Severity
 

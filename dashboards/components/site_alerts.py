@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import streamlit as st
 
-from core.queries.alerts import finding_text
-from core.queries.overview import SiteAlert
+from core.use_cases.alerts import finding_text
+from core.use_cases.overview import SiteAlert
 from dashboards.components.i18n import language, t
 from dashboards.components.markdown import md_escape
 from dashboards.components.resident_cards import device_name

@@ -8,7 +8,7 @@ import streamlit as st
 
 from core.access import Permission, Viewer
 from core.errors import IotCareError
-from core.queries.alerts import UnreadCounts, unread_counts
+from core.use_cases.alerts import UnreadCounts, unread_counts
 from dashboards.components.i18n import t
 from dashboards.components.page import show_error
 from dashboards.context import db_session

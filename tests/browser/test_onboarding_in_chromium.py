@@ -18,9 +18,9 @@ from sqlalchemy.orm import Session
 from core import schema
 from core.access import Viewer
 from core.db import make_engine
-from core.queries import admin
 from core.seed import seed_demo
 from core.timeutil import utcnow
+from core.use_cases import admin
 from models import CaregiverAssignment, Role, Site, User
 from tests.conftest import make_test_settings
 from tests.support.app_server import (

@@ -14,10 +14,10 @@ from core.access import Viewer
 from core.alerts.lifecycle import Subject, raise_alert
 from core.alerts.titles import title_text
 from core.i18n import translator
-from core.queries.alerts import alert_counts
-from core.queries.overview import CareState, resident_overview
-from core.queries.rules import remove_override, set_override
 from core.timeutil import utcnow
+from core.use_cases.alerts import alert_counts
+from core.use_cases.overview import CareState, resident_overview
+from core.use_cases.rules import remove_override, set_override
 from dashboards.components.charts import reports_figure
 from dashboards.components.i18n import preferred_language
 from models import (

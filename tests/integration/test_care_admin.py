@@ -10,14 +10,14 @@ from sqlalchemy import func, select
 
 from core.access import AccessDenied, Viewer
 from core.errors import IotCareError
-from core.queries import care_notes, devices_admin, residents_admin, sites_admin
-from core.queries import devices as device_queries
-from core.queries.residents_admin import ContactInput
 from core.roster import import_roster
 from core.rules.engine import evaluate_rules
 from core.rules.instant import CriticalEventAlerts, StoredEvent
 from core.rules.params import validate_params
 from core.timeutil import utcnow
+from core.use_cases import care_notes, devices_admin, residents_admin, sites_admin
+from core.use_cases import devices as device_queries
+from core.use_cases.residents_admin import ContactInput
 from models import (
     Alert,
     AlertRule,

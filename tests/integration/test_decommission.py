@@ -13,11 +13,11 @@ from core import commands, registry
 from core import device_credentials as dc
 from core.access import Viewer
 from core.errors import IotCareError
-from core.queries import devices as fleet_q
-from core.queries import devices_admin
 from core.rules.engine import evaluate_rules
 from core.rules.params import validate_params
 from core.timeutil import utcnow
+from core.use_cases import devices as fleet_q
+from core.use_cases import devices_admin
 from models import (
     Alert,
     AlertRule,

@@ -13,12 +13,12 @@ from core import care_report, users
 from core.access import AccessDenied, Viewer, check_resident
 from core.alerts.lifecycle import Subject, raise_alert
 from core.errors import IotCareError
-from core.queries import admin
-from core.queries.alerts import alert_counts, list_alerts
-from core.queries.devices import fleet
-from core.queries.family import family_contacts, family_members
-from core.queries.overview import CareState, resident_overview
 from core.timeutil import utcnow
+from core.use_cases import admin
+from core.use_cases.alerts import alert_counts, list_alerts
+from core.use_cases.devices import fleet
+from core.use_cases.family import family_contacts, family_members
+from core.use_cases.overview import CareState, resident_overview
 from models import (
     Channel,
     ContactChannel,

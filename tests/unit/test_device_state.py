@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from core.device_state import ShownStatus, shown_status, silent_after
-from core.queries.overview import Problem, problems_of
+from core.use_cases.overview import Problem, problems_of
 from models import DeviceStatus
 
 NOW = datetime(2026, 12, 6, 3, 0, tzinfo=UTC)

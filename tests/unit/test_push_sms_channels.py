@@ -26,8 +26,8 @@ from core.notify.channels import (
     sms_text,
     sms_url,
 )
-from core.queries.admin import validate_address
 from core.settings import describe_validation_error
+from core.use_cases.admin import validate_address
 from models import Notification, NotificationPurpose
 from tests.conftest import make_test_settings
 

@@ -10,7 +10,7 @@ import pandas as pd
 import streamlit as st
 
 from core.i18n import plural
-from core.queries import admin
+from core.use_cases import admin
 from dashboards.components.admin.view import AdminView
 from dashboards.components.markdown import md_escape
 from dashboards.components.page import run_action

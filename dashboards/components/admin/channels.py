@@ -8,7 +8,7 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from core.queries import admin
+from core.use_cases import admin
 from dashboards.components.admin.view import AdminView
 from dashboards.components.page import run_action
 from dashboards.context import db_session

@@ -1,4 +1,4 @@
-"""core.queries.ingest_health: replica states from heartbeats, rates per minute, dead letters."""
+"""core.use_cases.ingest_health: replica states from heartbeats, rates per minute, dead letters."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 
 from core.access import AccessDenied, Viewer
 from core.contract.catalogue import DeviceType
-from core.queries import ingest_health as q
+from core.use_cases import ingest_health as q
 from models import DeadLetter, Event, IngestReplica, Reading, Role
 
 NOW = datetime(2030, 3, 4, 5, 30, 20, tzinfo=UTC)  # away from data other tests keep

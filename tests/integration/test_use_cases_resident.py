@@ -1,4 +1,4 @@
-"""core.queries.resident: access, the day's timeline, vitals at the right resolution, reports."""
+"""core.use_cases.resident: access, the day's timeline, vitals at the right resolution, reports."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from core.access import AccessDenied, Viewer
 from core.alerts.lifecycle import Subject, raise_alert
 from core.care_report import make_report, save_report
 from core.errors import NotFoundError
-from core.queries.resident import (
+from core.use_cases.resident import (
     care_report,
     care_reports,
     daily_reports,

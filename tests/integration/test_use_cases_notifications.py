@@ -1,4 +1,4 @@
-"""core.queries.notifications: the outbox for operators only; retrying dead rows, audited, once."""
+"""core.use_cases.notifications: the outbox for operators only; dead rows retried, audited, once."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 from core.access import AccessDenied, Viewer
 from core.alerts import lifecycle
 from core.alerts.lifecycle import Subject
-from core.queries import notifications as q
+from core.use_cases import notifications as q
 from models import (
     Alert,
     AuditEntry,

@@ -1,4 +1,4 @@
-"""core.queries.commands: targets, sending (audited), hand-over to dispatch, status, access."""
+"""core.use_cases.commands: targets, sending (audited), hand-over to dispatch, status, access."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ from sqlalchemy.orm import sessionmaker
 from core.access import AccessDenied, Viewer
 from core.contract.catalogue import DeviceType
 from core.errors import ConflictError, IotCareError, NotFoundError
-from core.queries import commands as q
 from core.timeutil import utcnow
+from core.use_cases import commands as q
 from models import AuditEntry, Command, CommandStatus, DeviceStatus, Role
 
 

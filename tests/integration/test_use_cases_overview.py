@@ -1,4 +1,4 @@
-"""core.queries.overview: who sees which cards, states, vitals and trends, movement, devices."""
+"""core.use_cases.overview: who sees which cards, states, vitals and trends, movement, devices."""
 
 from __future__ import annotations
 
@@ -11,15 +11,15 @@ from sqlalchemy.orm import Session
 
 from core.access import Viewer
 from core.alerts.lifecycle import Subject, acknowledge, raise_alert, resolve
-from core.queries.overview import (
+from core.rollups import floor_bucket
+from core.timeutil import utcnow
+from core.use_cases.overview import (
     CareState,
     Problem,
     Trend,
     resident_overview,
     trend_of,
 )
-from core.rollups import floor_bucket
-from core.timeutil import utcnow
 from models import (
     DeviceStatus,
     Reading,

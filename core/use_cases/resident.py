@@ -19,9 +19,9 @@ from core.access import Viewer, check_resident, resident_clause
 from core.care_report import day_span, get_report, list_reports, render_report
 from core.contract.catalogue import DeviceType, EventType
 from core.errors import NotFoundError
-from core.queries.overview import VITALS
 from core.rollups import load_rollups
 from core.timeutil import ensure_utc, utcnow
+from core.use_cases.overview import VITALS
 from models import Alert, CareReport, Device, Event, Reading, Resident, RollupPeriod, Site
 
 # Ranges up to this long are drawn from raw readings; longer ones from hourly rollups.

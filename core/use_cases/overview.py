@@ -8,7 +8,7 @@ key (device_id, ts, metric) that stops at the first match, and the previous hour
 probe of the rollups primary key.
 
 Above the cards: the unresolved site-level alerts the viewer sees (a gas leak or flame in the
-kitchen: about the site, not one resident; who sees them is core.queries.alerts.alert_clause).
+kitchen: about the site, not one resident; who sees them is core.use_cases.alerts.alert_clause).
 While a critical one is unresolved, no resident of that site is "all well": their cards say so
 and count as needing attention.
 """
@@ -29,9 +29,9 @@ from sqlalchemy.orm import Session
 from core.access import Viewer, resident_clause
 from core.contract.catalogue import DEVICE_METRICS, DeviceType
 from core.device_state import is_silent, silent_clause
-from core.queries.alerts import UNRESOLVED, alert_clause, site_level_clause
 from core.rollups import floor_bucket
 from core.timeutil import ensure_utc, utcnow
+from core.use_cases.alerts import UNRESOLVED, alert_clause, site_level_clause
 from models import (
     Alert,
     AlertStatus,

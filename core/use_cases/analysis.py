@@ -16,9 +16,9 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, aliased
 
 from core.access import Permission, Viewer, check_resident, require
-from core.queries.alerts import alert_clause
-from core.queries.overview import VITALS
 from core.timeutil import ensure_utc
+from core.use_cases.alerts import alert_clause
+from core.use_cases.overview import VITALS
 from models import (
     Alert,
     AlertRule,

@@ -19,9 +19,9 @@ from sqlalchemy.orm import Session
 from core import audit
 from core.access import Permission, Viewer, acting_user, require
 from core.errors import ConflictError, NotFoundError
-from core.queries import care_fields as check
-from core.queries.sites_admin import get_site
 from core.timeutil import utcnow
+from core.use_cases import care_fields as check
+from core.use_cases.sites_admin import get_site
 from models import AuditEntry, EmergencyContact, Resident
 
 RESIDENT_COLUMNS = [

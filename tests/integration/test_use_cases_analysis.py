@@ -1,4 +1,4 @@
-"""core.queries.analysis: alert response, false-alarm candidates, daily vitals, completeness."""
+"""core.use_cases.analysis: alert response, false-alarm candidates, daily vitals, completeness."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 from core.access import AccessDenied, Viewer
 from core.alerts import lifecycle
 from core.alerts.lifecycle import Subject
-from core.queries import analysis as q
+from core.use_cases import analysis as q
 from models import (
     AlertRule,
     DeadLetter,

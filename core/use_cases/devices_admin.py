@@ -18,9 +18,9 @@ from core import audit, device_credentials, registry
 from core.access import Permission, Viewer, acting_user, require
 from core.contract.catalogue import DeviceType
 from core.errors import ConflictError, NotFoundError
-from core.queries import care_fields as check
-from core.queries.sites_admin import get_site
 from core.timeutil import utcnow
+from core.use_cases import care_fields as check
+from core.use_cases.sites_admin import get_site
 from models import BlockedDevice, Device, Resident
 
 

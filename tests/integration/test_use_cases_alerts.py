@@ -1,4 +1,4 @@
-"""core.queries.alerts: who sees which alert, acting through the lifecycle, the viewer's inbox."""
+"""core.use_cases.alerts: who sees which alert, acting through the lifecycle, the viewer's inbox."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from core.access import AccessDenied, Viewer
 from core.alerts import lifecycle
 from core.alerts.lifecycle import Subject
 from core.errors import ConflictError, NotFoundError
-from core.queries import alerts as q
+from core.use_cases import alerts as q
 from models import (
     AlertStatus,
     AuditEntry,

@@ -14,8 +14,8 @@ from sqlalchemy.orm import Session
 
 from core import audit
 from core.access import Viewer, acting_user, check_resident
-from core.queries import care_fields as check
 from core.timeutil import utcnow
+from core.use_cases import care_fields as check
 from models import CareNote
 
 MAX_NOTE = 4000

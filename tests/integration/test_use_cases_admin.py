@@ -9,8 +9,8 @@ from sqlalchemy import select
 
 from core.access import AccessDenied, Permission, Viewer
 from core.errors import IotCareError
-from core.queries import admin
 from core.security import verify_password
+from core.use_cases import admin
 from models import AuditEntry, CaregiverAssignment, Channel, ContactChannel, Role, User
 
 

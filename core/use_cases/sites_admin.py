@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 from core import audit
 from core.access import Permission, Viewer, acting_user, require
 from core.errors import ConflictError, NotFoundError
-from core.queries import care_fields as check
+from core.use_cases import care_fields as check
 from models import Device, Resident, Site
 
 SITE_COLUMNS = ["site_id", "name", "timezone", "address", "contacts", "residents", "devices"]

@@ -9,7 +9,7 @@ import pytest
 
 from core.access import AccessDenied, Viewer
 from core.errors import NotFoundError
-from core.queries.quality import data_docs, get_run, latest_runs, run_history, run_results
+from core.use_cases.quality import data_docs, get_run, latest_runs, run_history, run_results
 from models import QualityResult, QualityRun, Role
 
 T0 = datetime(2031, 5, 1, 0, 0, tzinfo=UTC)

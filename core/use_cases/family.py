@@ -18,8 +18,9 @@ from sqlalchemy.orm import Session
 from core.access import Viewer, check_resident, family_clause
 from core.care_report import list_reports, render_report
 from core.i18n import translate
-from core.queries.alerts import UNRESOLVED, finding_text, site_level_clause
-from core.queries.overview import (
+from core.timeutil import ensure_utc, utcnow
+from core.use_cases.alerts import UNRESOLVED, finding_text, site_level_clause
+from core.use_cases.overview import (
     SEVERITY_RANK,
     AlertBrief,
     CareState,
@@ -27,7 +28,6 @@ from core.queries.overview import (
     _device_problems,
     state_of,
 )
-from core.timeutil import ensure_utc, utcnow
 from models import (
     Alert,
     AlertStatus,

@@ -1,4 +1,4 @@
-"""core.queries.rules on both backends: who may manage rules, checks per field, audit, overrides."""
+"""core.use_cases.rules, both backends: who may manage rules, checks per field, audit, overrides."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ from sqlalchemy.orm import Session
 
 from core.access import AccessDenied, Viewer
 from core.errors import NotFoundError
-from core.queries import rules as q
-from core.queries.rules import RuleFormError, RuleInput
 from core.timeutil import utcnow
+from core.use_cases import rules as q
+from core.use_cases.rules import RuleFormError, RuleInput
 from models import (
     AuditEntry,
     Reading,

@@ -1,4 +1,4 @@
-"""core.queries.devices: fleet table, detail, recent messages, accept and reject, access rules."""
+"""core.use_cases.devices: fleet table, detail, recent messages, accept and reject, access rules."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ from core import registry
 from core.access import AccessDenied, Viewer
 from core.contract.catalogue import DeviceType
 from core.errors import ConflictError, IotCareError, NotFoundError
-from core.queries import devices as q
 from core.timeutil import utcnow
+from core.use_cases import devices as q
 from models import (
     AuditEntry,
     BlockedDevice,

@@ -1,4 +1,4 @@
-"""core.queries.readings: range reads paged by key, access as in the app, CSV."""
+"""core.use_cases.readings: range reads paged by key, access as in the app, CSV."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from core.access import AccessDenied, Viewer
-from core.queries.readings import (
+from core.use_cases.readings import (
     RangeError,
     page_csv,
     readings_page,

@@ -11,7 +11,7 @@ import pytest
 from core import audit
 from core.access import AccessDenied, Viewer, viewer_timezone
 from core.errors import IotCareError
-from core.queries.audit import (
+from core.use_cases.audit import (
     AuditFilter,
     audit_choices,
     audit_csv,

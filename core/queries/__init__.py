@@ -1,1 +1,0 @@
-"""Read and act functions for the app and notebooks; each takes the viewer and checks access."""
