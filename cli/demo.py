@@ -24,8 +24,26 @@ if TYPE_CHECKING:
     from ingest.broker import EmbeddedBroker
 
 DEMO_INGEST_CLIENT = "iotcare-ingest-demo"
+# Longest wait for ingest to connect before the simulator starts anyway (its replica records
+# its state every few seconds: IOTCARE_INGEST_HEARTBEAT_INTERVAL, 5 s while not yet healthy).
+INGEST_READY_SECONDS = 30.0
 # A fall one simulated minute in, a gas leak (closed by the valve automatically) two later.
 DEFAULT_SCENARIOS = ("fall:3@1m", "gas_leak@3m")
+
+
+def ingest_connected(sessions: sessionmaker[Session], since: datetime) -> bool:
+    """Whether the demo's ingest replica has recorded, since `since`, that it is connected."""
+    from sqlalchemy import select
+
+    from models import IngestReplica
+
+    with sessions() as session:
+        replica = session.scalar(
+            select(IngestReplica).where(IngestReplica.client_id == DEMO_INGEST_CLIENT)
+        )
+        return (
+            replica is not None and replica.connected and ensure_utc(replica.heartbeat_at) >= since
+        )
 
 
 class AlertFeed:
@@ -168,7 +186,6 @@ def demo(
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         group.start("ingest", ["ingest"], {**env, "IOTCARE_MQTT_CLIENT_ID": DEMO_INGEST_CLIENT})
-        group.start("simulator", simulate, env)
         if with_flows:
             group.start("flows", ["flows", "serve", "--port", str(prefect_port)], env)
             typer.echo(t("cli.demo.prefect", url=f"http://127.0.0.1:{prefect_port}"))
@@ -184,9 +201,19 @@ def demo(
             group.start("api", ["api", "--port", str(port)], env)
             base = f"http://localhost:{port}"
             typer.echo(t("cli.demo.api", url=f"{base}/api/v1", docs=f"{base}{DOCS_URL}"))
+        # The first scenario comes a second after the simulator starts, and the broker keeps
+        # nothing for a subscriber it has not seen yet: the simulator waits for ingest's replica
+        # to say it is connected (and so subscribed), or a while at most.
+        died = group.wait(
+            lambda: stop.is_set() or ingest_connected(c.sessions, started),
+            INGEST_READY_SECONDS,
+            every=feed.poll,
+        )
+        if died is None and not stop.is_set():
+            group.start("simulator", simulate, env)
         typer.echo(t("cli.demo.logs", path=str(log_dir)))
         typer.echo(t("cli.demo.running"))
-        died = group.wait(stop.is_set, run_for, every=feed.poll)
+        died = died or group.wait(stop.is_set, run_for, every=feed.poll)
         feed.poll()
         if died is not None:
             typer.secho(
