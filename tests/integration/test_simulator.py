@@ -75,7 +75,9 @@ class Subscriber:
             self.messages.append((message.topic, bytes(message.payload)))
             self._changed.notify_all()
 
-    def wait_for(self, predicate: Callable[[], bool], timeout: float = 10.0) -> bool:
+    # A ceiling, not a measurement: under a loaded CI machine a command's round trip has taken
+    # more than 10 s.
+    def wait_for(self, predicate: Callable[[], bool], timeout: float = 30.0) -> bool:
         deadline = time.monotonic() + timeout
         with self._changed:
             while not predicate():
@@ -172,7 +174,7 @@ def test_simulated_site_through_the_broker(
     results = []
     runner = threading.Thread(
         target=lambda: results.append(
-            run_simulation(sim, publisher, SimClock(start, 1200), stop=stop, duration=20)
+            run_simulation(sim, publisher, SimClock(start, 1200), stop=stop, duration=120)
         )
     )
     runner.start()
@@ -206,7 +208,7 @@ def test_simulated_site_through_the_broker(
         assert not answered[str(bogus_id)].ok and answered[str(open_id)].ok
         assert str(expired_id) not in answered
         # Let simulated time pass every scenario's start (the last is at 5 minutes).
-        assert subscriber.wait_for(lambda: subscriber.events("door_opened"), timeout=10)
+        assert subscriber.wait_for(lambda: subscriber.events("door_opened"))
     finally:
         stop.set()
         runner.join(15)
