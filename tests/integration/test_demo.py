@@ -168,7 +168,13 @@ def test_demo_runs_everything_and_stops_on_ctrl_c(tmp_path: Path) -> None:
         output, _ = process.communicate(timeout=60)
     finally:
         if process.poll() is None:
-            process.kill()
+            # Failed midway: Ctrl-C first, so the demo stops its children (a kill would leave
+            # its Prefect server, app and API running and slow every later test).
+            process.send_signal(signal.SIGINT)
+            try:
+                process.communicate(timeout=60)
+            except subprocess.TimeoutExpired:
+                process.kill()
     assert process.returncode == 0, output
     assert "Logins (role, username, password):" in output
     assert "caregiver1" in output and "operator" in output and "admin" in output
